@@ -1,0 +1,3 @@
+from riposte.cli import main
+
+raise SystemExit(main())

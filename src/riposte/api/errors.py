@@ -1,0 +1,77 @@
+"""The one place where exceptions become HTTP responses in the OpenAI error envelope."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from riposte.errors import InvalidRequestError, RiposteError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(error: RiposteError) -> Response:
+    return Response(orjson.dumps(error.envelope()), status_code=error.status_code, media_type="application/json")
+
+
+def invalid_request_from_validation(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
+    """Turn the first pydantic error into a message that names the parameter."""
+    error: dict[str, Any] = exc.errors()[0]
+    location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+    param = _param_path(location)
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return InvalidRequestError(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+    if kind == "missing":
+        return InvalidRequestError(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    return InvalidRequestError(f"Invalid value for '{param}': {error.get('msg', 'invalid')}.", param=param,
+                               code="invalid_value")
+
+
+def _param_path(location: list[str]) -> str:
+    path = ""
+    for piece in location:
+        if piece.isdigit():
+            path += f"[{piece}]"
+        elif "[" in piece or piece in ("str", "list[dict[str,any]]", "dict[str,any]"):
+            continue  # pydantic's union-member labels are not part of the client's parameter
+        else:
+            path += f".{piece}" if path else piece
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_riposte_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RiposteError)
+        return error_response(exc)
+
+    async def on_validation_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return error_response(invalid_request_from_validation(exc))
+
+    async def on_http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = RiposteError(str(exc.detail))
+        error.status_code = exc.status_code
+        error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        error.code = "not_found" if exc.status_code == 404 else None
+        return error_response(error)
+
+    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(RiposteError("The server had an error while processing your request."))
+
+    app.add_exception_handler(RiposteError, on_riposte_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(ValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,57 @@
+"""`/v1/chat/completions` and `/v1/embeddings`, routed and recorded like the engine's own calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from riposte.api.body import json_object
+from riposte.api.jsonresponse import json_response
+from riposte.api.sse import data_stream_response
+from riposte.errors import InvalidRequestError
+from riposte.services import Services, services
+
+router = APIRouter()
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, svc: Services = Depends(services)) -> Response:
+    body = await json_object(request)
+    route = svc.router.resolve(_model(body))
+    upstream_body = {**body, "model": route.upstream_model}
+    if not body.get("stream"):
+        return json_response(await route.upstream.chat(upstream_body))
+    chunks = route.upstream.stream_chat(upstream_body)
+    # Pull the first chunk before answering, so an upstream failure still gets a real status code.
+    first = await anext(chunks, None)
+    return data_stream_response(_prepend(first, chunks))
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, svc: Services = Depends(services)) -> Response:
+    body = await json_object(request)
+    route = svc.router.resolve(_model(body))
+    if "input" not in body:
+        raise InvalidRequestError("Missing required parameter: 'input'.", param="input",
+                                  code="missing_required_parameter")
+    return json_response(await route.upstream.embeddings({**body, "model": route.upstream_model}))
+
+
+def _model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("Missing required parameter: 'model'.", param="model",
+                                  code="missing_required_parameter")
+    return model
+
+
+async def _prepend(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    async with aclosing(rest) as chunks:
+        if first is not None:
+            yield first
+        async for chunk in chunks:
+            yield chunk

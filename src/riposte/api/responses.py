@@ -1,0 +1,115 @@
+"""`/v1/responses`: create (JSON or SSE), retrieve, delete, list, input items."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from riposte.api.body import parse_body
+from riposte.api.jsonresponse import json_response
+from riposte.api.sse import event_stream_response
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.turn import prepare_turn
+from riposte.errors import InvalidRequestError, NotFoundError
+from riposte.services import Services, services
+from riposte.store.responses import StoredResponse
+
+router = APIRouter()
+
+
+@router.post("/responses")
+async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
+    body = await parse_body(request, CreateResponseRequest)
+    turn = await prepare_turn(body, svc.router, svc.responses)
+    if body.stream:
+        return event_stream_response(turn.events())
+    async with aclosing(turn.events()) as events:
+        async for _ in events:
+            pass
+    if turn.failure is not None:
+        raise turn.failure
+    return json_response(turn.response)
+
+
+@router.get("/responses")
+async def list_responses(
+    after: str | None = None,
+    limit: int = Query(default=50, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    model: str | None = None,
+    svc: Services = Depends(services),
+) -> Response:
+    page = await svc.responses.list(after=after, limit=limit, order=order, model=model)
+    data = [stored.response for stored in page.data]
+    return json_response(_list_body(data, page.has_more))
+
+
+@router.get("/responses/{response_id}")
+async def retrieve_response(response_id: str, svc: Services = Depends(services)) -> Response:
+    return json_response((await _stored(svc, response_id)).response)
+
+
+@router.delete("/responses/{response_id}")
+async def delete_response(response_id: str, svc: Services = Depends(services)) -> Response:
+    if not await svc.responses.delete(response_id):
+        raise _not_found(response_id)
+    return json_response({"id": response_id, "object": "response", "deleted": True})
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(
+    response_id: str,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = Query(default=20, ge=1, le=100),
+    order: Literal["asc", "desc"] = "desc",
+    include: list[str] | None = Query(default=None),
+    svc: Services = Depends(services),
+) -> Response:
+    if include:
+        raise InvalidRequestError(f"include value '{include[0]}' is not supported by this server.",
+                                  param="include", code="unsupported_value")
+    items = (await _stored(svc, response_id)).input_items
+    ordered = items if order == "asc" else list(reversed(items))
+    window = _between(ordered, after, before)
+    page = window[:limit]
+    return json_response(_list_body(page, len(window) > limit))
+
+
+def _between(items: list[dict[str, Any]], after: str | None, before: str | None) -> list[dict[str, Any]]:
+    positions = {item.get("id"): index for index, item in enumerate(items)}
+    start = 0
+    end = len(items)
+    if after is not None:
+        if after not in positions:
+            raise InvalidRequestError(f"No input item with id '{after}'.", param="after")
+        start = positions[after] + 1
+    if before is not None:
+        if before not in positions:
+            raise InvalidRequestError(f"No input item with id '{before}'.", param="before")
+        end = positions[before]
+    return items[start:end]
+
+
+def _list_body(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+async def _stored(svc: Services, response_id: str) -> StoredResponse:
+    stored = await svc.responses.get(response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    return stored
+
+
+def _not_found(response_id: str) -> NotFoundError:
+    return NotFoundError(f"Response with id '{response_id}' not found.", param="response_id")

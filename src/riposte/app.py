@@ -1,0 +1,41 @@
+"""The ASGI application: routers, error mapping, middleware, and the services' lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from riposte import __version__
+from riposte.api import models, passthrough, responses
+from riposte.api.errors import install_error_handlers
+from riposte.api.middleware import BodySizeLimit, ReplayScope
+from riposte.config import Settings, load_settings
+from riposte.services import Services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    resolved = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await Services.start(resolved)
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+
+    app = FastAPI(title="Riposte", version=__version__, lifespan=lifespan)
+    for router in (responses.router, passthrough.router, models.router):
+        app.include_router(router, prefix="/v1")
+    app.add_api_route("/health", models.health, methods=["GET"])
+    install_error_handlers(app)
+    app.add_middleware(ReplayScope)
+    app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for `uvicorn --factory` and for worker processes."""
+    return create_app(load_settings())

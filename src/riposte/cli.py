@@ -1,0 +1,70 @@
+"""The `riposte` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from riposte.config import InferenceMode, SettingsError, load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riposte", description="The OpenAI Responses API over any chat backend.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--config", type=Path, help="YAML settings file")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8321)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--inference-mode", choices=[m.value for m in InferenceMode],
+                       help="live, record, replay or record-if-missing (default live)")
+    serve.add_argument("--recordings", type=Path, help="recordings directory for record/replay")
+    serve.add_argument("--data-dir", type=Path, help="where the database and files live (default .riposte)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+asyncpg://host/db")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "inference_mode": args.inference_mode,
+        "recordings_dir": args.recordings,
+        "data_dir": args.data_dir,
+        "database_url": args.database_url,
+    }
+    try:
+        settings = load_settings(args.config, overrides)
+    except SettingsError as exc:
+        print(f"riposte: {exc}", file=sys.stderr)
+        return 2
+    _export_for_workers(args.config, overrides)
+    uvicorn.run(
+        "riposte.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    return 0
+
+
+def _export_for_workers(config: Path | None, overrides: dict[str, object]) -> None:
+    """Worker processes rebuild the settings from the environment, so CLI flags travel there."""
+    if config is not None:
+        os.environ["RIPOSTE_CONFIG"] = str(config.resolve())
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"RIPOSTE_{key.upper()}"] = str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

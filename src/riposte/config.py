@@ -1,0 +1,143 @@
+"""One settings object, read from an optional YAML file and `RIPOSTE_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class InferenceMode(str, Enum):
+    LIVE = "live"
+    RECORD = "record"
+    REPLAY = "replay"
+    RECORD_IF_MISSING = "record-if-missing"
+
+
+class ProviderConfig(BaseModel):
+    """A named OpenAI-compatible upstream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base_url: str
+    api_key: str | None = None
+    api_key_env: str | None = None
+    models: list[str] | None = Field(default=None, description="optional allow-list of upstream model names")
+    # Older servers (llama.cpp, some Ollama builds) only know `max_tokens`.
+    max_tokens_param: str = "max_completion_tokens"
+    timeout_seconds: float = 600.0
+
+    def resolved_api_key(self) -> str:
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env and os.environ.get(self.api_key_env):
+            return os.environ[self.api_key_env]
+        # Local servers (vLLM, Ollama) accept any key, and the SDK refuses an empty one.
+        return "none"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8321
+    workers: int = 1
+    data_dir: Path = Path(".riposte")
+    database_url: str | None = None
+    inference_mode: InferenceMode = InferenceMode.LIVE
+    recordings_dir: Path | None = None
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    default_provider: str | None = None
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_infer_iters: int = 10
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.providers:
+            self.providers = [_provider_from_openai_env()]
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider names must be unique, got {names}")
+        if self.default_provider is None:
+            self.default_provider = self.providers[0].name
+        elif self.default_provider not in names:
+            raise ValueError(f"default_provider {self.default_provider!r} is not one of {names}")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'riposte.db').resolve()}"
+
+    @property
+    def resolved_recordings_dir(self) -> Path:
+        return self.recordings_dir if self.recordings_dir is not None else self.data_dir / "recordings"
+
+
+def _provider_from_openai_env() -> ProviderConfig:
+    return ProviderConfig(
+        name="openai",
+        base_url=os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        api_key_env="OPENAI_API_KEY",
+    )
+
+
+# Flat settings that can come from the environment, e.g. RIPOSTE_DATABASE_URL.
+_ENV_FIELDS = (
+    "host",
+    "port",
+    "workers",
+    "data_dir",
+    "database_url",
+    "inference_mode",
+    "recordings_dir",
+    "default_provider",
+    "max_request_bytes",
+    "max_infer_iters",
+    "log_level",
+)
+
+
+class SettingsError(Exception):
+    pass
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Merge, lowest first: the YAML file, `RIPOSTE_*` variables, then explicit overrides (the CLI)."""
+    raw: dict[str, Any] = {}
+    path = config_file or _env_path("RIPOSTE_CONFIG")
+    if path is not None:
+        raw.update(_read_yaml(path))
+    for field in _ENV_FIELDS:
+        value = os.environ.get(f"RIPOSTE_{field.upper()}")
+        if value:
+            raw[field] = value
+    if os.environ.get("RIPOSTE_RECORDINGS"):
+        raw["recordings_dir"] = os.environ["RIPOSTE_RECORDINGS"]
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(str(exc)) from exc
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"config file {path} must hold a mapping at the top level")
+    return data

@@ -1,0 +1,1 @@
+"""The Responses orchestrator: request validation, translation, the stream state machine, the turn loop."""

@@ -1,0 +1,99 @@
+"""The validated form of a `POST /v1/responses` body."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from riposte.errors import InvalidRequestError
+
+SUPPORTED_INCLUDES: frozenset[str] = frozenset()
+
+ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
+
+
+class CreateResponseRequest(BaseModel):
+    """Every field of the OpenAI create-response params. Unknown fields are rejected, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    input: str | list[dict[str, Any]] | None = None
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: str | dict[str, Any] | None = None
+    store: bool | None = None
+    stream: bool | None = None
+    stream_options: dict[str, Any] | None = None
+    background: bool | None = None
+    metadata: dict[str, str] | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    service_tier: ServiceTier | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=1)
+    parallel_tool_calls: bool | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    include: list[str] | None = None
+    prompt: dict[str, Any] | None = None
+    context_management: list[dict[str, Any]] | None = None
+    moderation: Any = None
+    image: Any = None
+    access_programs: Any = None
+    background_options: Any = None
+    prompt_cache_options: Any = None
+    # Extension: how many upstream calls one turn may make before it is cut short.
+    max_infer_iters: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        if len(value) > 16:
+            raise ValueError("metadata may hold at most 16 keys")
+        for key, item in value.items():
+            if len(key) > 64:
+                raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
+            if len(item) > 512:
+                raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
+        return value
+
+
+def reject_unsupported(request: CreateResponseRequest) -> None:
+    """Fields this server cannot honour yet get a 400 naming them, never silent acceptance."""
+    if request.truncation == "auto":
+        raise InvalidRequestError(
+            "truncation 'auto' is not supported: Riposte never drops context silently. Use 'disabled'.",
+            param="truncation",
+            code="unsupported_value",
+        )
+    for index, include in enumerate(request.include or []):
+        if include not in SUPPORTED_INCLUDES:
+            raise InvalidRequestError(
+                f"include value '{include}' is not supported by this server.",
+                param=f"include[{index}]",
+                code="unsupported_value",
+            )
+    if request.background:
+        raise InvalidRequestError("background responses are not supported.", param="background")
+    if request.conversation is not None:
+        raise InvalidRequestError("conversation is not supported yet.", param="conversation")
+    for name in ("prompt", "context_management", "moderation", "image", "access_programs",
+                 "background_options", "prompt_cache_options"):
+        if getattr(request, name) is not None:
+            raise InvalidRequestError(f"'{name}' is not supported by this server.", param=name)
+    if request.input is None:
+        raise InvalidRequestError("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if request.stream_options and not request.stream:
+        raise InvalidRequestError("stream_options is only allowed when stream is true.", param="stream_options")

@@ -1,0 +1,345 @@
+"""The stream state machine: upstream chat chunks in, Responses stream events out.
+
+The only place that allocates item ids, output_index, content_index and sequence_number, and the
+only place that builds events. The streaming and non-streaming paths both run through it, so they
+cannot disagree. Events are plain dicts, built once and serialized once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from riposte import ids
+from riposte.engine.response_object import ResponseObject, snapshot
+
+Event = dict[str, Any]
+
+
+class PartKind(str, Enum):
+    TEXT = "output_text"
+    REFUSAL = "refusal"
+
+
+@dataclass
+class _Part:
+    kind: PartKind
+    content_index: int
+    pieces: list[str] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass
+class _MessageItem:
+    item_id: str
+    output_index: int
+    parts: list[_Part] = field(default_factory=list)
+
+    def part(self, kind: PartKind) -> _Part | None:
+        return next((p for p in self.parts if p.kind is kind), None)
+
+
+@dataclass
+class _ReasoningItem:
+    item_id: str
+    output_index: int
+    pieces: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ToolCall:
+    """One tool call as the model streamed it."""
+
+    index: int
+    call_id: str = ""
+    name: str = ""
+    argument_pieces: list[str] = field(default_factory=list)
+    item_id: str | None = None
+    output_index: int | None = None
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.argument_pieces)
+
+
+@dataclass
+class CallResult:
+    """What one upstream call produced, for the turn loop and for history."""
+
+    text: str
+    refusal: str | None
+    reasoning: str
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+
+
+class ResponseStream:
+    def __init__(self, response: ResponseObject, client_tool_names: frozenset[str] | None = None) -> None:
+        self.response = response
+        # None means every tool call is a client function call (no server-side tools in play).
+        self._client_tool_names = client_tool_names
+        self._sequence = 0
+        self._events: list[Event] = []
+        self._begin_call()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> list[Event]:
+        self._emit({"type": "response.created", "response": snapshot(self.response)})
+        self._emit({"type": "response.in_progress", "response": snapshot(self.response)})
+        return self.drain()
+
+    def drain(self) -> list[Event]:
+        events, self._events = self._events, []
+        return events
+
+    def _emit(self, event: Event) -> None:
+        event["sequence_number"] = self._sequence
+        self._sequence += 1
+        self._events.append(event)
+
+    def _begin_call(self) -> None:
+        self._message: _MessageItem | None = None
+        self._reasoning: _ReasoningItem | None = None
+        self._reasoning_pieces: list[str] = []
+        self._tool_calls: dict[int, ToolCall] = {}
+        self._finish_reason: str | None = None
+        self._usage: dict[str, Any] | None = None
+
+    # -- feeding chunks ----------------------------------------------------------------------
+
+    def feed(self, chunk: dict[str, Any]) -> None:
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            self._feed_delta(delta, choice.get("logprobs"))
+            if choice.get("finish_reason"):
+                self._finish_reason = choice["finish_reason"]
+
+    def _feed_delta(self, delta: dict[str, Any], logprobs: dict[str, Any] | None) -> None:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            self._reasoning_delta(reasoning)
+        content = delta.get("content")
+        if content:
+            self._part_delta(PartKind.TEXT, content, logprobs)
+        refusal = delta.get("refusal")
+        if refusal:
+            self._part_delta(PartKind.REFUSAL, refusal, None)
+        for call in delta.get("tool_calls") or ():
+            self._tool_call_delta(call)
+
+    def _reasoning_delta(self, delta: str) -> None:
+        item = self._reasoning
+        if item is None:
+            item_id = ids.reasoning_id()
+            item = self._reasoning = _ReasoningItem(item_id, self._add_item(self._reasoning_item(item_id, "")))
+        item.pieces.append(delta)
+        self._reasoning_pieces.append(delta)
+        self._emit({"type": "response.reasoning_text.delta", "item_id": item.item_id,
+                    "output_index": item.output_index, "content_index": 0, "delta": delta})
+
+    def _part_delta(self, kind: PartKind, delta: str, logprobs: dict[str, Any] | None) -> None:
+        self._close_reasoning()
+        message = self._message
+        if message is None:
+            message_id = ids.message_id()
+            item = {"id": message_id, "type": "message", "role": "assistant", "status": "in_progress",
+                    "content": []}
+            message = self._message = _MessageItem(message_id, self._add_item(item))
+        part = message.part(kind)
+        if part is None:
+            part = _Part(kind, len(message.parts))
+            message.parts.append(part)
+            self._emit({"type": "response.content_part.added", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "part": _part_body(kind, "", [])})
+        part.pieces.append(delta)
+        if kind is PartKind.TEXT:
+            delta_logprobs = _delta_logprobs(logprobs)
+            part.logprobs.extend(delta_logprobs)
+            self._emit({"type": "response.output_text.delta", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "delta": delta, "logprobs": delta_logprobs})
+        else:
+            self._emit({"type": "response.refusal.delta", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "delta": delta})
+
+    def _tool_call_delta(self, delta: dict[str, Any]) -> None:
+        self._close_reasoning()
+        index = int(delta.get("index") or 0)
+        call = self._tool_calls.get(index)
+        if call is None:
+            call = self._tool_calls[index] = ToolCall(index=index)
+        function = delta.get("function") or {}
+        if delta.get("id"):
+            call.call_id = delta["id"]
+        if function.get("name"):
+            call.name += function["name"]
+        fragment = function.get("arguments") or ""
+        if call.item_id is None and call.name and self._is_client_call(call.name):
+            self._open_function_call(call)
+        if fragment:
+            call.argument_pieces.append(fragment)
+            if call.item_id is not None:
+                self._emit({"type": "response.function_call_arguments.delta", "item_id": call.item_id,
+                            "output_index": call.output_index, "delta": fragment})
+
+    def _is_client_call(self, name: str) -> bool:
+        return self._client_tool_names is None or name in self._client_tool_names
+
+    def _open_function_call(self, call: ToolCall) -> None:
+        if not call.call_id:
+            call.call_id = ids.call_id()
+        call.item_id = ids.function_call_id()
+        call.output_index = self._add_item(_function_call_item(call, "in_progress"))
+        # Fragments that arrived before the name was known are announced now, as one delta.
+        if call.argument_pieces:
+            self._emit({"type": "response.function_call_arguments.delta", "item_id": call.item_id,
+                        "output_index": call.output_index, "delta": call.arguments})
+
+    # -- items -------------------------------------------------------------------------------
+
+    def _add_item(self, item: dict[str, Any]) -> int:
+        output_index = len(self.response["output"])
+        self.response["output"].append(item)
+        self._emit({"type": "response.output_item.added", "output_index": output_index, "item": dict(item)})
+        return output_index
+
+    def _done_item(self, output_index: int, item: dict[str, Any]) -> None:
+        self.response["output"][output_index] = item
+        self._emit({"type": "response.output_item.done", "output_index": output_index, "item": item})
+
+    @staticmethod
+    def _reasoning_item(item_id: str, text: str, status: str = "in_progress") -> dict[str, Any]:
+        return {"id": item_id, "type": "reasoning", "summary": [],
+                "content": [{"type": "reasoning_text", "text": text}] if text else [], "status": status}
+
+    def _close_reasoning(self, status: str = "completed") -> None:
+        item = self._reasoning
+        if item is None:
+            return
+        text = "".join(item.pieces)
+        self._emit({"type": "response.reasoning_text.done", "item_id": item.item_id,
+                    "output_index": item.output_index, "content_index": 0, "text": text})
+        self._done_item(item.output_index, self._reasoning_item(item.item_id, text, status))
+        self._reasoning = None
+
+    def _close_message(self, status: str) -> None:
+        message = self._message
+        if message is None:
+            return
+        for part in message.parts:
+            if part.kind is PartKind.TEXT:
+                self._emit({"type": "response.output_text.done", "item_id": message.item_id,
+                            "output_index": message.output_index, "content_index": part.content_index,
+                            "text": part.text, "logprobs": part.logprobs})
+            else:
+                self._emit({"type": "response.refusal.done", "item_id": message.item_id,
+                            "output_index": message.output_index, "content_index": part.content_index,
+                            "refusal": part.text})
+            self._emit({"type": "response.content_part.done", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "part": _part_body(part.kind, part.text, part.logprobs)})
+        item = {"id": message.item_id, "type": "message", "role": "assistant", "status": status,
+                "content": [_part_body(p.kind, p.text, p.logprobs) for p in message.parts]}
+        self._done_item(message.output_index, item)
+
+    def _close_function_calls(self, status: str) -> None:
+        for call in sorted(self._tool_calls.values(), key=lambda c: c.output_index or 0):
+            if call.item_id is None or call.output_index is None:
+                continue
+            arguments = call.arguments or "{}"
+            self._emit({"type": "response.function_call_arguments.done", "item_id": call.item_id,
+                        "output_index": call.output_index, "arguments": arguments})
+            call.argument_pieces = [arguments]
+            self._done_item(call.output_index, _function_call_item(call, status))
+
+    # -- ending a call and the response ----------------------------------------------------
+
+    def finish_call(self) -> CallResult:
+        """Close every item this upstream call opened, in output order, and report what it said."""
+        item_status = "incomplete" if self._finish_reason == "length" else "completed"
+        self._close_open_items(item_status)
+        result = CallResult(
+            text=self._part_text(PartKind.TEXT),
+            refusal=self._part_text(PartKind.REFUSAL) or None,
+            reasoning="".join(self._reasoning_pieces),
+            tool_calls=[self._tool_calls[i] for i in sorted(self._tool_calls)],
+            finish_reason=self._finish_reason,
+            usage=self._usage,
+        )
+        self._begin_call()
+        return result
+
+    def _close_open_items(self, status: str) -> None:
+        self._close_reasoning(status)
+        self._close_message(status)
+        self._close_function_calls(status)
+
+    def _part_text(self, kind: PartKind) -> str:
+        part = self._message.part(kind) if self._message else None
+        return part.text if part else ""
+
+    def complete(self, usage: dict[str, Any]) -> list[Event]:
+        return self._terminal("response.completed", "completed", usage)
+
+    def incomplete(self, reason: str, usage: dict[str, Any]) -> list[Event]:
+        self.response["incomplete_details"] = {"reason": reason}
+        return self._terminal("response.incomplete", "incomplete", usage)
+
+    def fail(self, code: str, message: str, usage: dict[str, Any]) -> list[Event]:
+        """Close what is open as incomplete, then `error` and `response.failed`."""
+        self._close_open_items("incomplete")
+        self.response["error"] = {"code": code, "message": message}
+        self._emit({"type": "error", "code": code, "message": message, "param": None})
+        return self._terminal("response.failed", "failed", usage)
+
+    def abandon(self, usage: dict[str, Any]) -> None:
+        """The client went away: settle the object for storage without emitting anything."""
+        self._close_open_items("incomplete")
+        self._events.clear()
+        self.response["status"] = "cancelled"
+        self.response["usage"] = usage
+
+    def _terminal(self, event_type: str, status: str, usage: dict[str, Any]) -> list[Event]:
+        self.response["status"] = status
+        self.response["usage"] = usage
+        if status == "completed":
+            self.response["completed_at"] = int(time.time())
+        self._emit({"type": event_type, "response": snapshot(self.response)})
+        return self.drain()
+
+
+def _part_body(kind: PartKind, text: str, logprobs: list[dict[str, Any]]) -> dict[str, Any]:
+    if kind is PartKind.TEXT:
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
+    return {"type": "refusal", "refusal": text}
+
+
+def _function_call_item(call: ToolCall, status: str) -> dict[str, Any]:
+    return {"id": call.item_id, "type": "function_call", "call_id": call.call_id, "name": call.name,
+            "arguments": call.arguments, "status": status}
+
+
+def _delta_logprobs(logprobs: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not logprobs or not logprobs.get("content"):
+        return []
+    return [
+        {"token": entry.get("token", ""), "logprob": entry.get("logprob", 0.0), "bytes": entry.get("bytes") or [],
+         "top_logprobs": [{"token": t.get("token", ""), "logprob": t.get("logprob", 0.0),
+                           "bytes": t.get("bytes") or []} for t in entry.get("top_logprobs") or ()]}
+        for entry in logprobs["content"]
+    ]

@@ -1,0 +1,64 @@
+"""The one exception tree. Raised deep in the code, mapped to HTTP once at the edge (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class RiposteError(Exception):
+    """An error a client can be told about, in the OpenAI error envelope."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+
+    def envelope(self) -> dict[str, object]:
+        return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequestError(RiposteError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class NotFoundError(RiposteError):
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    default_code = "model_not_found"
+
+
+class PayloadTooLargeError(RiposteError):
+    status_code = 413
+    error_type = "invalid_request_error"
+    default_code = "payload_too_large"
+
+
+class UpstreamError(RiposteError):
+    """The chat-completions backend failed, before or during the stream."""
+
+    status_code = 502
+    error_type = "server_error"
+    default_code = "upstream_error"
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, code: str | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param, code=code)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class ReplayMissError(RiposteError):
+    """Replay mode found no recording for a request."""
+
+    status_code = 500
+    error_type = "server_error"
+    default_code = "recording_not_found"

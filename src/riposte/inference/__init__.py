@@ -1,0 +1,1 @@
+"""Upstream access: providers, routing, and the record/replay layer around them."""

@@ -1,0 +1,103 @@
+"""The record/replay layer: wraps any Upstream in one of the four inference modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from riposte.config import InferenceMode
+from riposte.errors import ReplayMissError
+from riposte.inference.recording import CHUNK_TYPE, COMPLETION_TYPE, EMBEDDINGS_TYPE, Recording, unwrap
+from riposte.inference.recording_store import RecordingStore
+from riposte.inference.scope import replay_scope
+from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, Upstream
+
+
+class RecordReplayUpstream:
+    """An Upstream that answers from recordings, records live traffic, or both."""
+
+    def __init__(self, inner: Upstream | None, mode: InferenceMode, store: RecordingStore, base_url: str) -> None:
+        self._inner = inner
+        self._mode = mode
+        self._store = store
+        self._base_url = base_url.rstrip("/")
+
+    async def stream_chat(self, body: JSON) -> AsyncIterator[JSON]:
+        recording = self._lookup(CHAT_ENDPOINT, body)
+        if recording is not None:
+            for chunk in _recorded_chunks(recording):
+                yield chunk
+            return
+        chunks: list[JSON] = []
+        async for chunk in self._live().stream_chat(body):
+            chunks.append(chunk)
+            yield chunk
+        # Only a stream that ran to its end is worth replaying.
+        self._write(CHAT_ENDPOINT, body, chunks, is_streaming=True, type_name=CHUNK_TYPE)
+
+    async def chat(self, body: JSON) -> JSON:
+        recording = self._lookup(CHAT_ENDPOINT, body)
+        if recording is not None:
+            return _recorded_object(recording)
+        result = await self._live().chat(body)
+        self._write(CHAT_ENDPOINT, body, result, is_streaming=False, type_name=COMPLETION_TYPE)
+        return result
+
+    async def embeddings(self, body: JSON) -> JSON:
+        recording = self._lookup(EMBEDDINGS_ENDPOINT, body)
+        if recording is not None:
+            return _recorded_object(recording)
+        result = await self._live().embeddings(body)
+        self._write(EMBEDDINGS_ENDPOINT, body, result, is_streaming=False, type_name=EMBEDDINGS_TYPE)
+        return result
+
+    async def list_models(self) -> list[str]:
+        if self._inner is None:
+            return []
+        return await self._inner.list_models()
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    def _lookup(self, endpoint: str, body: JSON) -> Recording | None:
+        if self._mode in (InferenceMode.LIVE, InferenceMode.RECORD):
+            return None
+        scope = replay_scope.get()
+        recording = self._store.find(endpoint, body, scope)
+        if recording is None and self._mode is InferenceMode.REPLAY:
+            raise self._store.miss_error(endpoint, body, scope)
+        return recording
+
+    def _live(self) -> Upstream:
+        if self._inner is None:
+            raise ReplayMissError("this provider has no live upstream configured")
+        return self._inner
+
+    def _write(self, endpoint: str, body: JSON, response_body: Any, *, is_streaming: bool, type_name: str) -> None:
+        if self._mode not in (InferenceMode.RECORD, InferenceMode.RECORD_IF_MISSING):
+            return
+        self._store.write(
+            endpoint=endpoint,
+            url=self._base_url + endpoint.removeprefix("/v1"),
+            body=body,
+            response_body=response_body,
+            is_streaming=is_streaming,
+            type_name=type_name,
+            scope=replay_scope.get(),
+        )
+
+
+def _recorded_chunks(recording: Recording) -> list[JSON]:
+    body = recording.response_body
+    if recording.is_streaming and isinstance(body, list):
+        return [unwrap(chunk) for chunk in body]
+    raise ReplayMissError(f"recording {recording.path} is not a streamed chat completion")
+
+
+def _recorded_object(recording: Recording) -> JSON:
+    body = recording.response_body
+    if recording.is_streaming:
+        raise ReplayMissError(f"recording {recording.path} holds a stream, but a single object was requested")
+    data: JSON = unwrap(body)
+    return data

@@ -1,0 +1,110 @@
+"""Recordings on disk: an in-memory index over a directory, lookups by content, and writes."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from riposte.errors import ReplayMissError
+from riposte.inference.recording import (
+    Recording,
+    describe_differences,
+    loose_match_key,
+    match_key,
+    normalize_body,
+    parse_recording,
+    recording_document,
+    recording_hash,
+)
+from riposte.inference.upstream import JSON
+
+
+class RecordingStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._by_key: dict[str, list[Recording]] = {}
+        self._by_loose_key: dict[str, list[Recording]] = {}
+        self._all: list[Recording] = []
+        self._lock = threading.Lock()
+        self._load()
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def _load(self) -> None:
+        if not self.directory.is_dir():
+            return
+        # Sorted so that, without a replay scope, the choice among equal requests is deterministic.
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                data = orjson.loads(path.read_bytes())
+            except (OSError, orjson.JSONDecodeError):
+                continue
+            recording = parse_recording(str(path), data) if isinstance(data, dict) else None
+            if recording is not None:
+                self._index(recording)
+
+    def _index(self, recording: Recording) -> None:
+        with self._lock:
+            self._all.append(recording)
+            self._by_key.setdefault(recording.key, []).append(recording)
+            self._by_loose_key.setdefault(recording.loose_key, []).append(recording)
+
+    def find(self, endpoint: str, body: JSON, scope: str | None) -> Recording | None:
+        """The best recording for a request: exact before loose, and the scope's own before others'."""
+        exact = self._by_key.get(match_key(endpoint, body), [])
+        loose = self._by_loose_key.get(loose_match_key(endpoint, body), [])
+        if scope:
+            for candidates in (exact, loose):
+                for recording in candidates:
+                    if recording.test_id == scope:
+                        return recording
+        for candidates in (exact, loose):
+            if candidates:
+                return candidates[0]
+        return None
+
+    def miss_error(self, endpoint: str, body: JSON, scope: str | None) -> ReplayMissError:
+        key = match_key(endpoint, body)
+        digest = recording_hash(key, scope)[:16]
+        message = f"No recording matches POST {endpoint} (request hash {digest}, scope {scope!r})."
+        closest = self._closest(endpoint, key)
+        if closest is None:
+            return ReplayMissError(f"{message} There are no recordings for this endpoint in {self.directory}.")
+        differences = describe_differences(normalize_body(body), normalize_body(closest.body))
+        return ReplayMissError(
+            f"{message} Closest recording: {Path(closest.path).name} (test_id {closest.test_id!r}); "
+            f"differs at: {'; '.join(differences)}"
+        )
+
+    def _closest(self, endpoint: str, key: str) -> Recording | None:
+        same_endpoint = [r for r in self._all if r.endpoint == endpoint]
+        if not same_endpoint:
+            return None
+
+        def similarity(recording: Recording) -> float:
+            return difflib.SequenceMatcher(None, key, recording.key, autojunk=False).quick_ratio()
+
+        return max(same_endpoint, key=similarity)
+
+    def write(
+        self, *, endpoint: str, url: str, body: JSON, response_body: Any, is_streaming: bool, type_name: str,
+        scope: str | None,
+    ) -> Path:
+        document = recording_document(
+            test_id=scope, url=url, endpoint=endpoint, body=body,
+            response_body=response_body, is_streaming=is_streaming, type_name=type_name,
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{recording_hash(match_key(endpoint, body), scope)}.json"
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        temporary.replace(path)
+        recording = parse_recording(str(path), document)
+        if recording is not None:
+            self._index(recording)
+        return path

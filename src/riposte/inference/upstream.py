@@ -1,0 +1,33 @@
+"""The seam between Riposte and a chat-completions backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+EMBEDDINGS_ENDPOINT = "/v1/embeddings"
+
+JSON = dict[str, Any]
+
+
+class Upstream(Protocol):
+    """What the engine needs from a backend. Chunks and bodies are plain JSON dicts.
+
+    Plain dicts, not SDK models, because building a pydantic object per streamed token is the
+    most expensive thing a gateway can do on its hot path.
+    """
+
+    def stream_chat(self, body: JSON) -> AsyncIterator[JSON]:
+        """Yield chat.completion.chunk dicts for a `stream: true` request."""
+        ...
+
+    async def chat(self, body: JSON) -> JSON:
+        """A non-streaming chat completion."""
+        ...
+
+    async def embeddings(self, body: JSON) -> JSON: ...
+
+    async def list_models(self) -> list[str]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,1 @@
+"""SQL persistence (SQLAlchemy Core, async): SQLite by default, PostgreSQL by URL."""

@@ -1,0 +1,509 @@
+"""Validator for the grammar of a Responses API event stream.
+
+A Responses stream is only useful to clients (the official SDKs' stream
+accumulators, the Agents SDK, Codex, ...) if it follows the shape OpenAI emits:
+lifecycle events around properly nested output items and content parts, deltas
+that add up to their ``.done`` events, and a terminal response that agrees with
+everything streamed before it. Clients rarely validate this; they silently
+build wrong state instead. This module checks a recorded stream so tests -- ours
+and our users' -- fail loudly instead.
+
+Events may be the SDK's pydantic event objects or plain dicts from raw SSE.
+
+Example::
+
+    events = list(client.responses.create(model=..., input=..., stream=True))
+    assert_valid_stream(events)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pydantic import BaseModel
+
+__all__ = ["TERMINAL_EVENT_TYPES", "assert_valid_stream", "stream_grammar_errors"]
+
+Event = Mapping[str, Any]
+
+TERMINAL_EVENT_TYPES: Final = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_LIFECYCLE_TYPES: Final = TERMINAL_EVENT_TYPES | {"response.created", "response.in_progress", "response.queued"}
+_PART_ADDED: Final = {"response.content_part.added": "content", "response.reasoning_summary_part.added": "summary"}
+_PART_DONE: Final = {"response.content_part.done": "content", "response.reasoning_summary_part.done": "summary"}
+# Which index field addresses a part of each family, and which item field lists those parts.
+_INDEX_FIELD: Final = {"content": "content_index", "summary": "summary_index"}
+_ITEM_LIST_FIELD: Final = {"content": "content", "summary": "summary"}
+
+
+@dataclass(frozen=True)
+class _TextStream:
+    """A ``<prefix>.delta`` / ``<prefix>.done`` pair whose done event repeats the joined deltas."""
+
+    target_type: str  # type of the part (or item) the text belongs to
+    done_field: str  # field of the .done event, and of the part/item, holding the full text
+    family: str | None  # part family, or None for a stream on the item itself
+
+
+_TEXT_STREAMS: Final = {
+    "response.output_text": _TextStream("output_text", "text", "content"),
+    "response.refusal": _TextStream("refusal", "refusal", "content"),
+    "response.reasoning_text": _TextStream("reasoning_text", "text", "content"),
+    "response.reasoning_summary_text": _TextStream("summary_text", "text", "summary"),
+    "response.function_call_arguments": _TextStream("function_call", "arguments", None),
+    "response.custom_tool_call_input": _TextStream("custom_tool_call", "input", None),
+    "response.mcp_call_arguments": _TextStream("mcp_call", "arguments", None),
+    "response.code_interpreter_call_code": _TextStream("code_interpreter_call", "code", None),
+}
+
+
+def stream_grammar_errors(events: Sequence[object]) -> list[str]:
+    """Every grammar violation found in ``events``, in stream order; empty when valid."""
+    return _Checker([_as_mapping(e) for e in events]).run()
+
+
+def assert_valid_stream(events: Sequence[object]) -> None:
+    """Raise AssertionError listing all grammar violations, if there are any."""
+    errors = stream_grammar_errors(events)
+    if errors:
+        listing = "\n".join(f"  - {e}" for e in errors)
+        raise AssertionError(f"invalid Responses event stream ({len(errors)} errors):\n{listing}")
+
+
+def _as_mapping(event: object) -> Event | None:
+    if isinstance(event, BaseModel):
+        # warnings=False: SDK unions may hold raw dicts for unknown shapes; that's not our concern.
+        return event.model_dump(warnings=False)
+    if isinstance(event, Mapping):
+        return event
+    return None
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class _Part:
+    type: str
+    deltas: list[str] = field(default_factory=list)
+    done_text: str | None = None
+    closed: bool = False
+
+
+@dataclass
+class _Item:
+    id: str
+    output_index: int
+    type: str
+    done: Event | None = None
+    parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
+    deltas: list[str] = field(default_factory=list)  # item-level stream, e.g. function arguments
+    done_text: str | None = None
+
+    def parts_of(self, family: str) -> dict[int, _Part]:
+        return {index: part for (fam, index), part in self.parts.items() if fam == family}
+
+
+class _Checker:
+    """Walks the stream once, keeping the open items/parts, collecting errors."""
+
+    def __init__(self, events: list[Event | None]) -> None:
+        self.events = events
+        self.errors: list[str] = []
+        self.items: dict[str, _Item] = {}
+        self.by_index: dict[int, _Item] = {}
+        self.order: list[str] = []  # item ids in order of addition
+
+    def run(self) -> list[str]:
+        if not self.events:
+            return ["stream is empty"]
+        for position, event in enumerate(self.events):
+            if event is None:
+                self.errors.append(f"event {position}: not a dict or pydantic model")
+        events = [(i, e) for i, e in enumerate(self.events) if e is not None]
+        if not events:
+            return self.errors
+        self._check_sequence_numbers(events)
+        self._check_lifecycle(events)
+        for position, event in events:
+            self._visit(position, event)
+        self._check_items_closed()
+        for position, event in events:
+            if _kind(event) in TERMINAL_EVENT_TYPES:
+                self._check_final_response(position, event)
+        return self.errors
+
+    def _error(self, position: int, event: Event, message: str) -> None:
+        self.errors.append(
+            f"event {position} ({event.get('type')}, seq {event.get('sequence_number')}): {message}"
+        )
+
+    # ----------------------------------------------------------------- whole-stream checks
+
+    def _check_sequence_numbers(self, events: list[tuple[int, Event]]) -> None:
+        # Consecutive, not merely increasing: a gap means an event was lost.
+        expected = 0
+        for position, event in events:
+            number = event.get("sequence_number")
+            if not isinstance(number, int) or isinstance(number, bool):
+                self._error(position, event, "sequence_number missing or not an int")
+                continue
+            if number != expected:
+                self._error(position, event, f"sequence_number should be {expected}")
+            expected = number + 1
+
+    def _check_lifecycle(self, events: list[tuple[int, Event]]) -> None:
+        self._check_opening(events)
+        self._check_terminal(events)
+        self._check_error_events(events)
+        self._check_response_ids(events)
+
+    def _check_opening(self, events: list[tuple[int, Event]]) -> None:
+        first_position, first = events[0]
+        if _kind(first) != "response.created":
+            self._error(first_position, first, "first event must be response.created")
+        elif _response_of(first).get("status") != "in_progress":
+            self._error(first_position, first, "response.created must carry status in_progress")
+        if len(events) < 2 or _kind(events[1][1]) != "response.in_progress":
+            self.errors.append("second event must be response.in_progress")
+        for kind in ("response.created", "response.in_progress"):
+            for position, event in [(p, e) for p, e in events if _kind(e) == kind][1:]:
+                self._error(position, event, f"{kind} sent more than once")
+
+    def _check_terminal(self, events: list[tuple[int, Event]]) -> None:
+        terminals = [(p, e) for p, e in events if _kind(e) in TERMINAL_EVENT_TYPES]
+        if not terminals:
+            self.errors.append("no terminal event (response.completed / incomplete / failed)")
+            return
+        for position, event in terminals[1:]:
+            self._error(position, event, "second terminal event; there must be exactly one")
+        last_position = events[-1][0]
+        for position, event in terminals:
+            if position != last_position:
+                self._error(position, event, "terminal event is not the last event")
+            expected_status = str(_kind(event)).removeprefix("response.")
+            if _response_of(event).get("status") != expected_status:
+                self._error(position, event, f"terminal response status should be {expected_status!r}")
+
+    def _check_error_events(self, events: list[tuple[int, Event]]) -> None:
+        # OpenAI may precede response.failed with an `error` event; nowhere else.
+        for index, (position, event) in enumerate(events):
+            if _kind(event) != "error":
+                continue
+            is_second_to_last = index == len(events) - 2
+            if not (is_second_to_last and _kind(events[-1][1]) == "response.failed"):
+                self._error(position, event, "an error event may only come right before response.failed")
+
+    def _check_response_ids(self, events: list[tuple[int, Event]]) -> None:
+        lifecycle = [(p, e) for p, e in events if _kind(e) in _LIFECYCLE_TYPES]
+        if not lifecycle:
+            return
+        first_id = _response_of(lifecycle[0][1]).get("id")
+        if not isinstance(first_id, str) or not first_id:
+            self._error(*lifecycle[0], "response has no id")
+        for position, event in lifecycle[1:]:
+            if _response_of(event).get("id") != first_id:
+                self._error(position, event, f"response id differs from the first one ({first_id!r})")
+
+    def _check_items_closed(self) -> None:
+        for item_id in self.order:
+            if self.items[item_id].done is None:
+                self.errors.append(f"item {item_id!r} was added but never done")
+
+    # ----------------------------------------------------------------- per-event dispatch
+
+    def _visit(self, position: int, event: Event) -> None:
+        kind = _kind(event)
+        if not isinstance(kind, str):
+            self._error(position, event, "event has no type")
+        elif kind == "response.output_item.added":
+            self._on_item_added(position, event)
+        elif kind == "response.output_item.done":
+            self._on_item_done(position, event)
+        elif kind in _PART_ADDED:
+            self._on_part_added(position, event, _PART_ADDED[kind])
+        elif kind in _PART_DONE:
+            self._on_part_done(position, event, _PART_DONE[kind])
+        else:
+            self._on_other(position, event, kind)
+
+    def _on_other(self, position: int, event: Event, kind: str) -> None:
+        """Deltas, .done texts, annotations and anything future: they may only touch open things."""
+        item = self._open_item(position, event)
+        if item is None:
+            return
+        parts = {fam: self._open_part(position, event, item, fam) for fam, key in _INDEX_FIELD.items() if key in event}
+        prefix, _, suffix = kind.rpartition(".")
+        stream = _TEXT_STREAMS.get(prefix)
+        if stream is None or suffix not in ("delta", "done"):
+            return
+        if stream.family is None:
+            self._on_item_text(position, event, item, stream, suffix)
+            return
+        part = parts.get(stream.family)
+        if stream.family not in parts:
+            self._error(position, event, f"{_INDEX_FIELD[stream.family]} missing")
+        elif part is not None:
+            self._on_part_text(position, event, part, stream, suffix)
+
+    # ----------------------------------------------------------------- items
+
+    def _on_item_added(self, position: int, event: Event) -> None:
+        item = event.get("item")
+        if not isinstance(item, Mapping) or not self._item_has_identity(position, event, item):
+            return
+        item_id: str = item["id"]
+        if item_id in self.items:
+            self._error(position, event, f"item id {item_id!r} added twice")
+            return
+        output_index = event.get("output_index")
+        if output_index != len(self.order):
+            self._error(position, event, f"output_index should be {len(self.order)}, got {output_index!r}")
+        index = output_index if isinstance(output_index, int) else len(self.order)
+        state = _Item(id=item_id, output_index=index, type=str(item.get("type")))
+        self.items[item_id] = state
+        self.by_index[index] = state
+        self.order.append(item_id)
+
+    def _item_has_identity(self, position: int, event: Event, item: Mapping[str, Any]) -> bool:
+        ok = True
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            self._error(position, event, "item has no id")
+            ok = False
+        if not item.get("status"):
+            self._error(position, event, "item has no status")
+        return ok
+
+    def _on_item_done(self, position: int, event: Event) -> None:
+        item = event.get("item")
+        if not isinstance(item, Mapping) or not self._item_has_identity(position, event, item):
+            return
+        state = self.items.get(item["id"])
+        if state is None:
+            self._error(position, event, f"item {item['id']!r} is done but was never added")
+            return
+        if state.done is not None:
+            self._error(position, event, f"item {state.id!r} is done twice")
+            return
+        if event.get("output_index") != state.output_index:
+            self._error(position, event, f"output_index should be {state.output_index}")
+        if item.get("type") != state.type:
+            self._error(position, event, f"item type changed from {state.type!r} to {item.get('type')!r}")
+        if item.get("status") == "in_progress":
+            self._error(position, event, "a done item cannot be in_progress")
+        self._check_parts_closed(position, event, state)
+        self._check_done_item_text(position, event, state, item)
+        state.done = item
+
+    def _check_parts_closed(self, position: int, event: Event, state: _Item) -> None:
+        for (family, index), part in state.parts.items():
+            if not part.closed:
+                self._error(position, event, f"{family} part {index} of item {state.id!r} is still open")
+
+    def _check_done_item_text(self, position: int, event: Event, state: _Item, item: Mapping[str, Any]) -> None:
+        """The done item must hold exactly what was streamed for it."""
+        item_stream = next((s for s in _TEXT_STREAMS.values() if s.family is None and s.target_type == state.type), None)
+        if item_stream is not None and (state.deltas or state.done_text is not None):
+            if state.done_text is None:
+                self._error(position, event, f"deltas streamed but no {state.type} .done event")
+            elif item.get(item_stream.done_field) != state.done_text:
+                self._error(position, event, f"item {item_stream.done_field} differs from the streamed .done")
+        for family, list_field in _ITEM_LIST_FIELD.items():
+            self._check_done_item_parts(position, event, state, item.get(list_field), family)
+
+    def _check_done_item_parts(
+        self, position: int, event: Event, state: _Item, final_parts: Any, family: str
+    ) -> None:
+        streamed = state.parts_of(family)
+        if not streamed and state.type != "message":
+            return  # e.g. reasoning summaries may arrive only in the done item
+        count = len(final_parts) if isinstance(final_parts, list) else 0
+        if count != len(streamed) and (family == "content" or streamed):
+            self._error(position, event, f"item has {count} {family} parts but {len(streamed)} were streamed")
+            return
+        for index, part in sorted(streamed.items()):
+            final = final_parts[index] if isinstance(final_parts, list) else None
+            if not isinstance(final, Mapping) or final.get("type") != part.type:
+                self._error(position, event, f"{family} part {index} type differs from the streamed part")
+            elif part.done_text is not None and _part_text(final) != part.done_text:
+                self._error(position, event, f"{family} part {index} text differs from the streamed text")
+
+    def _open_item(self, position: int, event: Event) -> _Item | None:
+        """The open item an event refers to via item_id and/or output_index, else None (+ error)."""
+        item_id = event.get("item_id")
+        output_index = event.get("output_index")
+        if item_id is None and output_index is None:
+            return None
+        # isinstance guards: a malformed (e.g. list) id must be reported, not crash the lookup.
+        if item_id is not None:
+            state = self.items.get(item_id) if isinstance(item_id, str) else None
+            reference = f"item {item_id!r}"
+        else:
+            state = self.by_index.get(output_index) if isinstance(output_index, int) else None
+            reference = f"output_index {output_index!r}"
+        if state is None:
+            self._error(position, event, f"refers to {reference}, which was never added")
+            return None
+        if state.done is not None:
+            self._error(position, event, f"refers to {reference}, which is already done")
+            return None
+        if output_index is not None and output_index != state.output_index:
+            self._error(position, event, f"output_index should be {state.output_index} for item {state.id!r}")
+        return state
+
+    # ----------------------------------------------------------------- parts
+
+    def _on_part_added(self, position: int, event: Event, family: str) -> None:
+        item = self._open_item(position, event)
+        index = event.get(_INDEX_FIELD[family])
+        if item is None or not isinstance(index, int):
+            if item is not None:
+                self._error(position, event, f"{_INDEX_FIELD[family]} missing")
+            return
+        if (family, index) in item.parts:
+            self._error(position, event, f"{family} part {index} added twice")
+            return
+        expected = len(item.parts_of(family))
+        if index != expected:
+            self._error(position, event, f"{_INDEX_FIELD[family]} should be {expected}")
+        part = event.get("part")
+        part_type = part.get("type") if isinstance(part, Mapping) else None
+        if not isinstance(part_type, str):
+            self._error(position, event, "part has no type")
+        item.parts[(family, index)] = _Part(type=str(part_type))
+
+    def _on_part_done(self, position: int, event: Event, family: str) -> None:
+        item = self._open_item(position, event)
+        if item is None:
+            return
+        part = self._open_part(position, event, item, family)
+        if part is None:
+            return
+        final = event.get("part")
+        if not isinstance(final, Mapping) or final.get("type") != part.type:
+            self._error(position, event, f"part type differs from the added {part.type!r} part")
+        stream = _stream_for_part(part.type)
+        if stream is not None:
+            if part.done_text is None:
+                self._error(position, event, f"{part.type} part closed without its .done text event")
+            elif isinstance(final, Mapping) and final.get(stream.done_field) != part.done_text:
+                self._error(position, event, f"part {stream.done_field} differs from the streamed .done text")
+        part.closed = True
+
+    def _open_part(self, position: int, event: Event, item: _Item, family: str) -> _Part | None:
+        index = event.get(_INDEX_FIELD[family])
+        part = item.parts.get((family, index)) if isinstance(index, int) else None
+        if part is None:
+            self._error(position, event, f"refers to {family} part {index!r} of item {item.id!r}, never added")
+            return None
+        if part.closed:
+            self._error(position, event, f"refers to {family} part {index} of item {item.id!r}, already done")
+            return None
+        return part
+
+    # ----------------------------------------------------------------- text streams
+
+    def _on_part_text(self, position: int, event: Event, part: _Part, stream: _TextStream, suffix: str) -> None:
+        if part.type != stream.target_type:
+            self._error(position, event, f"targets a {part.type!r} part, expected {stream.target_type!r}")
+            return
+        self._accumulate(position, event, part.deltas, part.done_text, stream, suffix)
+        if suffix == "done":
+            part.done_text = _str_or_none(event.get(stream.done_field))
+
+    def _on_item_text(self, position: int, event: Event, item: _Item, stream: _TextStream, suffix: str) -> None:
+        if item.type != stream.target_type:
+            self._error(position, event, f"targets a {item.type!r} item, expected {stream.target_type!r}")
+            return
+        self._accumulate(position, event, item.deltas, item.done_text, stream, suffix)
+        if suffix == "done":
+            item.done_text = _str_or_none(event.get(stream.done_field))
+
+    def _accumulate(
+        self,
+        position: int,
+        event: Event,
+        deltas: list[str],
+        done_text: str | None,
+        stream: _TextStream,
+        suffix: str,
+    ) -> None:
+        if done_text is not None:
+            self._error(position, event, "text event after its .done event")
+        if suffix == "delta":
+            delta = event.get("delta")
+            if not isinstance(delta, str):
+                self._error(position, event, "delta is not a string")
+            else:
+                deltas.append(delta)
+        elif event.get(stream.done_field) != "".join(deltas):
+            self._error(position, event, f"{stream.done_field} is not the concatenation of the deltas")
+
+    # ----------------------------------------------------------------- terminal response
+
+    def _check_final_response(self, position: int, event: Event) -> None:
+        output = _response_of(event).get("output")
+        if not isinstance(output, list):
+            self._error(position, event, "terminal response has no output list")
+            return
+        final_ids = [o.get("id") if isinstance(o, Mapping) else None for o in output]
+        if final_ids != self.order:
+            self._error(position, event, f"response.output ids {final_ids} != streamed items {self.order}")
+        for final, final_id in zip(output, final_ids, strict=True):
+            state = self.items.get(final_id) if isinstance(final_id, str) else None
+            if state is None or state.done is None:
+                continue
+            differences = _differences(_fingerprint(state.done), _fingerprint(final))
+            if differences:
+                self._error(position, event, f"item {state.id!r} differs from its output_item.done in {differences}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _kind(event: Event) -> str | None:
+    """The event type, or None when missing or malformed (so set lookups cannot crash)."""
+    kind = event.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def _response_of(event: Event) -> Mapping[str, Any]:
+    response = event.get("response")
+    return response if isinstance(response, Mapping) else {}
+
+
+def _stream_for_part(part_type: str) -> _TextStream | None:
+    return next((s for s in _TEXT_STREAMS.values() if s.family and s.target_type == part_type), None)
+
+
+def _part_text(part: Mapping[str, Any]) -> Any:
+    stream = _stream_for_part(str(part.get("type")))
+    return part.get(stream.done_field) if stream else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _fingerprint(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What must not change between output_item.done and the terminal response.
+
+    Annotations are left out on purpose: servers may attach citations only in
+    the final response.
+    """
+    fingerprint = {key: item.get(key) for key in ("id", "type", "status")}
+    for key in ("name", "call_id", "arguments", "input", "code"):
+        if key in item:
+            fingerprint[key] = item[key]
+    for list_field in _ITEM_LIST_FIELD.values():
+        parts = item.get(list_field)
+        if isinstance(parts, list):
+            fingerprint[list_field] = [
+                (p.get("type"), _part_text(p)) if isinstance(p, Mapping) else p for p in parts
+            ]
+    return fingerprint
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))

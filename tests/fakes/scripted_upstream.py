@@ -1,0 +1,638 @@
+"""A scripted fake of an OpenAI-compatible Chat Completions server.
+
+Integration tests enqueue the exact replies the "model" should give, point the
+server under test at ``ScriptedUpstream.base_url`` and afterwards inspect what
+the server sent upstream (``requests``) and whether it hung up (``disconnects``).
+
+It is a real HTTP server (Starlette on uvicorn, in a background thread with its
+own event loop) rather than an httpx mock, so connection-level behaviour --
+chunked SSE, a connection torn down mid-stream, a client that goes away -- is
+exercised exactly as it would be against vLLM, Ollama or OpenAI itself.
+
+Example::
+
+    with ScriptedUpstream() as up:
+        up.enqueue(text_reply("Hello there!", usage=make_usage(5, 3)))
+        ...  # run the server under test with base_url=up.base_url
+        assert up.requests[0]["stream"] is True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import math
+import re
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Literal
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "Reply",
+    "ScriptedUpstream",
+    "dropped_reply",
+    "error_reply",
+    "make_usage",
+    "reasoning_reply",
+    "refusal_reply",
+    "slow_reply",
+    "text_reply",
+    "tool_calls_reply",
+]
+
+JSON = dict[str, Any]
+
+EMBEDDING_DIMENSIONS: Final = 8
+_START_TIMEOUT_S: Final = 10.0
+_STOP_TIMEOUT_S: Final = 10.0
+
+StreamOutcome = Literal["completed", "disconnected", "dropped"]
+
+
+# --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer to one ``POST /v1/chat/completions``.
+
+    ``deltas`` are the ``choices[0].delta`` objects of the streamed chunks, in
+    order; the final chunk (empty delta + ``finish_reason``) and the optional
+    usage chunk are added when the reply is played. Build these with the
+    ``*_reply`` helpers, or directly for unusual shapes.
+    """
+
+    deltas: tuple[JSON, ...] = ()
+    finish_reason: str | None = "stop"
+    usage: JSON | None = None
+    # Seconds to sleep between two streamed chunks.
+    delay_s: float = 0.0
+    # Abort the connection after this many chunks (no final chunk, no [DONE]).
+    drop_after: int | None = None
+    # When set, answer with this HTTP status and ``error_body`` instead of a completion.
+    error_status: int | None = None
+    error_body: JSON | None = None
+
+
+def make_usage(
+    prompt_tokens: int,
+    completion_tokens: int,
+    *,
+    cached_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+) -> JSON:
+    """A Chat Completions ``usage`` dict; the details objects only when asked for."""
+    usage: JSON = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    if reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return usage
+
+
+def text_reply(
+    text: str,
+    *,
+    finish_reason: str = "stop",
+    usage: JSON | None = None,
+    pieces: int | None = None,
+) -> Reply:
+    """Plain assistant text, streamed as several content deltas.
+
+    Without ``pieces`` the text is split at word boundaries (like real token
+    streams); with ``pieces`` it is cut into that many near-equal parts, which can
+    split multi-code-point characters -- useful to test reassembly.
+    """
+    deltas = [_role_delta(content=""), *({"content": p} for p in _split(text, pieces))]
+    return Reply(deltas=tuple(deltas), finish_reason=finish_reason, usage=usage)
+
+
+def tool_calls_reply(
+    calls: Sequence[tuple[str, str, str]],
+    *,
+    usage: JSON | None = None,
+    text: str | None = None,
+) -> Reply:
+    """One or more (parallel) function calls, each ``(call_id, name, arguments_json)``.
+
+    Streamed the way OpenAI does: a header delta per call (id, type, name, empty
+    arguments), then the arguments in at least two fragments, calls one after the
+    other with ``index`` 0, 1, ...  ``text`` optionally precedes the calls, as
+    some models say something before calling a tool.
+    """
+    deltas: list[JSON] = []
+    if text is not None:
+        deltas.append(_role_delta(content=""))
+        deltas.extend({"content": p} for p in _split(text, None))
+    for index, (call_id, name, arguments) in enumerate(calls):
+        header = _tool_call_delta(index, {"name": name, "arguments": ""}, call_id=call_id)
+        if not deltas:
+            # OpenAI puts the role on the first tool-call delta itself.
+            header = {**_role_delta(content=None), **header}
+        deltas.append(header)
+        deltas.extend(_tool_call_delta(index, {"arguments": f}) for f in _argument_fragments(arguments))
+    return Reply(deltas=tuple(deltas), finish_reason="tool_calls", usage=usage)
+
+
+def reasoning_reply(
+    reasoning: str,
+    text: str,
+    *,
+    field: Literal["reasoning_content", "reasoning"] = "reasoning_content",
+    usage: JSON | None = None,
+) -> Reply:
+    """Reasoning deltas in ``delta[field]`` (DeepSeek/vLLM use ``reasoning_content``,
+    Ollama/OpenRouter ``reasoning``), then the visible answer as content deltas."""
+    deltas: list[JSON] = [_role_delta(content="")]
+    deltas.extend({field: p} for p in _split(reasoning, None))
+    deltas.extend({"content": p} for p in _split(text, None))
+    return Reply(deltas=tuple(deltas), finish_reason="stop", usage=usage)
+
+
+def refusal_reply(refusal: str, *, usage: JSON | None = None) -> Reply:
+    """A refusal streamed through ``delta.refusal``, as OpenAI does with structured outputs."""
+    deltas = [{**_role_delta(content=None), "refusal": ""}]
+    deltas.extend({"refusal": p} for p in _split(refusal, None))
+    return Reply(deltas=tuple(deltas), finish_reason="stop", usage=usage)
+
+
+def error_reply(
+    status: int,
+    message: str = "scripted upstream error",
+    code: str | None = None,
+    *,
+    error_type: str | None = None,
+) -> Reply:
+    """A plain (non-streamed) HTTP error with the OpenAI error envelope."""
+    if error_type is None:
+        error_type = "server_error" if status >= 500 else "invalid_request_error"
+    return Reply(error_status=status, error_body=_error_envelope(message, error_type, code))
+
+
+def dropped_reply(text: str, after_chunks: int) -> Reply:
+    """Starts like ``text_reply`` but kills the TCP connection after ``after_chunks``
+    SSE chunks (the role chunk counts): no finish chunk and no ``[DONE]``."""
+    return dataclasses.replace(text_reply(text), drop_after=after_chunks)
+
+
+def slow_reply(text: str, delay_s: float, pieces: int) -> Reply:
+    """Like ``text_reply`` but sleeps ``delay_s`` between chunks, so a test has time
+    to hang up and then check ``ScriptedUpstream.disconnects``."""
+    return dataclasses.replace(text_reply(text, pieces=pieces), delay_s=delay_s)
+
+
+def _role_delta(*, content: str | None) -> JSON:
+    return {"role": "assistant", "content": content}
+
+
+def _tool_call_delta(index: int, function: JSON, *, call_id: str | None = None) -> JSON:
+    call: JSON = {"index": index}
+    if call_id is not None:
+        call |= {"id": call_id, "type": "function"}
+    call["function"] = function
+    return {"tool_calls": [call]}
+
+
+def _split(text: str, pieces: int | None) -> list[str]:
+    """Cut ``text`` into stream pieces; joining them always gives back ``text``."""
+    if not text:
+        return []
+    if pieces is None:
+        # Every character is either \S or \s, so these matches tile the whole text.
+        return re.findall(r"\S+\s*|\s+", text)
+    count = max(1, min(pieces, len(text)))
+    bounds = [round(i * len(text) / count) for i in range(count + 1)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _argument_fragments(arguments: str) -> list[str]:
+    # At least two fragments so the server under test must really concatenate;
+    # roughly 8 characters each, like a tokenizer would produce.
+    return _split(arguments, max(2, math.ceil(len(arguments) / 8)))
+
+
+def _error_envelope(message: str, error_type: str, code: str | None) -> JSON:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """Identity of one played reply: what every chunk of it repeats."""
+
+    id: str
+    created: int
+    model: str
+
+
+def _chunk(completion: _Completion, choices: list[JSON], include_usage: bool) -> JSON:
+    chunk: JSON = {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": choices,
+    }
+    if include_usage:
+        # With include_usage OpenAI sends "usage": null on every chunk but the last.
+        chunk["usage"] = None
+    return chunk
+
+
+def _stream_chunks(reply: Reply, completion: _Completion, include_usage: bool) -> list[JSON]:
+    """All chunk objects of a streamed reply, final and usage chunks included."""
+
+    def choice(delta: JSON, finish_reason: str | None) -> JSON:
+        return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+
+    chunks = [_chunk(completion, [choice(d, None)], include_usage) for d in reply.deltas]
+    chunks.append(_chunk(completion, [choice({}, reply.finish_reason)], include_usage))
+    if include_usage and reply.usage is not None:
+        chunks.append(_chunk(completion, [], include_usage) | {"usage": reply.usage})
+    return chunks
+
+
+def _sse(data: str) -> bytes:
+    return f"data: {data}\n\n".encode()
+
+
+def _aggregate_message(deltas: Iterable[JSON]) -> JSON:
+    """Fold streamed deltas into the ``message`` of a non-streamed completion."""
+    texts: dict[str, list[str]] = {}
+    calls: dict[int, JSON] = {}
+    for delta in deltas:
+        for key, value in delta.items():
+            if key == "tool_calls":
+                for call in value:
+                    _merge_tool_call(calls, call)
+            elif key != "role" and isinstance(value, str):
+                texts.setdefault(key, []).append(value)
+    message: JSON = {"role": "assistant", **{k: "".join(v) for k, v in texts.items()}}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    if not message.get("content") and (calls or message.get("refusal")):
+        message["content"] = None  # OpenAI reports content null, not "", next to calls/refusals
+    message.setdefault("content", None)
+    message.setdefault("refusal", None)
+    return message
+
+
+def _merge_tool_call(calls: dict[int, JSON], fragment: JSON) -> None:
+    call = calls.setdefault(
+        fragment["index"], {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    if "id" in fragment:
+        call["id"] = fragment["id"]
+    function = fragment.get("function", {})
+    for key in ("name", "arguments"):
+        call["function"][key] += function.get(key) or ""
+
+
+def _completion_object(reply: Reply, completion: _Completion) -> JSON:
+    body: JSON = {
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": _aggregate_message(reply.deltas),
+                "finish_reason": reply.finish_reason,
+                "logprobs": None,
+            }
+        ],
+    }
+    if reply.usage is not None:
+        body["usage"] = reply.usage
+    return body
+
+
+def _fake_vector(text: str) -> list[float]:
+    # Multiples of 1/128 in [-1, 1) are exact in float32, so the base64 encoding
+    # the SDK asks for by default round-trips to exactly the same numbers.
+    digest = hashlib.sha256(text.encode()).digest()
+    return [(b - 128) / 128.0 for b in digest[:EMBEDDING_DIMENSIONS]]
+
+
+def _embedding_inputs(raw: Any) -> list[str]:
+    """Normalise every accepted ``input`` form (str, [str], [int], [[int]]) to strings."""
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(x, int) for x in raw):
+        return [json.dumps(raw)]  # a single pre-tokenised input
+    if isinstance(raw, list):
+        return [x if isinstance(x, str) else json.dumps(x) for x in raw]
+    raise ValueError("input must be a string, a list of strings or token arrays")
+
+
+# --------------------------------------------------------------------------- playing
+
+
+class _DropConnection(Exception):
+    """Raised inside the ASGI app after the response started, so that uvicorn
+    closes the transport and the client sees a truncated chunked body."""
+
+
+class _PlayedStream(StreamingResponse):
+    """An SSE response that also tells how it ended.
+
+    Starlette's own StreamingResponse swallows a client disconnect silently, but
+    tests need to know the server under test really hung up, so we watch
+    ``receive()`` for ``http.disconnect`` ourselves while streaming.
+    """
+
+    def __init__(self, frames: AsyncIterator[bytes], on_end: Callable[[StreamOutcome], None]) -> None:
+        super().__init__(frames, media_type="text/event-stream", headers={"cache-control": "no-cache"})
+        self._on_end = on_end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.ensure_future(self.stream_response(send))
+        watching = asyncio.ensure_future(_wait_for_disconnect(receive))
+        try:
+            await asyncio.wait({streaming, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also reached when uvicorn cancels us at shutdown: never leave a task behind.
+            watching.cancel()
+            if not streaming.done():
+                streaming.cancel()
+            await asyncio.gather(streaming, watching, return_exceptions=True)
+        if streaming.cancelled():
+            self._on_end("disconnected")
+        else:
+            self._finish(streaming)
+
+    def _finish(self, streaming: asyncio.Future[None]) -> None:
+        error = streaming.exception()
+        if isinstance(error, _DropConnection):
+            self._on_end("dropped")
+            raise error
+        if error is not None:
+            raise error
+        self._on_end("completed")
+
+
+class _TruncatedBody(Response):
+    """A non-streamed body that is cut off halfway: the non-streaming analogue of a drop."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": bytes(self.body[: len(self.body) // 2]), "more_body": True})
+        raise _DropConnection()
+
+
+def _is_scripted_drop(record: logging.LogRecord) -> bool:
+    """Log filter: keep uvicorn from printing a traceback for every intended drop."""
+    return not (record.exc_info and isinstance(record.exc_info[1], _DropConnection))
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _play_frames(reply: Reply, chunks: list[JSON]) -> AsyncIterator[bytes]:
+    frames = [_sse(json.dumps(c, ensure_ascii=False)) for c in chunks]
+    limit = len(frames) if reply.drop_after is None else min(reply.drop_after, len(frames))
+    for position, frame in enumerate(frames[:limit]):
+        if position and reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        yield frame
+    if reply.drop_after is not None:
+        raise _DropConnection()
+    yield _sse("[DONE]")
+
+
+# --------------------------------------------------------------------------- server
+
+
+class ScriptedUpstream:
+    """Fake OpenAI-compatible server that plays enqueued replies in FIFO order.
+
+    Usable from sync and async tests alike: it runs in its own thread and event
+    loop, so blocking on it never stalls the test's loop (use the ``*_async``
+    helper when waiting from async code that must keep the loop running).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._replies: deque[Reply] = deque()
+        self._ids = itertools.count(1)
+        # Chat completion bodies and their headers, in arrival order.
+        self.requests: list[JSON] = []
+        self.request_headers: list[dict[str, str]] = []
+        self.embedding_requests: list[JSON] = []
+        # How every played stream ended, in order; "disconnected" means the client hung up.
+        self.stream_outcomes: list[StreamOutcome] = []
+        self.disconnects = 0
+        self.disconnected = threading.Event()
+        self.port = 0
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            ]
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> ScriptedUpstream:
+        if self._thread is not None:
+            raise RuntimeError("ScriptedUpstream already started")
+        # Binding the socket ourselves gives us the free port with no race.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            http="h11",
+            loop="asyncio",
+            lifespan="off",
+            access_log=False,
+            log_config=None,  # never reconfigure the test process' logging
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        # addFilter ignores a filter that is already installed, so repeated starts are fine.
+        logging.getLogger("uvicorn.error").addFilter(_is_scripted_drop)
+        self._thread = threading.Thread(target=self._serve, name=f"scripted-upstream-{self.port}", daemon=True)
+        self._thread.start()
+        self._wait_until_started()
+        return self
+
+    def _serve(self) -> None:
+        assert self._server is not None and self._socket is not None
+        asyncio.run(self._server.serve(sockets=[self._socket]))
+
+    def _wait_until_started(self) -> None:
+        assert self._server is not None and self._thread is not None
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("ScriptedUpstream failed to start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(_STOP_TIMEOUT_S)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> ScriptedUpstream:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- scripting
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    @property
+    def pending(self) -> int:
+        """Replies enqueued but not played yet (tests assert 0 to prove every call happened)."""
+        with self._lock:
+            return len(self._replies)
+
+    def reset(self) -> None:
+        """Forget replies, recordings and disconnects, so one server can serve many tests."""
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+            self.request_headers.clear()
+            self.embedding_requests.clear()
+            self.stream_outcomes.clear()
+            self.disconnects = 0
+            self.disconnected.clear()
+
+    def wait_for_disconnect(self, timeout: float = 5.0) -> bool:
+        """Block until a client hung up mid-stream; False on timeout."""
+        return self.disconnected.wait(timeout)
+
+    async def wait_for_disconnect_async(self, timeout: float = 5.0) -> bool:
+        """Like ``wait_for_disconnect`` without blocking the caller's event loop,
+        which may be running the server under test that has to do the hanging up."""
+        return await asyncio.to_thread(self.disconnected.wait, timeout)
+
+    def _next_reply(self) -> Reply | None:
+        with self._lock:
+            return self._replies.popleft() if self._replies else None
+
+    def _record_outcome(self, outcome: StreamOutcome) -> None:
+        with self._lock:
+            self.stream_outcomes.append(outcome)
+            if outcome == "disconnected":
+                self.disconnects += 1
+                self.disconnected.set()
+
+    # ----------------------------------------------------------------- endpoints
+
+    async def _chat_completions(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error_response(400, "request body is not valid JSON", "invalid_request_error")
+        with self._lock:
+            self.requests.append(body)
+            self.request_headers.append(dict(request.headers))
+        reply = self._next_reply()
+        if reply is None:
+            return _error_response(500, "no scripted reply left", "server_error")
+        if reply.error_status is not None:
+            return JSONResponse(reply.error_body, status_code=reply.error_status)
+        completion = _Completion(f"chatcmpl-fake-{next(self._ids)}", int(time.time()), str(body.get("model", "")))
+        if body.get("stream"):
+            return self._stream(reply, completion, _wants_usage(body))
+        return await self._complete(reply, completion)
+
+    def _stream(self, reply: Reply, completion: _Completion, include_usage: bool) -> Response:
+        chunks = _stream_chunks(reply, completion, include_usage)
+        return _PlayedStream(_play_frames(reply, chunks), self._record_outcome)
+
+    async def _complete(self, reply: Reply, completion: _Completion) -> Response:
+        # Keep the timing of slow replies: the whole answer takes as long as the stream would.
+        await asyncio.sleep(reply.delay_s * max(0, len(reply.deltas)))
+        body = _completion_object(reply, completion)
+        if reply.drop_after is not None:
+            return _TruncatedBody(json.dumps(body).encode(), media_type="application/json")
+        return JSONResponse(body)
+
+    async def _models(self, request: Request) -> Response:
+        model = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        with self._lock:
+            self.embedding_requests.append(body)
+        try:
+            inputs = _embedding_inputs(body.get("input"))
+        except ValueError as exc:
+            return _error_response(400, str(exc), "invalid_request_error")
+        as_base64 = body.get("encoding_format") == "base64"
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(_fake_vector(t), as_base64)}
+            for i, t in enumerate(inputs)
+        ]
+        tokens = sum(len(t.split()) for t in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model", ""), "usage": usage})
+
+
+def _wants_usage(body: JSON) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def _encode_vector(vector: list[float], as_base64: bool) -> list[float] | str:
+    if not as_base64:
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def _error_response(status: int, message: str, error_type: str) -> Response:
+    return JSONResponse(_error_envelope(message, error_type, None), status_code=status)
