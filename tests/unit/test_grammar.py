@@ -271,4 +271,4 @@ def test_garbage_inputs_are_reported_not_crashing() -> None:
     assert "not a dict or pydantic model" in stream_grammar_errors([42])[0]
     weird = valid_stream()
     weird[4]["item_id"] = ["not", "hashable"]
-    assert any("never added" in e for e in stream_grammar_errors(weird))
+    assert any("is not a non-empty string" in e for e in stream_grammar_errors(weird))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import BaseModel
+from typing_extensions import TypeIs
 
 __all__ = ["TERMINAL_EVENT_TYPES", "assert_valid_stream", "stream_grammar_errors"]
 
@@ -35,6 +36,8 @@ _PART_DONE: Final = {"response.content_part.done": "content", "response.reasonin
 # Which index field addresses a part of each family, and which item field lists those parts.
 _INDEX_FIELD: Final = {"content": "content_index", "summary": "summary_index"}
 _ITEM_LIST_FIELD: Final = {"content": "content", "summary": "summary"}
+# Item fields that identify what the item is; they may not change between added and done.
+_STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class _Item:
     id: str
     output_index: int
     type: str
+    added: Event
     done: Event | None = None
     parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
     deltas: list[str] = field(default_factory=list)  # item-level stream, e.g. function arguments
@@ -135,9 +139,7 @@ class _Checker:
         return self.errors
 
     def _error(self, position: int, event: Event, message: str) -> None:
-        self.errors.append(
-            f"event {position} ({event.get('type')}, seq {event.get('sequence_number')}): {message}"
-        )
+        self.errors.append(f"event {position} ({event.get('type')}, seq {event.get('sequence_number')}): {message}")
 
     # ----------------------------------------------------------------- whole-stream checks
 
@@ -146,7 +148,7 @@ class _Checker:
         expected = 0
         for position, event in events:
             number = event.get("sequence_number")
-            if not isinstance(number, int) or isinstance(number, bool):
+            if not _is_index(number):
                 self._error(position, event, "sequence_number missing or not an int")
                 continue
             if number != expected:
@@ -167,6 +169,8 @@ class _Checker:
             self._error(first_position, first, "response.created must carry status in_progress")
         if len(events) < 2 or _kind(events[1][1]) != "response.in_progress":
             self.errors.append("second event must be response.in_progress")
+        elif _response_of(events[1][1]).get("status") != "in_progress":
+            self._error(*events[1], "response.in_progress must carry status in_progress")
         for kind in ("response.created", "response.in_progress"):
             for position, event in [(p, e) for p, e in events if _kind(e) == kind][1:]:
                 self._error(position, event, f"{kind} sent more than once")
@@ -215,7 +219,7 @@ class _Checker:
 
     def _visit(self, position: int, event: Event) -> None:
         kind = _kind(event)
-        if not isinstance(kind, str):
+        if kind is None:
             self._error(position, event, "event has no type")
         elif kind == "response.output_item.added":
             self._on_item_added(position, event)
@@ -230,54 +234,60 @@ class _Checker:
 
     def _on_other(self, position: int, event: Event, kind: str) -> None:
         """Deltas, .done texts, annotations and anything future: they may only touch open things."""
+        prefix, _, suffix = kind.rpartition(".")
+        stream = _TEXT_STREAMS.get(prefix) if suffix in ("delta", "done") else None
+        if stream is not None and "item_id" not in event:
+            self._error(position, event, "item_id missing")
         item = self._open_item(position, event)
         if item is None:
             return
         parts = {fam: self._open_part(position, event, item, fam) for fam, key in _INDEX_FIELD.items() if key in event}
-        prefix, _, suffix = kind.rpartition(".")
-        stream = _TEXT_STREAMS.get(prefix)
-        if stream is None or suffix not in ("delta", "done"):
+        if stream is None:
             return
         if stream.family is None:
             self._on_item_text(position, event, item, stream, suffix)
-            return
-        part = parts.get(stream.family)
-        if stream.family not in parts:
+        elif stream.family not in parts:
             self._error(position, event, f"{_INDEX_FIELD[stream.family]} missing")
-        elif part is not None:
+        elif (part := parts[stream.family]) is not None:
             self._on_part_text(position, event, part, stream, suffix)
 
     # ----------------------------------------------------------------- items
 
     def _on_item_added(self, position: int, event: Event) -> None:
-        item = event.get("item")
-        if not isinstance(item, Mapping) or not self._item_has_identity(position, event, item):
+        item = self._event_item(position, event)
+        if item is None:
             return
         item_id: str = item["id"]
         if item_id in self.items:
             self._error(position, event, f"item id {item_id!r} added twice")
             return
         output_index = event.get("output_index")
-        if output_index != len(self.order):
+        if not _is_index(output_index) or output_index != len(self.order):
             self._error(position, event, f"output_index should be {len(self.order)}, got {output_index!r}")
-        index = output_index if isinstance(output_index, int) else len(self.order)
-        state = _Item(id=item_id, output_index=index, type=str(item.get("type")))
+        index = output_index if _is_index(output_index) else len(self.order)
+        if item.get("status") not in (None, "", "in_progress"):
+            self._error(position, event, f"an added item should be in_progress, not {item.get('status')!r}")
+        state = _Item(id=item_id, output_index=index, type=str(item.get("type")), added=item)
         self.items[item_id] = state
         self.by_index[index] = state
         self.order.append(item_id)
 
-    def _item_has_identity(self, position: int, event: Event, item: Mapping[str, Any]) -> bool:
-        ok = True
-        if not isinstance(item.get("id"), str) or not item["id"]:
-            self._error(position, event, "item has no id")
-            ok = False
+    def _event_item(self, position: int, event: Event) -> Mapping[str, Any] | None:
+        """The event's item if it can be tracked (it has an id); a missing status is reported only."""
+        item = event.get("item")
+        if not isinstance(item, Mapping):
+            self._error(position, event, "event has no item")
+            return None
         if not item.get("status"):
             self._error(position, event, "item has no status")
-        return ok
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            self._error(position, event, "item has no id")
+            return None
+        return item
 
     def _on_item_done(self, position: int, event: Event) -> None:
-        item = event.get("item")
-        if not isinstance(item, Mapping) or not self._item_has_identity(position, event, item):
+        item = self._event_item(position, event)
+        if item is None:
             return
         state = self.items.get(item["id"])
         if state is None:
@@ -286,10 +296,11 @@ class _Checker:
         if state.done is not None:
             self._error(position, event, f"item {state.id!r} is done twice")
             return
-        if event.get("output_index") != state.output_index:
+        if not _same_index(event.get("output_index"), state.output_index):
             self._error(position, event, f"output_index should be {state.output_index}")
-        if item.get("type") != state.type:
-            self._error(position, event, f"item type changed from {state.type!r} to {item.get('type')!r}")
+        changed = [key for key in _STABLE_ITEM_FIELDS if item.get(key) != state.added.get(key)]
+        if changed:
+            self._error(position, event, f"item fields {changed} differ from output_item.added")
         if item.get("status") == "in_progress":
             self._error(position, event, "a done item cannot be in_progress")
         self._check_parts_closed(position, event, state)
@@ -303,7 +314,9 @@ class _Checker:
 
     def _check_done_item_text(self, position: int, event: Event, state: _Item, item: Mapping[str, Any]) -> None:
         """The done item must hold exactly what was streamed for it."""
-        item_stream = next((s for s in _TEXT_STREAMS.values() if s.family is None and s.target_type == state.type), None)
+        item_stream = next(
+            (s for s in _TEXT_STREAMS.values() if s.family is None and s.target_type == state.type), None
+        )
         if item_stream is not None and (state.deltas or state.done_text is not None):
             if state.done_text is None:
                 self._error(position, event, f"deltas streamed but no {state.type} .done event")
@@ -312,9 +325,7 @@ class _Checker:
         for family, list_field in _ITEM_LIST_FIELD.items():
             self._check_done_item_parts(position, event, state, item.get(list_field), family)
 
-    def _check_done_item_parts(
-        self, position: int, event: Event, state: _Item, final_parts: Any, family: str
-    ) -> None:
+    def _check_done_item_parts(self, position: int, event: Event, state: _Item, final_parts: Any, family: str) -> None:
         streamed = state.parts_of(family)
         if not streamed and state.type != "message":
             return  # e.g. reasoning summaries may arrive only in the done item
@@ -323,7 +334,7 @@ class _Checker:
             self._error(position, event, f"item has {count} {family} parts but {len(streamed)} were streamed")
             return
         for index, part in sorted(streamed.items()):
-            final = final_parts[index] if isinstance(final_parts, list) else None
+            final = final_parts[index] if isinstance(final_parts, list) and index < len(final_parts) else None
             if not isinstance(final, Mapping) or final.get("type") != part.type:
                 self._error(position, event, f"{family} part {index} type differs from the streamed part")
             elif part.done_text is not None and _part_text(final) != part.done_text:
@@ -333,14 +344,16 @@ class _Checker:
         """The open item an event refers to via item_id and/or output_index, else None (+ error)."""
         item_id = event.get("item_id")
         output_index = event.get("output_index")
-        if item_id is None and output_index is None:
+        if "item_id" not in event and "output_index" not in event:
             return None
-        # isinstance guards: a malformed (e.g. list) id must be reported, not crash the lookup.
-        if item_id is not None:
-            state = self.items.get(item_id) if isinstance(item_id, str) else None
+        if "item_id" in event and (not isinstance(item_id, str) or not item_id):
+            self._error(position, event, f"item_id {item_id!r} is not a non-empty string")
+            return None
+        if isinstance(item_id, str):
+            state = self.items.get(item_id)
             reference = f"item {item_id!r}"
-        else:
-            state = self.by_index.get(output_index) if isinstance(output_index, int) else None
+        else:  # only output_index: e.g. shell_call_command events carry no item_id
+            state = self.by_index.get(output_index) if _is_index(output_index) else None
             reference = f"output_index {output_index!r}"
         if state is None:
             self._error(position, event, f"refers to {reference}, which was never added")
@@ -348,7 +361,7 @@ class _Checker:
         if state.done is not None:
             self._error(position, event, f"refers to {reference}, which is already done")
             return None
-        if output_index is not None and output_index != state.output_index:
+        if "output_index" in event and not _same_index(output_index, state.output_index):
             self._error(position, event, f"output_index should be {state.output_index} for item {state.id!r}")
         return state
 
@@ -356,10 +369,11 @@ class _Checker:
 
     def _on_part_added(self, position: int, event: Event, family: str) -> None:
         item = self._open_item(position, event)
+        if item is None:
+            return
         index = event.get(_INDEX_FIELD[family])
-        if item is None or not isinstance(index, int):
-            if item is not None:
-                self._error(position, event, f"{_INDEX_FIELD[family]} missing")
+        if not _is_index(index):
+            self._error(position, event, f"{_INDEX_FIELD[family]} missing")
             return
         if (family, index) in item.parts:
             self._error(position, event, f"{family} part {index} added twice")
@@ -393,7 +407,7 @@ class _Checker:
 
     def _open_part(self, position: int, event: Event, item: _Item, family: str) -> _Part | None:
         index = event.get(_INDEX_FIELD[family])
-        part = item.parts.get((family, index)) if isinstance(index, int) else None
+        part = item.parts.get((family, index)) if _is_index(index) else None
         if part is None:
             self._error(position, event, f"refers to {family} part {index!r} of item {item.id!r}, never added")
             return None
@@ -462,6 +476,15 @@ class _Checker:
 # --------------------------------------------------------------------------- helpers
 
 
+def _is_index(value: object) -> TypeIs[int]:
+    # bool is an int subclass, but True is no sequence number or index.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _same_index(value: object, expected: int) -> bool:
+    return _is_index(value) and value == expected
+
+
 def _kind(event: Event) -> str | None:
     """The event type, or None when missing or malformed (so set lookups cannot crash)."""
     kind = event.get("type")
@@ -499,9 +522,7 @@ def _fingerprint(item: Mapping[str, Any]) -> dict[str, Any]:
     for list_field in _ITEM_LIST_FIELD.values():
         parts = item.get(list_field)
         if isinstance(parts, list):
-            fingerprint[list_field] = [
-                (p.get("type"), _part_text(p)) if isinstance(p, Mapping) else p for p in parts
-            ]
+            fingerprint[list_field] = [(p.get("type"), _part_text(p)) if isinstance(p, Mapping) else p for p in parts]
     return fingerprint
 
 

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real Riposte server per test on a loopback port, on SQLite or PostgreSQL.
+
+PostgreSQL is the local server (trust auth); each test session gets a database of its own,
+dropped at the end. Set RIPOSTE_TEST_POSTGRES_ADMIN_URL to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from riposte.config import InferenceMode, ProviderConfig, Settings
+from riposte.testing.server import RunningServer
+from tests.fakes.scripted_upstream import ScriptedUpstream
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_RECORDINGS = REPO / "examples" / "recordings"
+REFERENCE_RECORDINGS = REPO / "tests" / "recordings" / "reference"
+
+ADMIN_URL = os.environ.get("RIPOSTE_TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+ServerFactory = Callable[..., RunningServer]
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    name = f"riposte_test_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(ADMIN_URL)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    _run(admin(f'CREATE DATABASE "{name}"'))
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that takes this runs once per storage backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}"
+    url: str = request.getfixturevalue("postgres_database_url")
+    return url
+
+
+@pytest.fixture
+def upstream() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, database_url: str) -> Iterator[ServerFactory]:
+    """Start a server with the given settings overrides; stopped when the test ends."""
+    started: list[RunningServer] = []
+
+    def factory(**overrides: Any) -> RunningServer:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": database_url}
+        values.update(overrides)
+        server = RunningServer(Settings(**values)).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def fake_server(make_server: ServerFactory, upstream: ScriptedUpstream) -> RunningServer:
+    """A live-mode server whose only provider, `fake`, is the scripted upstream."""
+    return make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")])
+
+
+@pytest.fixture
+def seed_server(make_server: ServerFactory) -> RunningServer:
+    """A replay-mode server over the five seed recordings shipped in examples/."""
+    return make_server(inference_mode=InferenceMode.REPLAY, recordings_dir=SEED_RECORDINGS,
+                       providers=[ProviderConfig(name="openai", base_url="https://api.openai.com/v1")])
+
+
+@pytest.fixture
+def reference_server(make_server: ServerFactory) -> RunningServer:
+    """A replay-mode server over the reference recordings copied into tests/recordings."""
+    return make_server(inference_mode=InferenceMode.REPLAY, recordings_dir=REFERENCE_RECORDINGS,
+                       providers=[ProviderConfig(name="openai", base_url="https://api.openai.com/v1")])
