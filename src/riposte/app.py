@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from riposte import __version__
-from riposte.api import models, passthrough, responses
+from riposte.api import conversations, models, passthrough, responses
 from riposte.api.errors import install_error_handlers
 from riposte.api.middleware import BodySizeLimit, ReplayScope
 from riposte.config import Settings, load_settings
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.close()
 
     app = FastAPI(title="Riposte", version=__version__, lifespan=lifespan)
-    for router in (responses.router, passthrough.router, models.router):
+    for router in (responses.router, passthrough.router, models.router, conversations.router):
         app.include_router(router, prefix="/v1")
     app.add_api_route("/health", models.health, methods=["GET"])
     install_error_handlers(app)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from riposte.config import InferenceMode, Settings
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
+from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, migrate
 from riposte.store.responses import ResponseStore
 
@@ -20,6 +21,7 @@ class Services:
     engine: AsyncEngine
     router: ModelRouter
     responses: ResponseStore
+    conversations: ConversationStore
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -33,6 +35,7 @@ class Services:
             engine=engine,
             router=ModelRouter(settings, recordings),
             responses=ResponseStore(engine),
+            conversations=ConversationStore(engine),
         )
 
     async def close(self) -> None:

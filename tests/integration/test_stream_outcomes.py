@@ -66,7 +66,7 @@ def test_upstream_500_non_streaming_gives_error_envelope_and_stores_failed(
     # The SDK has no list method; the listing endpoint shows the stored failure.
     [stored] = httpx.get(f"{fake_server.base_url}/responses?limit=1").json()["data"]
     assert stored["status"] == "failed"
-    assert stored["error"]["code"] == "upstream_error"
+    assert stored["error"]["code"] == "server_error"
 
 
 def test_connection_dropped_mid_stream_gives_failed_with_partial_output(

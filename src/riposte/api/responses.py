@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from riposte.api.body import parse_body
+from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response
 from riposte.api.sse import event_stream_response
+from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import prepare_turn
 from riposte.errors import InvalidRequestError, NotFoundError
@@ -23,7 +25,7 @@ router = APIRouter()
 @router.post("/responses")
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
-    turn = await prepare_turn(body, svc.router, svc.responses)
+    turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations)
     if body.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:
@@ -66,13 +68,10 @@ async def list_input_items(
     before: str | None = None,
     limit: int = Query(default=20, ge=1, le=100),
     order: Literal["asc", "desc"] = "desc",
-    include: list[str] | None = Query(default=None),
+    includes: frozenset[str] = Depends(requested_includes),
     svc: Services = Depends(services),
 ) -> Response:
-    if include:
-        raise InvalidRequestError(f"include value '{include[0]}' is not supported by this server.",
-                                  param="include", code="unsupported_value")
-    items = (await _stored(svc, response_id)).input_items
+    items = [item_view(item, includes) for item in (await _stored(svc, response_id)).input_items]
     ordered = items if order == "asc" else list(reversed(items))
     window = _between(ordered, after, before)
     page = window[:limit]

@@ -17,6 +17,18 @@ MESSAGE_ROLES = frozenset({"user", "system", "developer", "assistant"})
 _USER_PART_TYPES = frozenset({"input_text", "input_image", "input_file"})
 _ASSISTANT_PART_TYPES = frozenset({"output_text", "refusal", "input_text"})
 SUPPORTED_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+# A conversation also holds the tool items of past turns, which clients may add back themselves.
+CONVERSATION_ITEM_TYPES = SUPPORTED_ITEM_TYPES | frozenset({
+    "file_search_call", "web_search_call", "mcp_list_tools", "mcp_call", "mcp_approval_request",
+    "mcp_approval_response",
+})
+# Item types whose wire form has no `status`.
+_STATUSLESS_TYPES = frozenset({"reasoning", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response"})
+_ID_PREFIXES = {
+    "function_call": "fc", "function_call_output": "fco", "reasoning": "rs", "file_search_call": "fs",
+    "web_search_call": "ws", "mcp_list_tools": "mcpl", "mcp_call": "mcp", "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
+}
 
 
 def input_as_items(raw: str | list[dict[str, Any]]) -> list[Item]:
@@ -34,11 +46,11 @@ def item_type(item: Item) -> str:
     return value if isinstance(value, str) else "message"
 
 
-def validate_item(item: Any, param: str) -> None:
+def validate_item(item: Any, param: str, allowed: frozenset[str] = SUPPORTED_ITEM_TYPES) -> None:
     if not isinstance(item, dict):
         raise InvalidRequestError("Each input item must be an object.", param=param)
     kind = item_type(item)
-    if kind not in SUPPORTED_ITEM_TYPES:
+    if kind not in allowed:
         raise InvalidRequestError(
             f"Input items of type '{kind}' are not supported by this server.", param=f"{param}.type",
             code="unsupported_value",
@@ -51,6 +63,24 @@ def validate_item(item: Any, param: str) -> None:
         _require_strings(item, param, ("call_id",))
         if not isinstance(item.get("output"), str | list):
             raise InvalidRequestError("function_call_output needs an 'output' string or list.", param=f"{param}.output")
+    else:
+        _validate_tool_item(item, kind, param)
+
+
+def _validate_tool_item(item: Item, kind: str, param: str) -> None:
+    if kind in ("mcp_call", "mcp_approval_request"):
+        _require_strings(item, param, ("name", "arguments", "server_label"))
+    elif kind == "mcp_list_tools":
+        _require_strings(item, param, ("server_label",))
+        _require_list(item, param, "tools")
+    elif kind == "mcp_approval_response":
+        _require_strings(item, param, ("approval_request_id",))
+        if not isinstance(item.get("approve"), bool):
+            raise InvalidRequestError("Missing or invalid 'approve': expected a boolean.", param=f"{param}.approve")
+    elif kind == "file_search_call":
+        _require_list(item, param, "queries")
+    elif kind == "web_search_call" and not isinstance(item.get("action"), dict):
+        raise InvalidRequestError("Missing or invalid 'action': expected an object.", param=f"{param}.action")
 
 
 def _validate_message(item: Item, param: str) -> None:
@@ -100,6 +130,11 @@ def _require_strings(item: Item, param: str, keys: tuple[str, ...]) -> None:
             raise InvalidRequestError(f"Missing or invalid '{key}': expected a string.", param=f"{param}.{key}")
 
 
+def _require_list(item: Item, param: str, key: str) -> None:
+    if not isinstance(item.get(key), list):
+        raise InvalidRequestError(f"Missing or invalid '{key}': expected a list.", param=f"{param}.{key}")
+
+
 def stored_items(items: list[Item]) -> list[Item]:
     """Items as `input_items` returns them: ids, statuses and content parts filled in."""
     return [_stored_item(item) for item in items]
@@ -109,9 +144,8 @@ def _stored_item(item: Item) -> Item:
     kind = item_type(item)
     if kind == "message":
         return _stored_message(item)
-    stored = {**item, "type": kind}
-    stored.setdefault("id", _new_item_id(kind))
-    if kind != "reasoning":
+    stored = {**item, "type": kind, "id": item.get("id") or _new_item_id(kind)}
+    if kind not in _STATUSLESS_TYPES:
         stored.setdefault("status", "completed")
     return stored
 
@@ -142,5 +176,4 @@ def _output_part(part: Item) -> Item:
 
 
 def _new_item_id(kind: str) -> str:
-    prefixes = {"function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
-    return ids.new_id(prefixes.get(kind, "item"))
+    return ids.new_id(_ID_PREFIXES.get(kind, "item"))

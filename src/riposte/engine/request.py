@@ -58,16 +58,21 @@ class CreateResponseRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return value
-        if len(value) > 16:
-            raise ValueError("metadata may hold at most 16 keys")
-        for key, item in value.items():
-            if len(key) > 64:
-                raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
-            if len(item) > 512:
-                raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
+        return metadata_within_limits(value)
+
+
+def metadata_within_limits(value: dict[str, str] | None) -> dict[str, str] | None:
+    """OpenAI's metadata limits, as a pydantic field validator body (raises ValueError)."""
+    if value is None:
         return value
+    if len(value) > 16:
+        raise ValueError("metadata may hold at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
+        if len(item) > 512:
+            raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
+    return value
 
 
 def reject_unsupported(request: CreateResponseRequest) -> None:
@@ -87,8 +92,12 @@ def reject_unsupported(request: CreateResponseRequest) -> None:
             )
     if request.background:
         raise InvalidRequestError("background responses are not supported.", param="background")
-    if request.conversation is not None:
-        raise InvalidRequestError("conversation is not supported yet.", param="conversation")
+    if request.conversation is not None and request.previous_response_id is not None:
+        raise InvalidRequestError(
+            "'conversation' and 'previous_response_id' are mutually exclusive: a turn continues either a "
+            "conversation or a response chain. Provide only one of them.",
+            param="conversation", code="mutually_exclusive_parameters",
+        )
     for name in ("prompt", "context_management", "moderation", "image", "access_programs",
                  "background_options", "prompt_cache_options"):
         if getattr(request, name) is not None:

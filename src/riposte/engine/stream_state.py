@@ -300,10 +300,13 @@ class ResponseStream:
         self.response["incomplete_details"] = {"reason": reason}
         return self._terminal("response.incomplete", "incomplete", usage)
 
-    def fail(self, code: str, message: str, usage: dict[str, Any]) -> list[Event]:
-        """Close what is open as incomplete, then `error` and `response.failed`."""
+    def fail(self, code: str, response_code: str, message: str, usage: dict[str, Any]) -> list[Event]:
+        """Close what is open as incomplete, then `error` and `response.failed`.
+
+        `code` is the detailed one for the `error` event; `response_code` is one of the codes the
+        response object's `error.code` allows."""
         self._close_open_items("incomplete")
-        self.response["error"] = {"code": code, "message": message}
+        self.response["error"] = {"code": response_code, "message": message}
         self._emit({"type": "error", "code": code, "message": message, "param": None})
         return self._terminal("response.failed", "failed", usage)
 

@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 import anyio
 
 from riposte import ids
+from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
 from riposte.engine.stream_state import CallResult, Event, ResponseStream
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
-from riposte.errors import NotFoundError, RiposteError
+from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.router import ModelRouter, Route
+from riposte.store.conversations import ConversationStore
 from riposte.store.responses import ResponseStore, StoredResponse
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Turn:
     input_items: list[Item]
     conversation: list[Message]
     store: ResponseStore
+    conversation_sync: ConversationSync | None = None
     failure: RiposteError | None = None
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
@@ -53,6 +56,8 @@ class Turn:
             try:
                 async for event in self._call_upstream(stream):
                     yield event
+                if self.conversation_sync is not None:
+                    await self.conversation_sync.append_turn(self.response["output"])
                 terminal = self._settle(stream)
             except RiposteError as exc:
                 terminal = self._fail(stream, exc)
@@ -106,10 +111,12 @@ class Turn:
 
     def _fail(self, stream: ResponseStream, error: RiposteError) -> list[Event]:
         self.failure = error
-        return stream.fail(error.code or "server_error", error.message, self._usage.as_response_usage())
+        return stream.fail(error.code or "server_error", _response_error_code(error), error.message,
+                           self._usage.as_response_usage())
 
     async def _persist(self) -> None:
         if not self.should_store:
+            await self.store.remember_unstored(self.response["id"])
             return
         await self.store.save(StoredResponse(
             response=self.response, input_items=self.input_items, messages=self.conversation,
@@ -126,6 +133,14 @@ class Turn:
                 logger.exception("could not store abandoned response %s", self.response["id"])
 
 
+def _response_error_code(error: RiposteError) -> str:
+    if error.status_code == 429:
+        return "rate_limit_exceeded"
+    if error.status_code in (400, 413, 422):
+        return "invalid_prompt"
+    return "server_error"
+
+
 def _assistant_message(result: CallResult) -> Message:
     message: Message = {"role": "assistant", "content": result.text}
     if result.tool_calls:
@@ -137,24 +152,32 @@ def _assistant_message(result: CallResult) -> Message:
     return message
 
 
-async def prepare_turn(request: CreateResponseRequest, router: ModelRouter, store: ResponseStore) -> Turn:
+async def prepare_turn(
+    request: CreateResponseRequest, router: ModelRouter, store: ResponseStore,
+    conversations: ConversationStore | None = None,
+) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
     route = router.resolve(request.model)
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
+    new_items = stored_items(items)
     previous = await _previous(request, store)
-    history = list(previous.messages) if previous else []
+    sync = await open_conversation(request.conversation, conversations, new_items)
+    history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(items, history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
     turn = Turn(
         request=request,
         route=route,
         response=new_response_object(request, ids.response_id()),
-        input_items=prior_items + stored_items(items),
+        input_items=prior_items + new_items,
         conversation=history + new_messages,
         store=store,
+        conversation_sync=sync,
     )
+    if sync is not None:
+        turn.response["conversation"] = {"id": sync.conversation_id}
     chat_request_body(request, route.upstream_model, [])  # validates tools, formats and choices
     return turn
 
@@ -163,6 +186,12 @@ async def _previous(request: CreateResponseRequest, store: ResponseStore) -> Sto
     if request.previous_response_id is None:
         return None
     previous = await store.get(request.previous_response_id)
+    if previous is None and await store.was_unstored(request.previous_response_id):
+        raise InvalidRequestError(
+            f"Previous response '{request.previous_response_id}' was created with store=false, so it was not "
+            "stored and cannot be continued. Store it (store=true), or send the full history as input.",
+            param="previous_response_id", code="previous_response_not_stored",
+        )
     if previous is None:
         raise NotFoundError(
             f"Previous response with id '{request.previous_response_id}' not found.", param="previous_response_id"

@@ -16,8 +16,19 @@ def _create_responses(connection: Connection) -> None:
     schema.responses.create(connection, checkfirst=True)
 
 
+def _create_conversations(connection: Connection) -> None:
+    schema.conversations.create(connection, checkfirst=True)
+    schema.conversation_items.create(connection, checkfirst=True)
+
+
+def _create_unstored_responses(connection: Connection) -> None:
+    schema.unstored_responses.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
+    ("0002_create_conversations", _create_conversations),
+    ("0003_create_unstored_responses", _create_unstored_responses),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,6 +64,17 @@ class ResponseStore:
         async with self._engine.begin() as connection:
             result = await connection.execute(delete(table).where(table.c.id == response_id))
         return bool(result.rowcount)
+
+    async def remember_unstored(self, response_id: str) -> None:
+        """Keep only the id of a `store: false` response, so chaining from it can be refused clearly."""
+        async with self._engine.begin() as connection:
+            await connection.execute(schema.unstored_responses.insert().values(id=response_id, created_at=time.time()))
+
+    async def was_unstored(self, response_id: str) -> bool:
+        table = schema.unstored_responses
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(select(table.c.id).where(table.c.id == response_id))).scalar()
+        return found is not None
 
     async def list(self, *, after: str | None, limit: int, order: Order, model: str | None = None) -> ResponsePage:
         table = schema.responses

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -27,4 +38,37 @@ responses = Table(
     Column("response", Text, nullable=False),
     Column("input_items", Text, nullable=False),
     Column("messages", Text, nullable=False),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("metadata", Text, nullable=False),
+    # The position the next appended item takes. An append bumps it first, which locks this row
+    # until the append commits: the per-conversation lock that keeps concurrent turns in order.
+    Column("next_position", BigInteger, nullable=False),
+)
+
+conversation_items = Table(
+    "conversation_items",
+    metadata,
+    Column("conversation_id", String(100), nullable=False),
+    # Explicit order within the conversation; gaps are left where items were deleted.
+    Column("position", BigInteger, nullable=False),
+    Column("id", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("item", Text, nullable=False),
+    PrimaryKeyConstraint("conversation_id", "position"),
+    UniqueConstraint("conversation_id", "id"),
+)
+
+# Ids of responses created with `store: false`: only the id, so that chaining from one can be
+# told apart from chaining from an id that never existed.
+unstored_responses = Table(
+    "unstored_responses",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("created_at", Float, nullable=False),
 )
