@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,6 +56,12 @@ class Settings(BaseModel):
     max_request_bytes: int = 32 * 1024 * 1024
     max_infer_iters: int = 10
     log_level: str = "info"
+    # Files and vector stores.
+    max_file_bytes: int = 512 * 1024 * 1024
+    default_embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # auto: pgvector when the database is PostgreSQL and has the extension, else sqlite-vec.
+    vector_index: Literal["auto", "sqlite-vec", "pgvector"] = "auto"
+    ingest_concurrency: int = Field(default=2, ge=1, le=64)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -102,6 +108,10 @@ _ENV_FIELDS = (
     "max_request_bytes",
     "max_infer_iters",
     "log_level",
+    "max_file_bytes",
+    "default_embedding_model",
+    "vector_index",
+    "ingest_concurrency",
 )
 
 

@@ -23,7 +23,7 @@ def error_response(error: RiposteError) -> Response:
 
 def invalid_request_from_validation(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
     """Turn the first pydantic error into a message that names the parameter."""
-    error: dict[str, Any] = exc.errors()[0]
+    error: Any = exc.errors()[0]
     location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
     param = _param_path(location)
     kind = error.get("type", "")

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -48,7 +48,7 @@ class Turn:
     def should_store(self) -> bool:
         return self.request.store is not False
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response)
         try:
             for event in stream.start():
@@ -72,7 +72,7 @@ class Turn:
             if not self._settled:
                 await self._persist_abandoned(stream)
 
-    async def _call_upstream(self, stream: ResponseStream) -> AsyncIterator[Event]:
+    async def _call_upstream(self, stream: ResponseStream) -> AsyncGenerator[Event]:
         body = chat_request_body(
             self.request, self.route.upstream_model, self._upstream_messages(),
             max_tokens_param=self.route.provider.max_tokens_param,

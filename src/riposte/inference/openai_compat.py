@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
@@ -26,7 +26,7 @@ class OpenAICompatibleUpstream:
             max_retries=0,
         )
 
-    async def stream_chat(self, body: JSON) -> AsyncIterator[JSON]:
+    async def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
         kwargs = _sdk_kwargs(body)
         try:
             async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from riposte.config import InferenceMode
@@ -22,7 +22,7 @@ class RecordReplayUpstream:
         self._store = store
         self._base_url = base_url.rstrip("/")
 
-    async def stream_chat(self, body: JSON) -> AsyncIterator[JSON]:
+    async def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
         recording = self._lookup(CHAT_ENDPOINT, body)
         if recording is not None:
             for chunk in _recorded_chunks(recording):

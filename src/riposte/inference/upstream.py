@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 CHAT_ENDPOINT = "/v1/chat/completions"
@@ -18,7 +18,7 @@ class Upstream(Protocol):
     most expensive thing a gateway can do on its hot path.
     """
 
-    def stream_chat(self, body: JSON) -> AsyncIterator[JSON]:
+    def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
         """Yield chat.completion.chunk dicts for a `stream: true` request."""
         ...
 

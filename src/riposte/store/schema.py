@@ -72,3 +72,58 @@ unstored_responses = Table(
     Column("id", String(100), primary_key=True),
     Column("created_at", Float, nullable=False),
 )
+
+files = Table(
+    "files",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(100), nullable=False, unique=True),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+)
+
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(100), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_active_at", BigInteger, nullable=False),
+    Column("expires_after_days", Integer, nullable=True),
+    Column("metadata", Text, nullable=False),
+    Column("embedding_model", String(300), nullable=False),
+    # Null until the first embedding is known, for upstream models whose size was not given.
+    Column("embedding_dimension", Integer, nullable=True),
+)
+
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("vector_store_id", String(100), nullable=False, index=True),
+    Column("file_id", String(100), nullable=False, index=True),
+    Column("batch_id", String(100), nullable=True, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("usage_bytes", BigInteger, nullable=False),
+    Column("max_chunk_size_tokens", Integer, nullable=False),
+    Column("chunk_overlap_tokens", Integer, nullable=False),
+    Column("attributes", Text, nullable=False),
+    UniqueConstraint("vector_store_id", "file_id"),
+)
+
+vector_store_file_batches = Table(
+    "vector_store_file_batches",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", String(100), nullable=False, unique=True),
+    Column("vector_store_id", String(100), nullable=False, index=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+)

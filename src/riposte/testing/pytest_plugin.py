@@ -14,7 +14,8 @@ from riposte.inference.scope import REPLAY_SCOPE_HEADER
 @pytest.fixture
 def riposte_replay_scope(request: pytest.FixtureRequest) -> str:
     """The current test's replay scope: its pytest node id."""
-    return request.node.nodeid
+    nodeid: str = request.node.nodeid
+    return nodeid
 
 
 @pytest.fixture
