@@ -1,0 +1,107 @@
+"""The state machine alone: chat chunks in, a valid Responses event stream out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.response_object import new_response_object
+from riposte.engine.stream_state import ResponseStream
+from riposte.testing.grammar import assert_valid_stream, stream_grammar_errors
+from tests.conftest import SEED_RECORDINGS
+
+
+def new_stream(client_tools: frozenset[str] | None = None) -> ResponseStream:
+    request = CreateResponseRequest(model="m", input="x")
+    return ResponseStream(new_response_object(request, "resp_test"), client_tools)
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+def run(stream: ResponseStream, chunks: list[dict[str, Any]], terminal: str = "complete") -> list[dict[str, Any]]:
+    events = stream.start()
+    for c in chunks:
+        stream.feed(c)
+        events += stream.drain()
+    stream.finish_call()
+    events += stream.drain()
+    usage = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+    events += stream.complete(usage) if terminal == "complete" else stream.incomplete("max_output_tokens", usage)
+    return events
+
+
+def test_seed_001_chunks_make_a_valid_message_stream() -> None:
+    recording = json.loads(next(SEED_RECORDINGS.glob("001_*.json")).read_text())
+    chunks = [c["__data__"] for c in recording["response"]["body"]]
+    stream = new_stream()
+    events = run(stream, chunks)
+
+    assert_valid_stream(events)
+    types = [e["type"] for e in events]
+    assert types[:5] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added", "response.output_text.delta"]
+    assert types[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed"]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert stream.response["output"][0]["content"][0]["text"].startswith("The planet")
+
+
+def test_reasoning_then_text_orders_the_reasoning_item_first() -> None:
+    events = run(new_stream(), [chunk({"reasoning_content": "think"}), chunk({"content": "answer"}, "stop")])
+    assert_valid_stream(events)
+    added = [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"]
+    assert added == ["reasoning", "message"]
+    reasoning_events = [e["type"] for e in events if "reasoning" in e["type"] or e.get("item", {}).get("type") == "reasoning"]
+    assert reasoning_events == ["response.output_item.added", "response.reasoning_text.delta",
+                                "response.reasoning_text.done", "response.output_item.done"]
+
+
+def test_tool_call_arguments_before_the_name_are_announced_once_the_name_arrives() -> None:
+    stream = new_stream()
+    events = run(stream, [
+        chunk({"tool_calls": [{"index": 0, "id": "call_1", "function": {"arguments": '{"a"'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ": 1}"}}]}, "tool_calls"),
+    ])
+    assert_valid_stream(events)
+    [item] = stream.response["output"]
+    assert (item["call_id"], item["name"], item["arguments"]) == ("call_1", "f", '{"a": 1}')
+
+
+def test_server_side_tool_calls_emit_no_function_call_items() -> None:
+    stream = new_stream(client_tools=frozenset({"client_fn"}))
+    stream.start()
+    stream.feed(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "knowledge_search",
+                                                                             "arguments": "{}"}}]}, "tool_calls"))
+    result = stream.finish_call()
+    assert stream.response["output"] == []
+    assert [c.name for c in result.tool_calls] == ["knowledge_search"]
+
+
+def test_length_marks_the_message_incomplete() -> None:
+    stream = new_stream()
+    events = run(stream, [chunk({"content": "cut"}, "length")], terminal="incomplete")
+    assert_valid_stream(events)
+    assert stream.response["output"][0]["status"] == "incomplete"
+    assert stream.response["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_failure_closes_open_items_before_error_and_failed() -> None:
+    stream = new_stream()
+    events = stream.start()
+    stream.feed(chunk({"content": "partial"}))
+    events += stream.drain()
+    events += stream.fail("upstream_error", "server_error", "boom", {"input_tokens": 0, "output_tokens": 0,
+                                                                      "total_tokens": 0})
+    assert_valid_stream(events)
+    assert [e["type"] for e in events[-3:]] == ["response.output_item.done", "error", "response.failed"]
+
+
+def test_validator_catches_a_missing_terminal_event() -> None:
+    stream = new_stream()
+    events = stream.start()
+    stream.feed(chunk({"content": "x"}))
+    events += stream.drain()
+    assert stream_grammar_errors(events)
