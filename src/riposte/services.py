@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.config import InferenceMode, Settings
+from riposte.engine.turn_tools import ToolFactory
+from riposte.files.service import FileService
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
+from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, migrate
+from riposte.store.files import FileStore
 from riposte.store.responses import ResponseStore
+from riposte.store.vector_stores import VectorStoreRecords
+from riposte.vectors.embeddings import EmbeddingModels
+from riposte.vectors.factory import open_index
+from riposte.vectors.ingest import Ingestion
+from riposte.vectors.service import VectorStoreService
 
 
 @dataclass
@@ -22,6 +32,10 @@ class Services:
     router: ModelRouter
     responses: ResponseStore
     conversations: ConversationStore
+    files: FileService
+    vector_stores: VectorStoreService
+    # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
+    tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -30,17 +44,30 @@ class Services:
         recordings = None
         if settings.inference_mode is not InferenceMode.LIVE:
             recordings = RecordingStore(settings.resolved_recordings_dir)
+        router = ModelRouter(settings, recordings)
         return cls(
             settings=settings,
             engine=engine,
-            router=ModelRouter(settings, recordings),
+            router=router,
             responses=ResponseStore(engine),
             conversations=ConversationStore(engine),
+            **await _file_services(settings, engine, router),
         )
 
     async def close(self) -> None:
+        await self.vector_stores.aclose()
         await self.router.aclose()
         await self.engine.dispose()
+
+
+async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelRouter) -> dict[str, Any]:
+    files = FileService(FileStore(engine), BlobStore(settings.data_dir.resolve() / "files"), settings.max_file_bytes)
+    await files.purge_expired()
+    records = VectorStoreRecords(engine)
+    index = await open_index(settings, engine)
+    models = EmbeddingModels(router, settings.default_embedding_model)
+    ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency)
+    return {"files": files, "vector_stores": VectorStoreService(records, files, index, models, ingestion)}
 
 
 def services(request: Request) -> Services:

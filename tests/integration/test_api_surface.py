@@ -245,3 +245,15 @@ def test_models_lists_provider_prefixed_ids(make_server: ServerFactory, upstream
 def test_health(fake_server: RunningServer) -> None:
     assert httpx.get(f"{fake_server.base_url}/health").json() == {"status": "ok"}
     assert httpx.get(fake_server.base_url.removesuffix("/v1") + "/health").status_code == 200
+
+
+def test_chat_passthrough_failure_mid_stream_ends_with_an_error_line(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    from tests.fakes.scripted_upstream import dropped_reply
+
+    upstream.enqueue(dropped_reply("a b c d e f", after_chunks=2))
+    body = {"model": "fake/m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{fake_server.base_url}/chat/completions", json=body, timeout=30) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert '"error"' in lines[-2] and lines[-1] == "data: [DONE]"

@@ -119,3 +119,7 @@ def test_seed_system_provider_data_header_also_sets_the_scope(reference_server: 
     assert first.output_text == recorded_text(
         REFERENCE_RECORDINGS / "72e929a4edb861d69eb4e5a364a005a5e219a4263d7b8afadcc8636e068943b0.json"
     )
+
+
+def test_models_in_replay_mode_are_the_recorded_ones(seed_server: RunningServer) -> None:
+    assert [m.id for m in client(seed_server).models.list().data] == ["openai/gpt-4o"]

@@ -79,6 +79,7 @@ def test_connection_dropped_mid_stream_gives_failed_with_partial_output(
     final = events[-1].response
     assert events[-1].type == "response.failed"
     assert final.output and final.output[0].status == "incomplete"
+    assert final.error is not None and "upstream connection failed" in final.error.message
     assert sdk(fake_server).responses.retrieve(final.id).status == "failed"
 
 
@@ -201,3 +202,14 @@ def test_tool_call_then_text_in_one_stream_keeps_grammar(
     assert_valid_stream(events)
     deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     assert deltas == '{"q": "x"}'
+
+
+def test_the_turn_is_stored_before_the_terminal_event_is_sent(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(text_reply("stored first"))
+    client = sdk(fake_server)
+    for event in client.responses.create(model="fake/m", input="hi", stream=True):
+        if event.type == "response.completed":
+            # Read while the stream is still open: the row must already be there.
+            assert client.responses.retrieve(event.response.id).status == "completed"

@@ -272,3 +272,22 @@ def test_garbage_inputs_are_reported_not_crashing() -> None:
     weird = valid_stream()
     weird[4]["item_id"] = ["not", "hashable"]
     assert any("is not a non-empty string" in e for e in stream_grammar_errors(weird))
+
+
+def test_reasoning_text_needs_no_content_part_events_but_must_close_before_the_item() -> None:
+    from riposte.engine.request import CreateResponseRequest
+    from riposte.engine.response_object import new_response_object
+    from riposte.engine.stream_state import ResponseStream
+
+    stream = ResponseStream(new_response_object(CreateResponseRequest(model="m", input="x"), "resp_1"))
+    events = stream.start()
+    stream.feed({"choices": [{"index": 0, "delta": {"reasoning_content": "hmm"}}]})
+    events += stream.drain()
+    stream.finish_call()
+    events += stream.drain()
+    events += stream.complete({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
+    assert stream_grammar_errors(events) == []
+
+    without_done = [e for e in events if e["type"] != "response.reasoning_text.done"]
+    renumbered = [{**e, "sequence_number": n} for n, e in enumerate(without_done)]
+    assert stream_grammar_errors(renumbered)

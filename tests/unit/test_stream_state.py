@@ -12,9 +12,9 @@ from riposte.testing.grammar import assert_valid_stream, stream_grammar_errors
 from tests.conftest import SEED_RECORDINGS
 
 
-def new_stream(client_tools: frozenset[str] | None = None) -> ResponseStream:
+def new_stream(server_tools: frozenset[str] = frozenset()) -> ResponseStream:
     request = CreateResponseRequest(model="m", input="x")
-    return ResponseStream(new_response_object(request, "resp_test"), client_tools)
+    return ResponseStream(new_response_object(request, "resp_test"), server_tools)
 
 
 def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def test_tool_call_arguments_before_the_name_are_announced_once_the_name_arrives
 
 
 def test_server_side_tool_calls_emit_no_function_call_items() -> None:
-    stream = new_stream(client_tools=frozenset({"client_fn"}))
+    stream = new_stream(server_tools=frozenset({"knowledge_search"}))
     stream.start()
     stream.feed(chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "knowledge_search",
                                                                              "arguments": "{}"}}]}, "tool_calls"))
@@ -105,3 +105,18 @@ def test_validator_catches_a_missing_terminal_event() -> None:
     stream.feed(chunk({"content": "x"}))
     events += stream.drain()
     assert stream_grammar_errors(events)
+
+
+def test_cited_markers_become_annotations_with_events_and_clean_deltas() -> None:
+    stream = new_stream()
+    stream.cite({"file-1": "a.txt"})
+    stream.finish_call()  # citations apply from the next upstream call on, as after a search
+    events = run(stream, [chunk({"content": "Revenue grew <|fi"}), chunk({"content": "le-1|>."}, "stop")])
+
+    assert_valid_stream(events)
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert deltas == "Revenue grew."
+    [added] = [e for e in events if e["type"] == "response.output_text.annotation.added"]
+    annotation = {"type": "file_citation", "file_id": "file-1", "filename": "a.txt", "index": 12}
+    assert added["annotation"] == annotation and added["annotation_index"] == 0
+    assert stream.response["output"][0]["content"][0]["annotations"] == [annotation]

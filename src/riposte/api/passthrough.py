@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from riposte.api.body import json_object
 from riposte.api.jsonresponse import json_response
 from riposte.api.sse import data_stream_response
-from riposte.errors import InvalidRequestError
+from riposte.errors import InvalidRequestError, RiposteError
 from riposte.services import Services, services
 
 router = APIRouter()
@@ -49,9 +49,15 @@ def _model(body: dict[str, Any]) -> str:
     return model
 
 
-async def _prepend(first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any]]) -> AsyncGenerator[dict[str, Any]]:
+async def _prepend(
+    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any]]
+) -> AsyncGenerator[dict[str, Any]]:
     async with aclosing(rest) as chunks:
         if first is not None:
             yield first
-        async for chunk in chunks:
-            yield chunk
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except RiposteError as exc:
+            # Headers are gone already; OpenAI-compatible clients read an `error` data line.
+            yield exc.envelope()

@@ -25,7 +25,8 @@ router = APIRouter()
 @router.post("/responses")
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
-    turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations)
+    turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
+                              tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters)
     if body.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:

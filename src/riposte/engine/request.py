@@ -103,6 +103,7 @@ def reject_unsupported(request: CreateResponseRequest) -> None:
         if getattr(request, name) is not None:
             raise InvalidRequestError(f"'{name}' is not supported by this server.", param=name)
     if request.input is None:
-        raise InvalidRequestError("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+        raise InvalidRequestError("Missing required parameter: 'input'.", param="input",
+                                  code="missing_required_parameter")
     if request.stream_options and not request.stream:
         raise InvalidRequestError("stream_options is only allowed when stream is true.", param="stream_options")

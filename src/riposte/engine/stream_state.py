@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from riposte import ids
+from riposte.engine.citation_filter import CitationFilter
 from riposte.engine.response_object import ResponseObject, snapshot
 
 Event = dict[str, Any]
@@ -29,6 +30,7 @@ class _Part:
     content_index: int
     pieces: list[str] = field(default_factory=list)
     logprobs: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -68,6 +70,15 @@ class ToolCall:
         return "".join(self.argument_pieces)
 
 
+@dataclass(frozen=True)
+class ToolItem:
+    """A server-side tool call's output item, as the state machine announced it."""
+
+    item_id: str
+    output_index: int
+    item_type: str
+
+
 @dataclass
 class CallResult:
     """What one upstream call produced, for the turn loop and for history."""
@@ -81,10 +92,12 @@ class CallResult:
 
 
 class ResponseStream:
-    def __init__(self, response: ResponseObject, client_tool_names: frozenset[str] | None = None) -> None:
+    def __init__(self, response: ResponseObject, server_tool_names: frozenset[str] = frozenset()) -> None:
         self.response = response
-        # None means every tool call is a client function call (no server-side tools in play).
-        self._client_tool_names = client_tool_names
+        # Calls to these run on the server and get their own items; any other call is a client
+        # function call and becomes a function_call item.
+        self._server_tool_names = server_tool_names
+        self._citable_files: dict[str, str] = {}
         self._sequence = 0
         self._events: list[Event] = []
         self._begin_call()
@@ -105,7 +118,12 @@ class ResponseStream:
         self._sequence += 1
         self._events.append(event)
 
+    def cite(self, citable_files: dict[str, str]) -> None:
+        """From now on, cut `<|file-…|>` markers naming these files out of message text."""
+        self._citable_files.update(citable_files)
+
     def _begin_call(self) -> None:
+        self._citations = CitationFilter(self._citable_files) if self._citable_files else None
         self._message: _MessageItem | None = None
         self._reasoning: _ReasoningItem | None = None
         self._reasoning_pieces: list[str] = []
@@ -165,17 +183,35 @@ class ResponseStream:
             self._emit({"type": "response.content_part.added", "item_id": message.item_id,
                         "output_index": message.output_index, "content_index": part.content_index,
                         "part": _part_body(kind, "", [])})
-        part.pieces.append(delta)
         if kind is PartKind.TEXT:
-            delta_logprobs = _delta_logprobs(logprobs)
-            part.logprobs.extend(delta_logprobs)
-            self._emit({"type": "response.output_text.delta", "item_id": message.item_id,
-                        "output_index": message.output_index, "content_index": part.content_index,
-                        "delta": delta, "logprobs": delta_logprobs})
+            self._text_delta(message, part, delta, _delta_logprobs(logprobs))
         else:
+            part.pieces.append(delta)
             self._emit({"type": "response.refusal.delta", "item_id": message.item_id,
                         "output_index": message.output_index, "content_index": part.content_index,
                         "delta": delta})
+
+    def _text_delta(self, message: _MessageItem, part: _Part, delta: str, logprobs: list[dict[str, Any]]) -> None:
+        annotations: list[dict[str, Any]] = []
+        if self._citations is not None:
+            delta, annotations = self._citations.feed(delta)
+        self._emit_text(message, part, delta, logprobs, annotations)
+
+    def _emit_text(
+        self, message: _MessageItem, part: _Part, delta: str, logprobs: list[dict[str, Any]],
+        annotations: list[dict[str, Any]],
+    ) -> None:
+        if delta:
+            part.pieces.append(delta)
+            part.logprobs.extend(logprobs)
+            self._emit({"type": "response.output_text.delta", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "delta": delta, "logprobs": logprobs})
+        for annotation in annotations:
+            self._emit({"type": "response.output_text.annotation.added", "item_id": message.item_id,
+                        "output_index": message.output_index, "content_index": part.content_index,
+                        "annotation_index": len(part.annotations), "annotation": annotation})
+            part.annotations.append(annotation)
 
     def _tool_call_delta(self, delta: dict[str, Any]) -> None:
         self._close_reasoning()
@@ -198,7 +234,7 @@ class ResponseStream:
                             "output_index": call.output_index, "delta": fragment})
 
     def _is_client_call(self, name: str) -> bool:
-        return self._client_tool_names is None or name in self._client_tool_names
+        return name not in self._server_tool_names
 
     def _open_function_call(self, call: ToolCall) -> None:
         if not call.call_id:
@@ -241,6 +277,10 @@ class ResponseStream:
         message = self._message
         if message is None:
             return
+        text_part = message.part(PartKind.TEXT)
+        if self._citations is not None and text_part is not None:
+            held, annotations = self._citations.flush()
+            self._emit_text(message, text_part, held, [], annotations)
         for part in message.parts:
             if part.kind is PartKind.TEXT:
                 self._emit({"type": "response.output_text.done", "item_id": message.item_id,
@@ -252,9 +292,9 @@ class ResponseStream:
                             "refusal": part.text})
             self._emit({"type": "response.content_part.done", "item_id": message.item_id,
                         "output_index": message.output_index, "content_index": part.content_index,
-                        "part": _part_body(part.kind, part.text, part.logprobs)})
+                        "part": _part_body(part.kind, part.text, part.logprobs, part.annotations)})
         item = {"id": message.item_id, "type": "message", "role": "assistant", "status": status,
-                "content": [_part_body(p.kind, p.text, p.logprobs) for p in message.parts]}
+                "content": [_part_body(p.kind, p.text, p.logprobs, p.annotations) for p in message.parts]}
         self._done_item(message.output_index, item)
 
     def _close_function_calls(self, status: str) -> None:
@@ -266,6 +306,22 @@ class ResponseStream:
                         "output_index": call.output_index, "arguments": arguments})
             call.argument_pieces = [arguments]
             self._done_item(call.output_index, _function_call_item(call, status))
+
+    # -- server-side tool items -----------------------------------------------------------
+
+    def open_tool_item(self, id_prefix: str, fields: dict[str, Any]) -> ToolItem:
+        """Announce a server-side tool call's output item; the state machine assigns its id."""
+        item_id = ids.new_id(id_prefix)
+        output_index = self._add_item({"id": item_id, **fields})
+        return ToolItem(item_id=item_id, output_index=output_index, item_type=str(fields["type"]))
+
+    def tool_phase(self, item: ToolItem, phase: str) -> None:
+        """A progress event such as `response.file_search_call.searching`."""
+        self._emit({"type": f"response.{item.item_type}.{phase}", "item_id": item.item_id,
+                    "output_index": item.output_index})
+
+    def close_tool_item(self, item: ToolItem, fields: dict[str, Any]) -> None:
+        self._done_item(item.output_index, {"id": item.item_id, **fields})
 
     # -- ending a call and the response ----------------------------------------------------
 
@@ -326,9 +382,11 @@ class ResponseStream:
         return self.drain()
 
 
-def _part_body(kind: PartKind, text: str, logprobs: list[dict[str, Any]]) -> dict[str, Any]:
+def _part_body(
+    kind: PartKind, text: str, logprobs: list[dict[str, Any]], annotations: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     if kind is PartKind.TEXT:
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
+        return {"type": "output_text", "text": text, "annotations": list(annotations or []), "logprobs": logprobs}
     return {"type": "refusal", "refusal": text}
 
 

@@ -105,18 +105,8 @@ def _reasoning_text(item: Item) -> str:
     return "".join(pieces)
 
 
-def chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Function tools as standard chat tool definitions."""
-    return [_chat_function_tool(tool, index) for index, tool in enumerate(tools)]
-
-
-def _chat_function_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
-    kind = tool.get("type")
-    if kind != "function":
-        raise InvalidRequestError(
-            f"Tools of type '{kind}' are not supported by this server yet.", param=f"tools[{index}].type",
-            code="unsupported_value",
-        )
+def chat_function_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
+    """A Responses function tool as a standard chat tool definition."""
     name = tool.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequestError("A function tool needs a 'name'.", param=f"tools[{index}].name")
@@ -125,6 +115,10 @@ def _chat_function_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
         if tool.get(key) is not None:
             function[key] = tool[key]
     return {"type": "function", "function": function}
+
+
+def echoed_function_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    return {"parameters": None, "strict": None, "description": None, **tool}
 
 
 def chat_tool_choice(tool_choice: str | dict[str, Any], tool_names: set[str]) -> Any:
@@ -167,6 +161,7 @@ def chat_request_body(
     upstream_model: str,
     messages: list[Message],
     *,
+    tools: list[dict[str, Any]] | None = None,
     max_tokens_param: str = "max_completion_tokens",
 ) -> dict[str, Any]:
     """The chat-completions body for one upstream call. Optional keys appear only when given,
@@ -191,12 +186,14 @@ def chat_request_body(
     effort = (request.reasoning or {}).get("effort")
     if effort is not None:
         body["reasoning_effort"] = effort
-    _add_tools(body, request)
+    if tools is None:
+        tools = [chat_function_tool(tool, index) for index, tool in enumerate(request.tools or [])
+                 if tool.get("type") == "function"]
+    _add_tools(body, request, tools)
     return body
 
 
-def _add_tools(body: dict[str, Any], request: CreateResponseRequest) -> None:
-    tools = chat_tools(request.tools or [])
+def _add_tools(body: dict[str, Any], request: CreateResponseRequest, tools: list[dict[str, Any]]) -> None:
     if not tools:
         if isinstance(request.tool_choice, dict):
             raise InvalidRequestError("tool_choice names a tool, but no tools were given.", param="tool_choice")

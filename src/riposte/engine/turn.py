@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -17,13 +17,15 @@ from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
-from riposte.engine.stream_state import CallResult, Event, ResponseStream
+from riposte.engine.stream_state import CallResult, Event, ResponseStream, ToolCall
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
+from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.router import ModelRouter, Route
 from riposte.store.conversations import ConversationStore
 from riposte.store.responses import ResponseStore, StoredResponse
+from riposte.tools.base import ToolRun
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +41,12 @@ class Turn:
     conversation: list[Message]
     store: ResponseStore
     conversation_sync: ConversationSync | None = None
+    tools: TurnTools = field(default_factory=TurnTools)
+    max_infer_iters: int = 10
     failure: RiposteError | None = None
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
+    _iterations_exhausted: bool = False
     _settled: bool = False
 
     @property
@@ -49,12 +54,12 @@ class Turn:
         return self.request.store is not False
 
     async def events(self) -> AsyncGenerator[Event]:
-        stream = ResponseStream(self.response)
+        stream = ResponseStream(self.response, frozenset(self.tools.server))
         try:
             for event in stream.start():
                 yield event
             try:
-                async for event in self._call_upstream(stream):
+                async for event in self._model_loop(stream):
                     yield event
                 if self.conversation_sync is not None:
                     await self.conversation_sync.append_turn(self.response["output"])
@@ -72,10 +77,44 @@ class Turn:
             if not self._settled:
                 await self._persist_abandoned(stream)
 
+    async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[Event]:
+        """Call the model until it answers without server-side tool calls. A client function call
+        ends the turn; the server's own calls run and their results go back to the model."""
+        for _ in range(self.request.max_infer_iters or self.max_infer_iters):
+            async for event in self._call_upstream(stream):
+                yield event
+            assert self._last_result is not None
+            calls = self._last_result.tool_calls
+            server_calls = [call for call in calls if call.name in self.tools.server]
+            if not server_calls:
+                return
+            async for event in self._run_server_tools(stream, server_calls):
+                yield event
+            if len(server_calls) < len(calls):
+                return
+        self._iterations_exhausted = True
+
+    async def _run_server_tools(self, stream: ResponseStream, calls: list[ToolCall]) -> AsyncGenerator[Event]:
+        for call in calls:
+            tool = self.tools.server[call.name]
+            item = stream.open_tool_item(tool.id_prefix, tool.pending_item(call))
+            for phase in tool.progress_phases:
+                stream.tool_phase(item, phase)
+            for event in stream.drain():
+                yield event
+            run = await tool.run(call)
+            if run.final_phase is not None:
+                stream.tool_phase(item, run.final_phase)
+            stream.close_tool_item(item, run.item)
+            stream.cite(run.citable_files)
+            for event in stream.drain():
+                yield event
+            self.conversation.append(_tool_result_message(call, run))
+
     async def _call_upstream(self, stream: ResponseStream) -> AsyncGenerator[Event]:
         body = chat_request_body(
             self.request, self.route.upstream_model, self._upstream_messages(),
-            max_tokens_param=self.route.provider.max_tokens_param,
+            tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
         )
         async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
             async for chunk in chunks:
@@ -105,6 +144,9 @@ class Turn:
         usage = self._usage.as_response_usage()
         finish_reason = self._last_result.finish_reason if self._last_result else None
         reason = _INCOMPLETE_REASONS.get(finish_reason or "")
+        if self._iterations_exhausted:
+            # The model kept calling tools past the iteration limit; the turn has no final answer.
+            reason = "max_messages"
         if reason is not None:
             return stream.incomplete(reason, usage)
         return stream.complete(usage)
@@ -141,6 +183,10 @@ def _response_error_code(error: RiposteError) -> str:
     return "server_error"
 
 
+def _tool_result_message(call: ToolCall, run: ToolRun) -> Message:
+    return {"role": "tool", "tool_call_id": call.call_id, "content": run.tool_message_content}
+
+
 def _assistant_message(result: CallResult) -> Message:
     message: Message = {"role": "assistant", "content": result.text}
     if result.tool_calls:
@@ -155,10 +201,13 @@ def _assistant_message(result: CallResult) -> Message:
 async def prepare_turn(
     request: CreateResponseRequest, router: ModelRouter, store: ResponseStore,
     conversations: ConversationStore | None = None,
+    tool_factories: Mapping[str, ToolFactory] | None = None,
+    max_infer_iters: int = 10,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
     route = router.resolve(request.model)
+    tools = build_turn_tools(request.tools or [], tool_factories or {})
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
     new_items = stored_items(items)
@@ -175,10 +224,13 @@ async def prepare_turn(
         conversation=history + new_messages,
         store=store,
         conversation_sync=sync,
+        tools=tools,
+        max_infer_iters=max_infer_iters,
     )
+    turn.response["tools"] = tools.echoed
     if sync is not None:
         turn.response["conversation"] = {"id": sync.conversation_id}
-    chat_request_body(request, route.upstream_model, [])  # validates tools, formats and choices
+    chat_request_body(request, route.upstream_model, [], tools=tools.chat_definitions)  # validates choices
     return turn
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+import httpx2
 import openai
 import orjson
 
@@ -38,7 +39,7 @@ class OpenAICompatibleUpstream:
             raise _status_error(exc) from exc
         except openai.APIError as exc:
             raise UpstreamError(f"upstream request failed: {exc}") from exc
-        except (OSError, RuntimeError) as exc:  # transport errors escaping the SDK
+        except (httpx2.HTTPError, OSError) as exc:  # transport errors while reading the raw stream
             raise UpstreamError(f"upstream connection failed: {exc}") from exc
 
     async def chat(self, body: JSON) -> JSON:

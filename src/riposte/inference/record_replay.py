@@ -53,7 +53,7 @@ class RecordReplayUpstream:
 
     async def list_models(self) -> list[str]:
         if self._inner is None:
-            return []
+            return self._store.model_names(CHAT_ENDPOINT) + self._store.model_names(EMBEDDINGS_ENDPOINT)
         return await self._inner.list_models()
 
     async def aclose(self) -> None:

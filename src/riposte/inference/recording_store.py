@@ -54,6 +54,11 @@ class RecordingStore:
             self._by_key.setdefault(recording.key, []).append(recording)
             self._by_loose_key.setdefault(recording.loose_key, []).append(recording)
 
+    def model_names(self, endpoint: str) -> list[str]:
+        """Upstream models the recordings hold answers from, so replay mode can list them."""
+        names = {str(r.body.get("model")) for r in self._all if r.endpoint == endpoint and r.body.get("model")}
+        return sorted(names)
+
     def find(self, endpoint: str, body: JSON, scope: str | None) -> Recording | None:
         """The best recording for a request: exact before loose, and the scope's own before others'."""
         exact = self._by_key.get(match_key(endpoint, body), [])

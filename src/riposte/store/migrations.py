@@ -25,10 +25,16 @@ def _create_unstored_responses(connection: Connection) -> None:
     schema.unstored_responses.create(connection, checkfirst=True)
 
 
+def _create_files_and_vector_stores(connection: Connection) -> None:
+    for table in (schema.files, schema.vector_stores, schema.vector_store_files, schema.vector_store_file_batches):
+        table.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
     ("0003_create_unstored_responses", _create_unstored_responses),
+    ("0004_create_files_and_vector_stores", _create_files_and_vector_stores),
 ]
 
 

@@ -1,0 +1,71 @@
+"""CPU time and resident memory of a server's process tree, read from /proc.
+
+A server started with several workers is a supervisor plus children, so every figure is a sum
+over the root process and all of its descendants.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Usage:
+    cpu_s: float
+    rss_bytes: int
+    pids: tuple[int, ...]
+
+
+def process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, ()))
+    return tree
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces): state, ppid, ..."""
+    try:
+        raw = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat; 12 and 13 after the command name.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        return int((_PROC / str(pid) / "statm").read_text().split()[1]) * _PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def usage(root: int) -> Usage:
+    pids = process_tree(root)
+    return Usage(cpu_s=sum(_cpu_s(p) for p in pids), rss_bytes=sum(_rss_bytes(p) for p in pids), pids=tuple(pids))
+
+
+def rss_bytes(pids: tuple[int, ...]) -> int:
+    return sum(_rss_bytes(p) for p in pids)

@@ -1,0 +1,241 @@
+"""`python -m bench`: start the fake upstream, run every group of the matrix, write the results."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import matrix, peers, report, servers
+from bench.bodies import Api
+from bench.loadgen import CellRun, Scenario, Target, run_cell, warm_up
+from bench.matrix import Group
+from bench.servers import ManagedProcess, ServerFailed
+from bench.stats import summarize
+from riposte.testing.server import free_port
+
+BENCH = Path(__file__).resolve().parent
+HOST = "127.0.0.1"
+POSTGRES_ADMIN_URL = os.environ.get("RIPOSTE_BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOG_PATTERNS = ("database is locked", "Traceback", "ERROR")
+VERSIONED_PACKAGES = ("riposte", "uvicorn", "starlette", "fastapi", "openai", "httpx", "sqlalchemy", "aiosqlite",
+                      "asyncpg", "orjson", "pydantic", "uvloop", "httptools")
+
+
+@dataclass
+class ServerRecord:
+    key: str
+    label: str
+    command: str = ""
+    log: str = ""
+    log_counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Riposte vs OGX vs direct, one run.")
+    parser.add_argument("--seconds", type=float, default=3.0, help="measuring window per cell (default 3)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: a few cells per server")
+    parser.add_argument("--only", action="append", choices=["direct", "riposte", "ogx"],
+                        help="run only these servers (repeatable)")
+    parser.add_argument("--no-ogx", action="store_true", help="leave the peer out")
+    parser.add_argument("--no-postgres", action="store_true", help="leave the PostgreSQL groups out")
+    parser.add_argument("--riposte-src", type=Path, help="run Riposte from this source tree (before/after)")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--json", type=Path, default=BENCH / "results.json", help="raw results")
+    parser.add_argument("--before", type=Path, default=BENCH / "before.json",
+                        help="raw results of a run before the hot-path work, for the before/after table")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    work = BENCH / ".work" / time.strftime("run-%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    plan = _plan(args)
+    fake = servers.start_fake_upstream(free_port(), work)
+    cells: list[dict[str, Any]] = []
+    records: list[ServerRecord] = []
+    try:
+        for group in plan:
+            records.append(_run_group(group, fake, work, args, cells))
+    finally:
+        fake.stop()
+    result = {
+        "meta": _meta(args, argv, started, fake),
+        "cells": cells,
+        "servers": [asdict(r) for r in records],
+    }
+    args.json.write_text(json.dumps(result, indent=1))
+    before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.json else None
+    args.out.write_text(report.render(result, before))
+    _say(f"wrote {args.out} and {args.json} in {time.time() - started:.0f} s")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> list[Group]:
+    plan = matrix.groups(with_postgres=not args.no_postgres, with_ogx=not args.no_ogx)
+    if args.only:
+        plan = [g for g in plan if g.server in args.only]
+    return matrix.quick(plan) if args.quick else plan
+
+
+def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Namespace,
+               cells: list[dict[str, Any]]) -> ServerRecord:
+    record = ServerRecord(group.key, group.label)
+    upstream_url = f"http://{HOST}:{fake.port}/v1"
+    database: str | None = None
+    server: ManagedProcess | None = None
+    try:
+        if group.server == "direct":
+            target = Target(group.key, group.label, HOST, fake.port, Api.CHAT, "", fake.pid)
+            record.command = fake.command
+        else:
+            if group.server == "riposte":
+                database = _create_postgres_database() if group.store == "postgres" else None
+                server = _start_riposte(group, upstream_url, work, args.riposte_src, database)
+                prefix = "fake/"
+            else:
+                server = _start_ogx(upstream_url, work)
+                prefix = "openai/"
+            record.command, record.log = server.command, str(server.log_path)
+            target = Target(group.key, group.label, HOST, server.port, Api.RESPONSES, prefix, server.pid)
+        for scenario in group.scenarios:
+            cells.append(_run_scenario(group, target, scenario, args.seconds))
+    except (ServerFailed, peers.PeerUnavailable, OSError, asyncpg.PostgresError) as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+        _say(f"{group.label}: could not run: {record.error}")
+    finally:
+        if server is not None:
+            server.stop()
+            log = server.log_text()
+            record.log_counts = {pattern: log.count(pattern) for pattern in LOG_PATTERNS}
+        if database is not None:
+            _drop_postgres_database(database)
+    return record
+
+
+def _start_riposte(group: Group, upstream_url: str, work: Path, src: Path | None,
+                   postgres_name: str | None) -> ManagedProcess:
+    data = work / f"riposte-{group.key}"
+    if postgres_name is not None:
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        url = f"{base}/{postgres_name}"
+    else:
+        url = f"sqlite+aiosqlite:///{data / 'riposte.db'}"
+    return servers.start_riposte(port=free_port(), upstream_url=upstream_url, database_url=url,
+                                 workers=group.workers, work=work, tag=group.key, src=src)
+
+
+def _start_ogx(upstream_url: str, work: Path) -> ManagedProcess:
+    ogx = peers.ensure_ogx(work / "ogx-install.log")
+    return servers.start_ogx(ogx_bin=ogx, config=peers.write_ogx_config(work), port=free_port(),
+                             upstream_url=upstream_url, work=work, tiktoken_dir=peers.tiktoken_cache(work))
+
+
+def _run_scenario(group: Group, target: Target, scenario: Scenario, seconds: float) -> dict[str, Any]:
+    asyncio.run(warm_up(target, scenario))
+    run = asyncio.run(run_cell(target, scenario, seconds))
+    cell = _cell_record(group, scenario, run)
+    _say(f"{group.label:34} {scenario.mode.value:15} c={scenario.concurrency:<3} d={scenario.delay_ms:g}ms "
+         f"store={scenario.store!s:5} ok={cell['ok']} failed={cell['failed']} "
+         f"deltas/s={cell['deltas_per_s']:.0f} ttft50={_ms(cell['ttft_ms']['p50'])} "
+         f"cpu/token={_us(cell['cpu_us_per_token'])}")
+    return cell
+
+
+def _cell_record(group: Group, scenario: Scenario, run: CellRun) -> dict[str, Any]:
+    summary = summarize(run.samples, run.window_s, run.span_s)
+    return {
+        "group": group.key, "label": group.label, "server": group.server, "store": group.store,
+        "workers": group.workers, "mode": scenario.mode.value, "concurrency": scenario.concurrency,
+        "delay_ms": scenario.delay_ms, "tokens": scenario.tokens, "store_flag": scenario.store,
+        **asdict(summary),
+        "cpu_us_per_token": run.cpu_s / summary.deltas * 1e6 if run.cpu_s is not None and summary.deltas else None,
+        "rss_start_mb": run.rss_start / 2**20 if run.rss_start is not None else None,
+        "rss_peak_mb": run.rss_peak / 2**20 if run.rss_peak is not None else None,
+        "window_s": run.window_s, "span_s": run.span_s,
+    }
+
+
+def _create_postgres_database() -> str:
+    name = f"riposte_bench_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    return name
+
+
+def _drop_postgres_database(name: str) -> None:
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(sql: str) -> str:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(sql)
+        return str(await connection.fetchval("SHOW server_version"))
+    finally:
+        await connection.close()
+
+
+def _meta(args: argparse.Namespace, argv: list[str] | None, started: float, fake: ManagedProcess) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "duration_s": time.time() - started,
+        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "seconds_per_cell": args.seconds,
+        "riposte_src": str(args.riposte_src) if args.riposte_src else None,
+        "fake_upstream": fake.command,
+        "machine": _machine(),
+        "versions": _versions(args),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
+    memory = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), "")
+    return {"cores": os.cpu_count(), "cpu": model, "memory": memory, "kernel": platform.release(),
+            "python": sys.version.split()[0]}
+
+
+def _versions(args: argparse.Namespace) -> dict[str, str]:
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    if not args.no_postgres:
+        try:
+            versions["postgresql"] = asyncio.run(_admin("SELECT 1"))
+        except (OSError, asyncpg.PostgresError) as exc:
+            versions["postgresql"] = f"unavailable ({exc})"
+    if not args.no_ogx and (peers.OGX_VENV / "bin" / "python").exists():
+        versions["ogx"] = peers.ogx_version()
+    return versions
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}ms"
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}us"
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

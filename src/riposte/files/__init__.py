@@ -1,0 +1,1 @@
+"""The Files API's domain: uploads with their limits, expiry and ids."""

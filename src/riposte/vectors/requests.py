@@ -1,0 +1,126 @@
+"""Request bodies of the Vector Stores API. Unknown fields are a 400, never silently ignored."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from riposte.vectors.filters import check_attribute_key
+from riposte.vectors.params import invalid
+
+MAX_ATTRIBUTES = 16
+MAX_ATTRIBUTE_STRING = 512
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpiresAfter(_Body):
+    anchor: Literal["last_active_at"]
+    days: int = Field(ge=1, le=365)
+
+
+class CreateStoreBody(_Body):
+    name: str | None = None
+    description: str | None = None
+    file_ids: list[str] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    expires_after: ExpiresAfter | None = None
+    # Extensions (sent with `extra_body`): the store's embedding model and its vector size.
+    embedding_model: str | None = None
+    embedding_dimension: int | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+class UpdateStoreBody(_Body):
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: dict[str, str] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+class AttachFileBody(_Body):
+    file_id: str
+    attributes: dict[str, Any] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+
+
+class UpdateFileBody(_Body):
+    attributes: dict[str, Any] | None
+
+
+class BatchFile(_Body):
+    file_id: str
+    attributes: dict[str, Any] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+
+
+class CreateBatchBody(_Body):
+    file_ids: list[str] | None = None
+    files: list[BatchFile] | None = None
+    attributes: dict[str, Any] | None = None
+    chunking_strategy: dict[str, Any] | None = None
+
+
+class HybridSearch(_Body):
+    embedding_weight: float = Field(ge=0)
+    text_weight: float = Field(ge=0)
+
+
+class RankingOptions(_Body):
+    ranker: Literal["none", "auto", "default-2024-11-15"] | None = None
+    score_threshold: float | None = Field(default=None, ge=0, le=1)
+    hybrid_search: HybridSearch | None = None
+
+
+class SearchBody(_Body):
+    query: str | list[str]
+    filters: dict[str, Any] | None = None
+    max_num_results: int = Field(default=10, ge=1, le=50)
+    ranking_options: RankingOptions | None = None
+    rewrite_query: bool = False
+    # Extension: how to rank (the seed system's `search_mode`).
+    search_mode: Literal["vector", "keyword", "hybrid"] | None = None
+
+
+def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return value
+    if len(value) > 16:
+        raise ValueError("metadata may hold at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
+        if len(item) > 512:
+            raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
+    return value
+
+
+def check_attributes(raw: dict[str, Any] | None, param: str = "attributes") -> dict[str, str | int | float | bool]:
+    """A file's attributes: at most 16 keys, values short strings, booleans or finite numbers."""
+    if raw is None:
+        return {}
+    if len(raw) > MAX_ATTRIBUTES:
+        raise invalid(param, f"at most {MAX_ATTRIBUTES} attributes are allowed")
+    for key, value in raw.items():
+        check_attribute_key(key, f"{param}.{key}")
+        if isinstance(value, str):
+            if len(value) > MAX_ATTRIBUTE_STRING:
+                raise invalid(f"{param}.{key}", f"strings may be at most {MAX_ATTRIBUTE_STRING} characters long")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise invalid(f"{param}.{key}", "numbers must be finite")
+        elif not isinstance(value, bool | int | float):
+            raise invalid(f"{param}.{key}", "values must be strings, numbers or booleans")
+    return dict(raw)
