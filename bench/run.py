@@ -12,7 +12,7 @@ import secrets
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import asyncpg
 
 from bench import matrix, peers, report, servers
 from bench.bodies import Api
-from bench.loadgen import CellRun, Scenario, Target, run_cell, warm_up
+from bench.loadgen import CellRun, Mode, Scenario, Target, run_cell, warm_up
 from bench.matrix import Group
 from bench.servers import ManagedProcess, ServerFailed
 from bench.stats import summarize
@@ -50,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: a few cells per server")
     parser.add_argument("--only", action="append", choices=["direct", "riposte", "ogx"],
                         help="run only these servers (repeatable)")
+    parser.add_argument("--group", action="append", help="run only these groups, e.g. riposte-sqlite (repeatable)")
+    parser.add_argument("--mode", action="append", choices=[m.value for m in Mode], help="only these modes")
+    parser.add_argument("--concurrency", action="append", type=int, help="only these concurrencies")
+    parser.add_argument("--delay", action="append", type=float, help="only these delays in ms")
     parser.add_argument("--no-ogx", action="store_true", help="leave the peer out")
     parser.add_argument("--no-postgres", action="store_true", help="leave the PostgreSQL groups out")
     parser.add_argument("--riposte-src", type=Path, help="run Riposte from this source tree (before/after)")
@@ -90,7 +94,16 @@ def _plan(args: argparse.Namespace) -> list[Group]:
     plan = matrix.groups(with_postgres=not args.no_postgres, with_ogx=not args.no_ogx)
     if args.only:
         plan = [g for g in plan if g.server in args.only]
-    return matrix.quick(plan) if args.quick else plan
+    if args.group:
+        plan = [g for g in plan if g.key in args.group]
+    plan = matrix.quick(plan) if args.quick else plan
+    return [replace(g, scenarios=tuple(s for s in g.scenarios if _selected(s, args))) for g in plan]
+
+
+def _selected(scenario: Scenario, args: argparse.Namespace) -> bool:
+    return ((not args.mode or scenario.mode.value in args.mode)
+            and (not args.concurrency or scenario.concurrency in args.concurrency)
+            and (not args.delay or scenario.delay_ms in args.delay))
 
 
 def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Namespace,

@@ -135,7 +135,8 @@ def test_defaults_are_concrete_values_never_null(fake_server: RunningServer, ups
     raw = post(fake_server, "/responses", json={"model": "fake/m", "input": "hi"}).json()
     expected = {"temperature": 1.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
                 "top_logprobs": 0, "tool_choice": "auto", "truncation": "disabled", "background": False,
-                "service_tier": "default", "tools": [], "parallel_tool_calls": True, "text": {"format": {"type": "text"}},
+                "service_tier": "default", "tools": [], "parallel_tool_calls": True,
+                "text": {"format": {"type": "text"}},
                 "status": "completed", "store": True, "metadata": {}}
     assert {k: raw[k] for k in expected} == expected
     assert raw["usage"]["total_tokens"] > 0

@@ -38,8 +38,9 @@ def test_function_call_round_trip_through_previous_response_id(
     assert second.output_text == "It is sunny in Paris."
     assert upstream.requests[1]["messages"] == [
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "assistant", "content": "", "tool_calls": [{
+            "id": "call_w1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
         {"role": "tool", "tool_call_id": "call_w1", "content": "sunny, 24C"},
     ]
     kinds = [item.type for item in client.responses.input_items.list(second.id, order="asc").data]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.fake_replies import ModelSpec, http_chunk, parse_model, text_stream
 from bench.wire import ChunkedDecoder, MarkerCounter, parse_response_head, take_request
 

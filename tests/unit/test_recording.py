@@ -55,7 +55,8 @@ def test_scope_prefers_its_own_recording_among_equal_requests(tmp_path: Path) ->
 
 def test_scope_prefers_its_own_older_recording_over_anothers_exact_one(tmp_path: Path) -> None:
     base = {"model": "m", "messages": [], "stream": True}
-    exact = {"test_id": "other", "request": {"endpoint": CHAT, "body": {**base, "stream_options": {"include_usage": True}}},
+    with_options = {**base, "stream_options": {"include_usage": True}}
+    exact = {"test_id": "other", "request": {"endpoint": CHAT, "body": with_options},
              "response": {"is_streaming": True, "body": []}}
     older = {"test_id": "mine", "request": {"endpoint": CHAT, "body": base},
              "response": {"is_streaming": True, "body": []}}

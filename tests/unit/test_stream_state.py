@@ -54,7 +54,8 @@ def test_reasoning_then_text_orders_the_reasoning_item_first() -> None:
     assert_valid_stream(events)
     added = [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"]
     assert added == ["reasoning", "message"]
-    reasoning_events = [e["type"] for e in events if "reasoning" in e["type"] or e.get("item", {}).get("type") == "reasoning"]
+    reasoning_events = [e["type"] for e in events
+                        if "reasoning" in e["type"] or e.get("item", {}).get("type") == "reasoning"]
     assert reasoning_events == ["response.output_item.added", "response.reasoning_text.delta",
                                 "response.reasoning_text.done", "response.output_item.done"]
 

@@ -49,7 +49,8 @@ def test_inline_history_builds_seed_000_messages_exactly() -> None:
 
 
 def test_client_function_calls_match_the_ordering_recording() -> None:
-    recorded = recorded_body(REFERENCE_RECORDINGS / "0c5c1f77be37a3ec1a04e740650be3ef901e37bf8659081a5bcd24ff715570a3.json")
+    ordering = "0c5c1f77be37a3ec1a04e740650be3ef901e37bf8659081a5bcd24ff715570a3.json"
+    recorded = recorded_body(REFERENCE_RECORDINGS / ordering)
     items: list[dict[str, Any]] = [{"role": "user", "content": recorded["messages"][0]["content"]}]
     for message in recorded["messages"][1:]:
         if message["role"] == "assistant":

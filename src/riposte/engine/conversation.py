@@ -63,6 +63,18 @@ async def open_conversation(
     return ConversationSync(store=store, conversation_id=conversation_id, history=history, new_items=new_items)
 
 
+def new_conversation_items(raw: list[Any], param: str = "items") -> list[Item]:
+    """Items a client adds to a conversation, validated, in their stored form (ids minted)."""
+    if len(raw) > MAX_ITEMS_PER_CALL:
+        raise InvalidRequestError(
+            f"At most {MAX_ITEMS_PER_CALL} items can be added at a time; got {len(raw)}.", param=param,
+            code="array_above_max_length",
+        )
+    for index, item in enumerate(raw):
+        validate_item(item, f"{param}[{index}]", CONVERSATION_ITEM_TYPES)
+    return stored_items(raw)
+
+
 def requested_conversation_id(conversation: str | dict[str, Any]) -> str:
     param = "conversation"
     value: Any = conversation
@@ -124,14 +136,3 @@ def _as_text(value: Any) -> str:
         return value or ""
     return str(value.get("message", value)) if isinstance(value, dict) else str(value)
 
-
-def new_conversation_items(raw: list[Any], param: str = "items") -> list[Item]:
-    """Items a client adds to a conversation, validated, in their stored form (ids minted)."""
-    if len(raw) > MAX_ITEMS_PER_CALL:
-        raise InvalidRequestError(
-            f"At most {MAX_ITEMS_PER_CALL} items can be added at a time; got {len(raw)}.", param=param,
-            code="array_above_max_length",
-        )
-    for index, item in enumerate(raw):
-        validate_item(item, f"{param}[{index}]", CONVERSATION_ITEM_TYPES)
-    return stored_items(raw)

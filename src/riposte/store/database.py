@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from riposte.store.migrations import apply_migrations
@@ -36,6 +38,17 @@ def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
     return engine
 
 
-async def migrate(engine: AsyncEngine) -> list[str]:
-    async with engine.begin() as connection:
-        return await connection.run_sync(apply_migrations)
+async def migrate(engine: AsyncEngine, attempts: int = 5) -> list[str]:
+    """Apply pending migrations. Worker processes start together and race to migrate; the loser's
+    transaction fails on a table or row the winner just created, and its retry finds them done."""
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(83210001)"))
+                return await connection.run_sync(apply_migrations)
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    return []

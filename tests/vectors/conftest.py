@@ -1,0 +1,89 @@
+"""Fixtures for the vector store suites: each runs on the embedded index (SQLite + sqlite-vec)
+and on PostgreSQL + pgvector (an embedded PostgreSQL 18, started once per session)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from riposte.config import ProviderConfig, Settings
+from riposte.testing.server import RunningServer
+from tests.fakes.scripted_upstream import ScriptedUpstream
+from tests.vectors.embedded_pg import EmbeddedPostgres
+
+ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture(scope="session")
+def embedded_pg() -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def pgvector_database_url(embedded_pg: EmbeddedPostgres) -> Iterator[str]:
+    """A fresh database on the embedded server, dropped after the test."""
+    name = f"riposte_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        connection = await asyncpg.connect(embedded_pg.admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    _run_aside(admin(f'CREATE DATABASE "{name}"'))
+    yield embedded_pg.url(name)
+    _run_aside(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _run_aside(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to completion on its own loop, also from inside async fixtures and tests."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture(params=["sqlite-vec", "pgvector"])
+def vector_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test that takes this runs once per index: the main database decides which."""
+    if request.param == "sqlite-vec":
+        return f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}"
+    url: str = request.getfixturevalue("pgvector_database_url")
+    return url
+
+
+@pytest.fixture
+def make_vector_server(tmp_path: Path, vector_database_url: str) -> Iterator[ServerFactory]:
+    started: list[RunningServer] = []
+
+    def factory(**overrides: Any) -> RunningServer:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": vector_database_url}
+        values.update(overrides)
+        server = RunningServer(Settings(**values)).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def embedding_upstream() -> Iterator[ScriptedUpstream]:
+    """A scripted upstream whose `/v1/embeddings` answers with deterministic hash vectors."""
+    with ScriptedUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def vector_server(make_vector_server: ServerFactory, embedding_upstream: ScriptedUpstream) -> RunningServer:
+    """Provider `fake` is the scripted upstream, so `fake/<model>` embeds without any model download."""
+    return make_vector_server(providers=[ProviderConfig(name="fake", base_url=embedding_upstream.base_url,
+                                                        api_key="x")])
