@@ -42,9 +42,6 @@ class StreamReply:
     tokens: tuple[bytes, ...]
     tail: bytes
 
-    def all_at_once(self) -> bytes:
-        return self.head + b"".join(self.tokens) + self.tail
-
 
 def parse_model(name: str, default: ModelSpec) -> ModelSpec:
     tokens, delay = default.tokens, default.delay_ms

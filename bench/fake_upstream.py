@@ -5,8 +5,9 @@
 It speaks just enough HTTP/1.1 (keep-alive, Content-Length request bodies, chunked replies)
 on a bare asyncio protocol, because a framework would cost more per token than the gateway
 it is meant to measure. The model name picks the reply shape: `bench-t256-d5` streams 256
-tokens 5 ms apart. Paced streams share one timer per delay, not one per stream, the way a
-batching inference server emits one token for every running sequence at each step.
+tokens 5 ms apart; `-d0` sends the first token with the headers and all the others right after.
+Paced streams share one timer per delay, not one per stream, the way a batching inference
+server emits one token for every running sequence at each step.
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def _advance(stream: _PacedStream) -> bool:
     return True
 
 
+def _write_if_open(transport: asyncio.Transport, data: bytes) -> None:
+    if not transport.is_closing():
+        transport.write(data)
+
+
 class FakeUpstream:
     def __init__(self, default: ModelSpec, model_ids: list[str]) -> None:
         self._default = default
@@ -117,12 +123,15 @@ class FakeUpstream:
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         stream = replies.tool_call_stream(model, with_usage) if tool_call else \
             replies.text_stream(model, spec.tokens, with_usage)
-        if spec.delay_ms <= 0 or len(stream.tokens) < 2:
-            transport.write(stream.all_at_once())
-            return
-        # The first token goes out with the headers: the fake has no prefill time.
+        # The first token goes out with the headers at once: the fake has no prefill time.
         transport.write(stream.head + stream.tokens[0])
-        self._pacer(spec.delay_ms / 1000).add(_PacedStream(transport, stream))
+        if spec.delay_ms > 0 and len(stream.tokens) > 1:
+            self._pacer(spec.delay_ms / 1000).add(_PacedStream(transport, stream))
+            return
+        # 0 ms: the rest follows in one write on the next turn of the loop, as from a server whose
+        # decoding is instant but whose first token still leaves on its own.
+        rest = b"".join(stream.tokens[1:]) + stream.tail
+        asyncio.get_running_loop().call_soon(_write_if_open, transport, rest)
 
     def _pacer(self, delay_s: float) -> _Pacer:
         pacer = self._pacers.get(delay_s)
@@ -163,7 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=256, help="tokens per reply when the model name does not say")
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay between tokens when the model name does not say")
+    parser.add_argument("--delay-ms", type=float, default=0.0,
+                        help="delay between tokens when the model name does not say")
     parser.add_argument("--model", action="append", default=[], help="model id for /v1/models (repeatable)")
     args = parser.parse_args(argv)
     model_ids = args.model or ["bench-t256-d0", "bench-t256-d5", "text-embedding-3-small"]

@@ -4,6 +4,8 @@ another until the measuring window closes, while the server's CPU and memory are
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -58,6 +60,11 @@ class CellRun:
     cpu_s: float | None
     rss_start: int | None
     rss_peak: int | None
+    # CPU that neither the server, the load generator nor the fake upstream used: other programs on
+    # the machine, which make a cell's numbers worse than the software alone would; and steal, time
+    # the hypervisor gave to other machines. Both as a share of all cores over the cell.
+    others_cpu_share: float
+    steal_share: float
 
 
 class _Plan:
@@ -145,16 +152,16 @@ async def _worker(plan: _Plan, connection: Connection, window_end: float) -> lis
 async def _peak_rss(pids: tuple[int, ...], peak: list[int], stop: asyncio.Event) -> None:
     while not stop.is_set():
         peak[0] = max(peak[0], procstat.rss_bytes(pids))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RSS_SAMPLE_EVERY_S)
-        except TimeoutError:
-            pass
 
 
-async def run_cell(target: Target, scenario: Scenario, seconds: float) -> CellRun:
+async def run_cell(target: Target, scenario: Scenario, seconds: float, bystanders: tuple[int, ...] = ()) -> CellRun:
+    """`bystanders`: our own helper processes (the fake upstream), not counted as outside noise."""
     plan = _Plan(target, scenario)
     connections = await asyncio.gather(
         *(Connection.open(target.host, target.port) for _ in range(scenario.concurrency)))
+    machine_before, ours_before = procstat.MachineTimes.now(), _our_cpu_s(target, bystanders)
     before = procstat.usage(target.pid) if target.pid else None
     peak, stop = [before.rss_bytes if before else 0], asyncio.Event()
     sampler = asyncio.create_task(_peak_rss(before.pids, peak, stop)) if before else None
@@ -166,6 +173,9 @@ async def run_cell(target: Target, scenario: Scenario, seconds: float) -> CellRu
     if sampler is not None:
         await sampler
     after = procstat.usage(target.pid) if target.pid else None
+    machine_after, ours_after = procstat.MachineTimes.now(), _our_cpu_s(target, bystanders)
+    capacity = span * (os.cpu_count() or 1)
+    others = (machine_after.busy_s - machine_before.busy_s) - (ours_after - ours_before)
     return CellRun(
         samples=[s for samples in per_worker for s in samples],
         window_s=seconds,
@@ -173,7 +183,14 @@ async def run_cell(target: Target, scenario: Scenario, seconds: float) -> CellRu
         cpu_s=after.cpu_s - before.cpu_s if before and after else None,
         rss_start=before.rss_bytes if before else None,
         rss_peak=max(peak[0], after.rss_bytes) if after else None,
+        others_cpu_share=max(others, 0.0) / capacity,
+        steal_share=(machine_after.steal_s - machine_before.steal_s) / capacity,
     )
+
+
+def _our_cpu_s(target: Target, bystanders: tuple[int, ...]) -> float:
+    roots = {p for p in (target.pid, *bystanders) if p}
+    return procstat.own_cpu_s() + sum(procstat.usage(root).cpu_s for root in roots)
 
 
 async def warm_up(target: Target, scenario: Scenario, rounds: int = 2) -> None:

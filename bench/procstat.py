@@ -69,3 +69,23 @@ def usage(root: int) -> Usage:
 
 def rss_bytes(pids: tuple[int, ...]) -> int:
     return sum(_rss_bytes(p) for p in pids)
+
+
+@dataclass(frozen=True)
+class MachineTimes:
+    """Whole-machine CPU seconds from /proc/stat: busy (everything but idle and iowait) and steal."""
+
+    busy_s: float
+    steal_s: float
+
+    @classmethod
+    def now(cls) -> MachineTimes:
+        fields = [int(v) for v in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+        return cls(busy_s=(user + nice + system + irq + softirq) / _CLOCK_TICKS, steal_s=steal / _CLOCK_TICKS)
+
+
+def own_cpu_s() -> float:
+    """This process's CPU seconds (the load generator's)."""
+    times = os.times()
+    return times.user + times.system

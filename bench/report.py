@@ -24,6 +24,9 @@ METHOD = """\
 - **RSS**: resident memory of the server's process tree, sampled every 250 ms; start of cell and peak.
 - The load generator, the fake upstream and the server share the machine's {cores} cores, so ratios to the direct
   baseline measured in the same run matter more than absolute numbers.
+- **others' CPU / steal**: CPU used during the cell by processes that are not part of the benchmark, and time the
+  hypervisor took for other machines, each as a share of all cores. This machine is shared; a cell with a large
+  share of either ran slower than the software alone would.
 """
 
 
@@ -53,6 +56,10 @@ def _ratio(value: float | None, base: float | None, suffix: str = "x") -> str:
     if value is None or not base:
         return "-"
     return f"{value / base:.0%}" if suffix == "%" else f"{value / base:.1f}x"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _headline(cells: list[Cell]) -> str:
@@ -86,8 +93,8 @@ def _targets(cells: list[Cell], servers: list[dict[str, Any]]) -> str:
 def _full_table(cells: list[Cell]) -> str:
     rows = ["## All cells",
             "| server | mode | c | delay | store | ok | failed | TTFT p50 / p90 / p99 ms | total p50 / p99 ms "
-            "| deltas/s | req/s | CPU us/token | RSS start / peak MB | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| deltas/s | req/s | CPU us/token | RSS start / peak MB | others' CPU / steal | errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         ttft = " / ".join(_num(c["ttft_ms"][p], 2) for p in ("p50", "p90", "p99"))
         total = " / ".join(_num(c["latency_ms"][p], 1) for p in ("p50", "p99"))
@@ -96,7 +103,7 @@ def _full_table(cells: list[Cell]) -> str:
         rows.append(f"| {c['label']} | {c['mode']} | {c['concurrency']} | {c['delay_ms']:g} ms | {store} | {c['ok']} "
                     f"| {c['failed']} | {ttft} | {total} | {_num(c['deltas_per_s'])} | {_num(c['requests_per_s'], 1)} "
                     f"| {_num(c['cpu_us_per_token'], 1)} | {_num(c['rss_start_mb'])} / {_num(c['rss_peak_mb'])} "
-                    f"| {errors} |")
+                    f"| {_share(c.get('others_cpu_share'))} / {_share(c.get('steal_share'))} | {errors} |")
     return "\n".join(rows)
 
 
@@ -145,7 +152,7 @@ def _machine(meta: dict[str, Any]) -> str:
 
 
 def _commands(meta: dict[str, Any], servers: list[dict[str, Any]]) -> str:
-    lines = ["## Exact commands", "```", f"# from the repository root, with the project venv active",
+    lines = ["## Exact commands", "```", "# from the repository root, with the project venv active",
              meta["command"], "", "# fake upstream", meta["fake_upstream"]]
     for s in servers:
         if s["key"] != "direct" and s["command"]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import matrix, peers, report, servers
+from bench import matrix, peers, procstat, report, servers
 from bench.bodies import Api
 from bench.loadgen import CellRun, Mode, Scenario, Target, run_cell, warm_up
 from bench.matrix import Group
@@ -73,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     fake = servers.start_fake_upstream(free_port(), work)
     cells: list[dict[str, Any]] = []
     records: list[ServerRecord] = []
+    quiet = _QuietWaiter()
     try:
         for group in plan:
-            records.append(_run_group(group, fake, work, args, cells))
+            records.append(_run_group(group, fake, work, args, cells, quiet))
     finally:
         fake.stop()
     result = {
@@ -107,7 +108,7 @@ def _selected(scenario: Scenario, args: argparse.Namespace) -> bool:
 
 
 def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Namespace,
-               cells: list[dict[str, Any]]) -> ServerRecord:
+               cells: list[dict[str, Any]], quiet: _QuietWaiter) -> ServerRecord:
     record = ServerRecord(group.key, group.label)
     upstream_url = f"http://{HOST}:{fake.port}/v1"
     database: str | None = None
@@ -126,8 +127,9 @@ def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Na
                 prefix = "openai/"
             record.command, record.log = server.command, str(server.log_path)
             target = Target(group.key, group.label, HOST, server.port, Api.RESPONSES, prefix, server.pid)
+        bystanders = () if group.server == "direct" else (fake.pid,)
         for scenario in group.scenarios:
-            cells.append(_run_scenario(group, target, scenario, args.seconds))
+            cells.append(_run_scenario(group, target, scenario, args.seconds, bystanders, quiet))
     except (ServerFailed, peers.PeerUnavailable, OSError, asyncpg.PostgresError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"
         _say(f"{group.label}: could not run: {record.error}")
@@ -159,15 +161,38 @@ def _start_ogx(upstream_url: str, work: Path) -> ManagedProcess:
                              upstream_url=upstream_url, work=work, tiktoken_dir=peers.tiktoken_cache(work))
 
 
-def _run_scenario(group: Group, target: Target, scenario: Scenario, seconds: float) -> dict[str, Any]:
+def _run_scenario(group: Group, target: Target, scenario: Scenario, seconds: float,
+                  bystanders: tuple[int, ...], quiet: _QuietWaiter) -> dict[str, Any]:
+    quiet.wait()
     asyncio.run(warm_up(target, scenario))
-    run = asyncio.run(run_cell(target, scenario, seconds))
+    run = asyncio.run(run_cell(target, scenario, seconds, bystanders))
     cell = _cell_record(group, scenario, run)
     _say(f"{group.label:34} {scenario.mode.value:15} c={scenario.concurrency:<3} d={scenario.delay_ms:g}ms "
          f"store={scenario.store!s:5} ok={cell['ok']} failed={cell['failed']} "
          f"deltas/s={cell['deltas_per_s']:.0f} ttft50={_ms(cell['ttft_ms']['p50'])} "
-         f"cpu/token={_us(cell['cpu_us_per_token'])}")
+         f"cpu/token={_us(cell['cpu_us_per_token'])} others={cell['others_cpu_share']:.0%} "
+         f"steal={cell['steal_share']:.0%}")
     return cell
+
+
+class _QuietWaiter:
+    """Waits, before a cell, for other programs on this shared machine to stop using the CPU.
+
+    Bounded per cell and per run, so a machine that never quiets down still gets measured (and the
+    cell's own noise figures say so)."""
+
+    def __init__(self, per_cell_s: float = 20.0, per_run_s: float = 120.0, threshold: float = 0.15) -> None:
+        self.per_cell_s, self.budget_s, self.threshold = per_cell_s, per_run_s, threshold
+
+    def wait(self) -> None:
+        started = time.monotonic()
+        while self.budget_s > 0 and time.monotonic() - started < self.per_cell_s:
+            before = procstat.MachineTimes.now()
+            time.sleep(0.5)
+            busy = (procstat.MachineTimes.now().busy_s - before.busy_s) / (0.5 * (os.cpu_count() or 1))
+            if busy < self.threshold:
+                break
+        self.budget_s -= time.monotonic() - started
 
 
 def _cell_record(group: Group, scenario: Scenario, run: CellRun) -> dict[str, Any]:
@@ -181,6 +206,7 @@ def _cell_record(group: Group, scenario: Scenario, run: CellRun) -> dict[str, An
         "rss_start_mb": run.rss_start / 2**20 if run.rss_start is not None else None,
         "rss_peak_mb": run.rss_peak / 2**20 if run.rss_peak is not None else None,
         "window_s": run.window_s, "span_s": run.span_s,
+        "others_cpu_share": run.others_cpu_share, "steal_share": run.steal_share,
     }
 
 

@@ -19,6 +19,7 @@ from riposte.store.database import create_engine, migrate
 from riposte.store.files import FileStore
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
+from riposte.tools.file_search_tool import file_search_factory
 from riposte.vectors.embeddings import EmbeddingModels
 from riposte.vectors.factory import open_index
 from riposte.vectors.ingest import Ingestion
@@ -45,7 +46,7 @@ class Services:
         if settings.inference_mode is not InferenceMode.LIVE:
             recordings = RecordingStore(settings.resolved_recordings_dir)
         router = ModelRouter(settings, recordings)
-        return cls(
+        started = cls(
             settings=settings,
             engine=engine,
             router=router,
@@ -53,6 +54,8 @@ class Services:
             conversations=ConversationStore(engine),
             **await _file_services(settings, engine, router),
         )
+        started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
+        return started
 
     async def close(self) -> None:
         await self.vector_stores.aclose()
@@ -70,6 +73,7 @@ async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelR
     return {"files": files, "vector_stores": VectorStoreService(records, files, index, models, ingestion)}
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain-def dependency in a worker thread, one thread hop per request.
     found: Services = request.app.state.services
     return found

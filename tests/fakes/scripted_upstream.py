@@ -558,6 +558,16 @@ class ScriptedUpstream:
         which may be running the server under test that has to do the hanging up."""
         return await asyncio.to_thread(self.disconnected.wait, timeout)
 
+    def wait_for_outcomes(self, count: int, timeout: float = 5.0) -> list[StreamOutcome]:
+        """The stream outcomes once `count` are known: an outcome is recorded after the last byte
+        is sent, so a client that read the whole stream can be a moment ahead of it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if len(self.stream_outcomes) >= count or time.monotonic() > deadline:
+                    return list(self.stream_outcomes)
+            time.sleep(0.005)
+
     def _next_reply(self) -> Reply | None:
         with self._lock:
             return self._replies.popleft() if self._replies else None

@@ -81,7 +81,7 @@ def test_text_reply_streams_word_pieces_then_usage(up: ScriptedUpstream, client:
         {"model": "m-1", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}
     ]
     assert up.request_headers[0]["authorization"] == "Bearer x"
-    assert up.stream_outcomes == ["completed"] and up.pending == 0
+    assert up.wait_for_outcomes(1) == ["completed"] and up.pending == 0
 
 
 def test_no_usage_chunk_unless_requested(up: ScriptedUpstream, client: openai.OpenAI) -> None:
@@ -205,7 +205,7 @@ def test_dropped_reply_breaks_the_stream_midway(up: ScriptedUpstream, client: op
         for chunk in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
             received.append(chunk)
     assert content_of(received) == "one "
-    assert up.stream_outcomes == ["dropped"] and up.disconnects == 0
+    assert up.wait_for_outcomes(1) == ["dropped"] and up.disconnects == 0
 
 
 def test_dropped_non_streaming_reply_truncates_the_body(up: ScriptedUpstream, client: openai.OpenAI) -> None:
@@ -233,7 +233,7 @@ async def test_async_client_and_async_disconnect_wait(up: ScriptedUpstream) -> N
         await slow.__anext__()
         await slow.close()
         assert await up.wait_for_disconnect_async(timeout=3)
-    assert up.stream_outcomes == ["completed", "disconnected"]
+    assert up.wait_for_outcomes(2) == ["completed", "disconnected"]
 
 
 def test_models_and_embeddings(up: ScriptedUpstream, client: openai.OpenAI) -> None:

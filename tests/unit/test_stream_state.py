@@ -110,8 +110,8 @@ def test_validator_catches_a_missing_terminal_event() -> None:
 
 def test_cited_markers_become_annotations_with_events_and_clean_deltas() -> None:
     stream = new_stream()
+    stream.finish_call()  # a search runs between two upstream calls
     stream.cite({"file-1": "a.txt"})
-    stream.finish_call()  # citations apply from the next upstream call on, as after a search
     events = run(stream, [chunk({"content": "Revenue grew <|fi"}), chunk({"content": "le-1|>."}, "stop")])
 
     assert_valid_stream(events)

@@ -153,7 +153,7 @@ def test_search_with_filters_and_modes(vector_server: RunningServer) -> None:
     ("/vector_stores", {"chunking_strategy": {"type": "static", "static": {
         "max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}}}, 400,
      "chunking_strategy.static.max_chunk_size_tokens"),
-    ("/vector_stores", {"embedding_model": "nobody/model"}, 404, "model"),
+    ("/vector_stores", {"embedding_model": "nobody/model"}, 404, "embedding_model"),
     ("/vector_stores", {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2", "embedding_dimension": 1536},
      400, "embedding_dimension"),
     ("/vector_stores", {"file_ids": ["file-missing"]}, 404, "file_ids[0]"),

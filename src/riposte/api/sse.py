@@ -1,13 +1,13 @@
-"""Server-sent events: one write per event, `event:` line plus a one-line JSON `data:`."""
+"""Server-sent events: an `event:` line plus a one-line JSON `data:` per event, written in batches."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 from typing import Any
 
 import orjson
-from starlette.responses import StreamingResponse
+
+from riposte.api.batched_stream import BatchedStreamingResponse
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -22,24 +22,12 @@ def encode_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-async def _typed_events(events: AsyncGenerator[dict[str, Any]]) -> AsyncGenerator[bytes]:
-    async with aclosing(events) as stream:
-        async for event in stream:
-            yield encode_event(event)
-    yield DONE
+def event_stream_response(events: AsyncGenerator[dict[str, Any]]) -> BatchedStreamingResponse[dict[str, Any]]:
+    return BatchedStreamingResponse(events, encode_event, trailer=DONE, media_type="text/event-stream",
+                                    headers=SSE_HEADERS)
 
 
-async def _data_only(payloads: AsyncGenerator[dict[str, Any]]) -> AsyncGenerator[bytes]:
-    async with aclosing(payloads) as stream:
-        async for payload in stream:
-            yield encode_data(payload)
-    yield DONE
-
-
-def event_stream_response(events: AsyncGenerator[dict[str, Any]]) -> StreamingResponse:
-    return StreamingResponse(_typed_events(events), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
-def data_stream_response(payloads: AsyncGenerator[dict[str, Any]]) -> StreamingResponse:
+def data_stream_response(payloads: AsyncGenerator[dict[str, Any]]) -> BatchedStreamingResponse[dict[str, Any]]:
     """The chat-completions flavour: `data:` lines only."""
-    return StreamingResponse(_data_only(payloads), media_type="text/event-stream", headers=SSE_HEADERS)
+    return BatchedStreamingResponse(payloads, encode_data, trailer=DONE, media_type="text/event-stream",
+                                    headers=SSE_HEADERS)

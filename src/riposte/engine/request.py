@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riposte.errors import InvalidRequestError
 
-SUPPORTED_INCLUDES: frozenset[str] = frozenset()
+# Logprobs come whenever top_logprobs asks for them; file_search results need this include.
+SUPPORTED_INCLUDES: frozenset[str] = frozenset({"file_search_call.results", "message.output_text.logprobs"})
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
 

@@ -31,10 +31,16 @@ class _Part:
     pieces: list[str] = field(default_factory=list)
     logprobs: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    # The text as the model wrote it, citation markers included: history replays this.
+    raw_pieces: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return "".join(self.pieces)
+
+    @property
+    def raw_text(self) -> str:
+        return "".join(self.raw_pieces) if self.raw_pieces else self.text
 
 
 @dataclass
@@ -83,7 +89,7 @@ class ToolItem:
 class CallResult:
     """What one upstream call produced, for the turn loop and for history."""
 
-    text: str
+    text: str  # as the model wrote it, citation markers included
     refusal: str | None
     reasoning: str
     tool_calls: list[ToolCall]
@@ -121,6 +127,9 @@ class ResponseStream:
     def cite(self, citable_files: dict[str, str]) -> None:
         """From now on, cut `<|file-…|>` markers naming these files out of message text."""
         self._citable_files.update(citable_files)
+        if self._citations is None and self._citable_files and self._message is None:
+            # Tools run between upstream calls, after this call's state was reset.
+            self._citations = CitationFilter(self._citable_files)
 
     def _begin_call(self) -> None:
         self._citations = CitationFilter(self._citable_files) if self._citable_files else None
@@ -194,6 +203,7 @@ class ResponseStream:
     def _text_delta(self, message: _MessageItem, part: _Part, delta: str, logprobs: list[dict[str, Any]]) -> None:
         annotations: list[dict[str, Any]] = []
         if self._citations is not None:
+            part.raw_pieces.append(delta)
             delta, annotations = self._citations.feed(delta)
         self._emit_text(message, part, delta, logprobs, annotations)
 
@@ -330,7 +340,7 @@ class ResponseStream:
         item_status = "incomplete" if self._finish_reason == "length" else "completed"
         self._close_open_items(item_status)
         result = CallResult(
-            text=self._part_text(PartKind.TEXT),
+            text=self._raw_text(),
             refusal=self._part_text(PartKind.REFUSAL) or None,
             reasoning="".join(self._reasoning_pieces),
             tool_calls=[self._tool_calls[i] for i in sorted(self._tool_calls)],
@@ -344,6 +354,10 @@ class ResponseStream:
         self._close_reasoning(status)
         self._close_message(status)
         self._close_function_calls(status)
+
+    def _raw_text(self) -> str:
+        part = self._message.part(PartKind.TEXT) if self._message else None
+        return part.raw_text if part else ""
 
     def _part_text(self, kind: PartKind) -> str:
         part = self._message.part(kind) if self._message else None

@@ -207,7 +207,7 @@ async def prepare_turn(
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
     route = router.resolve(request.model)
-    tools = build_turn_tools(request.tools or [], tool_factories or {})
+    tools = build_turn_tools(request.tools or [], tool_factories or {}, frozenset(request.include or ()))
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
     new_items = stored_items(items)

@@ -11,8 +11,9 @@ from riposte.engine.translate import chat_function_tool, echoed_function_tool
 from riposte.errors import InvalidRequestError
 from riposte.tools.base import ServerTool
 
-# Builds a server tool from the request's tool config (its index names the param in errors).
-ToolFactory = Callable[[dict[str, Any], int], ServerTool]
+# Builds a server tool from the request's tool config, its index in `tools` (which names the param
+# in errors) and the request's `include` values.
+ToolFactory = Callable[[dict[str, Any], int, frozenset[str]], ServerTool]
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class TurnTools:
     echoed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_turn_tools(tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory]) -> TurnTools:
+def build_turn_tools(
+    tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory], includes: frozenset[str] = frozenset()
+) -> TurnTools:
     chat_definitions: list[dict[str, Any]] = []
     server: dict[str, ServerTool] = {}
     client_names: set[str] = set()
@@ -35,7 +38,7 @@ def build_turn_tools(tools: list[dict[str, Any]], factories: Mapping[str, ToolFa
             client_names.add(definition["function"]["name"])
             echoed.append(echoed_function_tool(tool))
         elif isinstance(kind, str) and kind in factories:
-            server_tool = factories[kind](tool, index)
+            server_tool = factories[kind](tool, index, includes)
             definition = server_tool.chat_definition()
             server[server_tool.function_name] = server_tool
             echoed.append(server_tool.echoed_config())

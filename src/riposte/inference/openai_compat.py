@@ -1,16 +1,19 @@
-"""A live OpenAI-compatible backend, reached through one shared `AsyncOpenAI` connection pool."""
+"""A live OpenAI-compatible backend: streamed chat over `ChatStreamClient`, the rest through the SDK.
+
+Each keeps one connection pool for the server's lifetime.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx2
 import openai
 import orjson
 
 from riposte.config import ProviderConfig
 from riposte.errors import UpstreamError
+from riposte.inference.chat_stream import ChatStreamClient, status_error
 from riposte.inference.upstream import JSON
 
 # Keys the SDK's `chat.completions.create` signature takes directly; everything else rides in
@@ -26,21 +29,10 @@ class OpenAICompatibleUpstream:
             timeout=provider.timeout_seconds,
             max_retries=0,
         )
+        self._streams = ChatStreamClient(provider.base_url, provider.resolved_api_key(), provider.timeout_seconds)
 
-    async def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
-        kwargs = _sdk_kwargs(body)
-        try:
-            async with self._client.chat.completions.with_streaming_response.create(**kwargs) as raw:
-                async for line in raw.iter_lines():
-                    chunk = _parse_sse_line(line)
-                    if chunk is not None:
-                        yield chunk
-        except openai.APIStatusError as exc:
-            raise _status_error(exc) from exc
-        except openai.APIError as exc:
-            raise UpstreamError(f"upstream request failed: {exc}") from exc
-        except (httpx2.HTTPError, OSError) as exc:  # transport errors while reading the raw stream
-            raise UpstreamError(f"upstream connection failed: {exc}") from exc
+    def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
+        return self._streams.stream(body)
 
     async def chat(self, body: JSON) -> JSON:
         try:
@@ -72,6 +64,7 @@ class OpenAICompatibleUpstream:
         return [model.id for model in page.data]
 
     async def aclose(self) -> None:
+        await self._streams.aclose()
         await self._client.close()
 
 
@@ -87,21 +80,5 @@ def _without(body: JSON, keys: frozenset[str] | set[str]) -> JSON:
     return {k: v for k, v in body.items() if k not in keys}
 
 
-def _parse_sse_line(line: str) -> JSON | None:
-    if not line.startswith("data:"):
-        return None
-    data = line[5:].strip()
-    if not data or data == "[DONE]":
-        return None
-    chunk: JSON = orjson.loads(data)
-    if "error" in chunk and "choices" not in chunk:
-        error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-        raise UpstreamError(f"upstream stream error: {error.get('message', error)}", code=error.get("code"))
-    return chunk
-
-
 def _status_error(exc: openai.APIStatusError) -> UpstreamError:
-    status = exc.status_code
-    # A client mistake the backend caught is still the client's mistake; anything else is ours.
-    mapped = status if status in (400, 404, 413, 422, 429) else 502
-    return UpstreamError(f"upstream returned {status}: {exc.message}", status_code=mapped)
+    return status_error(exc.status_code, exc.body if exc.body is not None else exc.message)

@@ -24,7 +24,14 @@ def create_engine(url: str) -> AsyncEngine:
 def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One connection per process: SQLite lets one writer in at a time anyway, and a queue in the pool
+    # hands the turn over at once, where a second connection would sleep in SQLite's busy handler
+    # (up to 100 ms a try) until the first one's transaction ends.
+    # No rollback when a connection goes back to the pool: the driver's legacy transaction mode opens
+    # transactions only for writes, which `begin()` always ends, so the reset would be a wasted
+    # round trip to the SQLite thread on every query.
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60,
+                                 pool_reset_on_return=None)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

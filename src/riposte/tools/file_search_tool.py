@@ -1,20 +1,19 @@
-"""file_search as a ServerTool (tools/base.py), so the turn loop can run it like any built-in tool.
-
-Register it with `Services.tool_factories["file_search"] = file_search_factory(svc.vector_stores)`.
-"""
+"""file_search as a server-side tool of the turn loop (tools/base.py), over the vector stores."""
 
 from __future__ import annotations
 
-import copy
+from dataclasses import dataclass
 from typing import Any
 
+from riposte.engine.item_includes import FILE_SEARCH_RESULTS
 from riposte.engine.stream_state import ToolCall
 from riposte.engine.turn_tools import ToolFactory
-from riposte.tools.base import ToolRun
+from riposte.tools.base import ServerTool, ToolRun
 from riposte.tools.file_search import (
     FUNCTION_DEFINITION,
     TOOL_NAME,
     FileSearchConfig,
+    FileSearchOutcome,
     StoreSearcher,
     file_search_call_item,
     parse_tool,
@@ -22,49 +21,59 @@ from riposte.tools.file_search import (
     run_file_search,
 )
 
-ITEM_TYPE = "file_search_call"
 
-
+@dataclass(frozen=True)
 class FileSearchTool:
-    function_name = TOOL_NAME
-    item_type = ITEM_TYPE
-    id_prefix = "fs"
-    progress_phases = ("in_progress", "searching")
+    config: FileSearchConfig
+    searcher: StoreSearcher
+    include_results: bool
 
-    def __init__(self, searcher: StoreSearcher, config: FileSearchConfig) -> None:
-        self._searcher = searcher
-        self.config = config
+    function_name: str = TOOL_NAME
+    item_type: str = "file_search_call"
+    id_prefix: str = "fs"
+    progress_phases: tuple[str, ...] = ("in_progress", "searching")
 
     def chat_definition(self) -> dict[str, Any]:
-        return copy.deepcopy(FUNCTION_DEFINITION)
+        return FUNCTION_DEFINITION
 
     def echoed_config(self) -> dict[str, Any]:
         return self.config.echoed()
 
     def pending_item(self, call: ToolCall) -> dict[str, Any]:
-        try:
-            queries = [query_from_arguments(call.arguments)]
-        except ValueError:
-            queries = []
-        return {"type": ITEM_TYPE, "status": "in_progress", "queries": queries, "results": None}
+        return {"type": self.item_type, "status": "in_progress", "queries": _queries(call), "results": None}
 
     async def run(self, call: ToolCall) -> ToolRun:
         try:
             query = query_from_arguments(call.arguments)
         except ValueError as exc:
-            item: dict[str, Any] = {"type": ITEM_TYPE, "status": "failed", "queries": [], "results": None}
-            return ToolRun(item=item, tool_message_content=f"Error: {exc}", failed=True, final_phase=None)
-        outcome = await run_file_search(self._searcher, self.config, query)
-        item = file_search_call_item("", outcome, include_results=True)
-        del item["id"]
-        return ToolRun(item=item, tool_message_content=outcome.tool_message_content(),
+            # The model sees what went wrong and can call again with proper arguments.
+            return ToolRun(item={"type": self.item_type, "status": "failed", "queries": [], "results": None},
+                           tool_message_content=f"knowledge_search failed: {exc}", failed=True, final_phase=None)
+        outcome = await run_file_search(self.searcher, self.config, query)
+        return ToolRun(item=_item_fields(outcome, self.include_results),
+                       tool_message_content=outcome.tool_message_content(),
                        failed=outcome.status == "failed",
-                       final_phase="completed" if outcome.status == "completed" else None,
+                       final_phase="completed" if outcome.status != "failed" else None,
                        citable_files=outcome.cited_files())
 
 
+def _item_fields(outcome: FileSearchOutcome, include_results: bool) -> dict[str, Any]:
+    item = file_search_call_item("", outcome, include_results)
+    del item["id"]  # the stream state machine owns item ids
+    return item
+
+
+def _queries(call: ToolCall) -> list[str]:
+    try:
+        return [query_from_arguments(call.arguments)]
+    except ValueError:
+        return []
+
+
 def file_search_factory(searcher: StoreSearcher) -> ToolFactory:
-    def build(tool: dict[str, Any], index: int) -> FileSearchTool:
-        return FileSearchTool(searcher, parse_tool(tool, f"tools[{index}]"))
+    """The `file_search` entry of Services.tool_factories."""
+
+    def build(tool: dict[str, Any], index: int, includes: frozenset[str]) -> ServerTool:
+        return FileSearchTool(parse_tool(tool, f"tools[{index}]"), searcher, FILE_SEARCH_RESULTS in includes)
 
     return build

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from riposte.errors import InvalidRequestError, UpstreamError
+from riposte.errors import InvalidRequestError, ModelNotFoundError, UpstreamError
 from riposte.inference.router import ModelRouter
 
 LOCAL_MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -130,7 +130,10 @@ class EmbeddingModels:
                                       param="embedding_dimension", code="invalid_value")
         if chosen in LOCAL_MODELS:
             return chosen, self._local_dimension(chosen, dimension)
-        self._router.resolve(chosen)  # an unknown provider or model is a 4xx now, not a failed file later
+        try:
+            self._router.resolve(chosen)  # an unknown model is a 4xx now, not a failed file later
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(exc.message, param="embedding_model") from exc
         return chosen, dimension
 
     def _local_dimension(self, model: str, dimension: int | None) -> int:

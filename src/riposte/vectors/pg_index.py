@@ -26,7 +26,7 @@ from riposte.vectors.index import (
     SearchQuery,
     hit_from_row,
 )
-from riposte.vectors.ranking import HYBRID_DEPTH, keyword_score, query_words, reciprocal_rank_fusion
+from riposte.vectors.ranking import HYBRID_DEPTH, keyword_score, keyword_terms, reciprocal_rank_fusion
 
 # pgvector's HNSW index takes vectors of at most 2000 dimensions; larger ones are scanned exactly.
 HNSW_MAX_DIMENSION = 2000
@@ -162,7 +162,8 @@ async def _vector_ranking(db: AsyncConnection, key: int, query: SearchQuery, dep
     if query.embedding is None:
         raise ValueError("vector search needs a query embedding")
     await db.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
-    await db.execute(text(f"SET LOCAL hnsw.ef_search = {max(40, min(depth, 1000))}"))
+    # A wider beam than pgvector's default of 40: recall over raw speed, which HNSW has to spare.
+    await db.execute(text(f"SET LOCAL hnsw.ef_search = {min(1000, max(100, depth * 4))}"))
     rows = await db.execute(text(
         f"SELECT id, embedding <=> CAST(:q AS vector) AS distance FROM riposte_chunks_{key} WHERE {condition} "
         "ORDER BY distance LIMIT :k"), {**params, "q": _vector_literal(query.embedding), "k": depth})
@@ -171,7 +172,7 @@ async def _vector_ranking(db: AsyncConnection, key: int, query: SearchQuery, dep
 
 async def _keyword_ranking(db: AsyncConnection, key: int, text_query: str, depth: int, condition: str,
                            params: dict[str, Any]) -> list[tuple[int, float]]:
-    words = query_words(text_query)
+    words = keyword_terms(text_query)
     if not words:
         return []
     rows = await db.execute(text(

@@ -10,7 +10,7 @@ from typing import TypeVar
 # The usual RRF constant (Cormack et al.), also what the seed system used.
 RRF_K = 60
 # Each ranking feeding hybrid fusion looks this many times deeper than the results wanted.
-HYBRID_DEPTH = 5
+HYBRID_DEPTH = 3
 _WORD = re.compile(r"\w+")
 
 T = TypeVar("T", bound=Hashable)
@@ -45,6 +45,27 @@ def keyword_score(bm25: float) -> float:
     """A BM25-style relevance (higher is better, unbounded) mapped into [0, 1)."""
     relevance = max(bm25, 0.0)
     return relevance / (1.0 + relevance)
+
+
+# Function words that match most chunks of any English corpus: they make a keyword query cost a
+# scan of nearly every chunk while adding almost nothing to BM25 (their IDF is close to zero).
+STOPWORDS = frozenset([
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be",
+    "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do",
+    "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he",
+    "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
+    "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours",
+    "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs",
+    "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
+    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with",
+    "would", "you", "your", "yours",
+])
+
+
+def keyword_terms(text: str) -> list[str]:
+    """The words of a keyword query worth matching: without stopwords, unless that leaves none."""
+    words = query_words(text)
+    return [word for word in words if word not in STOPWORDS] or words
 
 
 def query_words(text: str) -> list[str]:

@@ -30,6 +30,9 @@ from riposte.vectors.ingest import Ingestion, IngestJob
 from riposte.vectors.ranking import HybridWeights
 
 MAX_BATCH_FILES = 2000
+# Searches refresh a store's last_active_at (its expiry anchor) at most this often, sparing a
+# database write per search; expiry is counted in days.
+_ACTIVITY_GRANULARITY_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,8 @@ class VectorStoreService:
         if objects.is_expired(store, self._now()):
             raise InvalidRequestError(f"Vector store '{store_id}' has expired.", param="vector_store_id",
                                       code="vector_store_expired")
-        await self._records.update_store(store_id, {"last_active_at": self._now()})
+        if self._now() - store.last_active_at >= _ACTIVITY_GRANULARITY_SECONDS:
+            await self._records.update_store(store_id, {"last_active_at": self._now()})
         embedder = self._models.embedder(store.embedding_model, store.embedding_dimension)
         hits: dict[tuple[str, int], SearchHit] = {}
         for text in request.queries:

@@ -38,16 +38,23 @@ from riposte.vectors.index import (
     SearchQuery,
     hit_from_row,
 )
-from riposte.vectors.ranking import HYBRID_DEPTH, keyword_score, query_words, reciprocal_rank_fusion
+from riposte.vectors.ranking import HYBRID_DEPTH, keyword_score, keyword_terms, reciprocal_rank_fusion
 
 T = TypeVar("T")
 Connection = Any  # sqlean.Connection, which ships no type information
 
 # Below this many chunks a store is scanned exactly. Above it the scan runs over the 1-bit copies
-# (32x less data) and the best candidates are re-scored exactly: brute-force float KNN over 100k
-# 384-dim vectors takes ~45 ms here, the bit scan ~11 ms.
+# (32x less data) and the best candidates are re-scored exactly. Measured here at 100k 384-dim
+# vectors: a float scan takes ~45 ms, a bit scan ~5 ms for 40 candidates; sqlite-vec's cost grows
+# with k (~70 ms for 400), so the oversampling is kept small.
 EXACT_SCAN_MAX_CHUNKS = 20_000
-RESCORE_CANDIDATES = 400
+RESCORE_OVERSAMPLING = 2
+MIN_RESCORE_CANDIDATES = 40
+# A query term in more than this share of a store's chunks is left out of keyword matching (unless
+# every term is): ranking all chunks that hold it costs ~1 ms per thousand of them, and BM25 gives
+# it almost no weight. Below _FREQUENCY_CHECK_CHUNKS chunks nothing is expensive enough to check.
+COMMON_TERM_SHARE = 0.1
+_FREQUENCY_CHECK_CHUNKS = 2000
 _READERS = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS index_stores (
@@ -91,6 +98,7 @@ class SqliteVecIndex:
         self._writer = connect(path)
         self._writer.executescript(_SCHEMA)
         self._write_lock = threading.Lock()
+        self._frequencies = DocumentFrequencies()
         self._readers: queue.Queue[Connection] = queue.Queue()
         for _ in range(_READERS):
             self._readers.put(connect(path))
@@ -142,6 +150,10 @@ class SqliteVecIndex:
                        f"distance_metric=cosine, coarse bit[{_bit_width(dimension)}], chunk_size=4096)")
             db.execute(f"CREATE VIRTUAL TABLE fts_{key} USING fts5(text, content='', contentless_delete=1, "
                        "tokenize='porter unicode61')")
+            db.execute(f"CREATE VIRTUAL TABLE fts_{key}_terms USING fts5vocab(fts_{key}, 'row')")
+            # Exact vectors again, in a plain table: re-scoring candidates by rowid from here is a
+            # B-tree lookup each, where vec0 point reads cost far more.
+            db.execute(f"CREATE TABLE exact_{key} (rowid INTEGER PRIMARY KEY, embedding BLOB NOT NULL)")
 
         await self._write(work)
 
@@ -151,7 +163,9 @@ class SqliteVecIndex:
             if key is None:
                 return
             db.execute(f"DROP TABLE IF EXISTS vec_{key}")
+            db.execute(f"DROP TABLE IF EXISTS fts_{key}_terms")
             db.execute(f"DROP TABLE IF EXISTS fts_{key}")
+            db.execute(f"DROP TABLE IF EXISTS exact_{key}")
             db.execute("DELETE FROM chunks WHERE store_key = ?", (key,))
             db.execute("DELETE FROM index_stores WHERE key = ?", (key,))
 
@@ -176,6 +190,7 @@ class SqliteVecIndex:
                 db.execute(f"INSERT INTO vec_{key} (rowid, embedding, coarse) VALUES (?, ?, vec_quantize_binary(?))",
                            (row_id, vector, _padded(vector, chunk.embedding)))
                 db.execute(f"INSERT INTO fts_{key} (rowid, text) VALUES (?, ?)", (row_id, chunk.text))
+                db.execute(f"INSERT INTO exact_{key} (rowid, embedding) VALUES (?, ?)", (row_id, vector))
             db.execute("UPDATE index_stores SET chunk_count = chunk_count + ? WHERE key = ?", (len(chunks), key))
 
         await self._write(work)
@@ -202,7 +217,7 @@ class SqliteVecIndex:
     # ------------------------------------------------------------------ search
 
     async def search(self, store_id: str, query: SearchQuery) -> list[SearchHit]:
-        return await self._read(lambda db: _search(db, store_id, query))
+        return await self._read(lambda db: _search(db, store_id, query, self._frequencies))
 
     async def aclose(self) -> None:
         def close_all() -> None:
@@ -214,20 +229,41 @@ class SqliteVecIndex:
         await anyio.to_thread.run_sync(close_all)
 
 
-def _search(db: Connection, store_id: str, query: SearchQuery) -> list[SearchHit]:
+class DocumentFrequencies:
+    """How many chunks of a store hold a term, cached: fts5vocab counts a common term by walking its
+    whole posting list. A count is reused while the store's size stays within 10% of what it was;
+    it only steers which terms are worth matching, so a slightly stale count does no harm."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def get(self, db: Connection, store_id: str, key: int, term: str, chunk_count: int) -> int:
+        cached = self._counts.get((store_id, term))
+        if cached is not None and abs(cached[1] - chunk_count) <= chunk_count // 10:
+            return cached[0]
+        # Terms in the vocabulary are stemmed; an unstemmed word that differs is simply not found
+        # and counts as rare, so it is kept.
+        found = db.execute(f"SELECT doc FROM fts_{key}_terms WHERE term = ?", (term,)).fetchone()
+        count = int(found[0]) if found is not None else 0
+        self._counts[(store_id, term)] = (count, chunk_count)
+        return count
+
+
+def _search(db: Connection, store_id: str, query: SearchQuery, frequencies: DocumentFrequencies) -> list[SearchHit]:
     found = db.execute("SELECT key, chunk_count FROM index_stores WHERE store_id = ?", (store_id,)).fetchone()
     if found is None:
         return []
     key, chunk_count = found
     restriction, params = _restriction(key, query)
+    terms = _matchable_terms(db, store_id, key, chunk_count, query.text, frequencies)
     if query.mode is SearchMode.KEYWORD:
-        ranked = _keyword_ranking(db, key, query.text, query.limit, restriction, params)
+        ranked = _keyword_ranking(db, key, terms, query.limit, restriction, params)
     elif query.mode is SearchMode.VECTOR:
         ranked = _vector_ranking(db, key, chunk_count, query, query.limit, restriction, params)
     else:
         depth = query.limit * HYBRID_DEPTH
         vector = _vector_ranking(db, key, chunk_count, query, depth, restriction, params)
-        keyword = _keyword_ranking(db, key, query.text, depth, restriction, params)
+        keyword = _keyword_ranking(db, key, terms, depth, restriction, params)
         ranked = reciprocal_rank_fusion([i for i, _ in vector], [i for i, _ in keyword], query.weights)
     kept = [(row_id, score) for row_id, score in ranked if score >= query.score_threshold][: query.limit]
     return _hits(db, kept)
@@ -249,32 +285,38 @@ def _vector_ranking(db: Connection, key: int, chunk_count: int, query: SearchQue
         rows = db.execute(f"SELECT rowid, distance FROM vec_{key} WHERE embedding MATCH :q AND k = :k{restriction}",
                           {**params, "q": vector, "k": depth}).fetchall()
         return [(row_id, 1.0 - distance) for row_id, distance in rows]
+    wanted = max(MIN_RESCORE_CANDIDATES, depth * RESCORE_OVERSAMPLING)
     candidates = db.execute(
         f"SELECT rowid FROM vec_{key} WHERE coarse MATCH vec_quantize_binary(:q) AND k = :k{restriction}",
-        {**params, "q": _padded(vector, query.embedding), "k": max(RESCORE_CANDIDATES, depth * 4)},
+        {**params, "q": _padded(vector, query.embedding), "k": wanted},
     ).fetchall()
     if not candidates:
         return []
     listed = ",".join(str(int(row[0])) for row in candidates)
-    rescored = db.execute(f"SELECT rowid, vec_distance_cosine(embedding, ?) AS d FROM vec_{key} "
+    rescored = db.execute(f"SELECT rowid, vec_distance_cosine(embedding, ?) AS d FROM exact_{key} "
                           f"WHERE rowid IN ({listed}) ORDER BY d LIMIT ?", (vector, depth)).fetchall()
     return [(row_id, 1.0 - distance) for row_id, distance in rescored]
 
 
-def _keyword_ranking(db: Connection, key: int, text: str, depth: int, restriction: str,
+def _matchable_terms(db: Connection, store_id: str, key: int, chunk_count: int, text: str,
+                     frequencies: DocumentFrequencies) -> list[str]:
+    terms = keyword_terms(text)
+    if chunk_count < _FREQUENCY_CHECK_CHUNKS or not terms:
+        return terms
+    counts = {term: frequencies.get(db, store_id, key, term, chunk_count) for term in terms}
+    kept = [term for term in terms if counts[term] <= COMMON_TERM_SHARE * chunk_count]
+    return kept or [min(terms, key=counts.__getitem__)]
+
+
+def _keyword_ranking(db: Connection, key: int, terms: list[str], depth: int, restriction: str,
                      params: dict[str, Any]) -> list[tuple[int, float]]:
-    match = fts_query(text)
-    if not match:
+    if not terms:
         return []
+    match = " OR ".join(f'"{term}"' for term in terms)
     rows = db.execute(f"SELECT rowid, bm25(fts_{key}) FROM fts_{key} WHERE fts_{key} MATCH :match{restriction} "
                       "ORDER BY rank LIMIT :k", {**params, "match": match, "k": depth}).fetchall()
     # FTS5's bm25() is negated: more negative is more relevant.
     return [(row_id, keyword_score(-bm25)) for row_id, bm25 in rows]
-
-
-def fts_query(text: str) -> str:
-    """Any of the query's words, each quoted so that FTS5 syntax in the query is just text."""
-    return " OR ".join(f'"{word}"' for word in query_words(text))
 
 
 def _hits(db: Connection, ranked: list[tuple[int, float]]) -> list[SearchHit]:
@@ -293,6 +335,7 @@ def _delete_file_chunks(db: Connection, key: int, file_id: str) -> None:
     listed = ",".join(str(int(i)) for i in ids)
     db.execute(f"DELETE FROM vec_{key} WHERE rowid IN ({listed})")
     db.execute(f"DELETE FROM fts_{key} WHERE rowid IN ({listed})")
+    db.execute(f"DELETE FROM exact_{key} WHERE rowid IN ({listed})")
     db.execute(f"DELETE FROM chunks WHERE id IN ({listed})")
     db.execute("UPDATE index_stores SET chunk_count = chunk_count - ? WHERE key = ?", (len(ids), key))
 

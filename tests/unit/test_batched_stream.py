@@ -1,0 +1,106 @@
+"""The batched streaming response: order, trailer, coalescing, and clean-up on failure or disconnect."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import anyio
+import pytest
+
+from riposte.api.batched_stream import MAX_BATCH, BatchedStreamingResponse
+
+SCOPE: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
+
+
+def _encode(item: int) -> bytes:
+    return b"<%d>" % item
+
+
+class _Client:
+    """An ASGI peer that records what is sent and can hang up."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.finished = False
+        self.hang_up = anyio.Event()
+
+    async def receive(self) -> dict[str, Any]:
+        await self.hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body"):
+                self.bodies.append(message["body"])
+            else:
+                self.finished = True
+
+
+async def _run(response: BatchedStreamingResponse[int], client: _Client) -> None:
+    await response(SCOPE, client.receive, client.send)  # type: ignore[arg-type]
+
+
+def _response(items: AsyncGenerator[int]) -> BatchedStreamingResponse[int]:
+    return BatchedStreamingResponse(items, _encode, trailer=b"<done>", media_type="text/event-stream", headers={})
+
+
+async def test_items_ready_together_leave_in_fewer_writes_in_order_with_the_trailer_last() -> None:
+    async def burst() -> AsyncGenerator[int]:
+        for item in range(100):
+            yield item
+
+    client = _Client()
+    await _run(_response(burst()), client)
+
+    assert b"".join(client.bodies) == b"".join(_encode(i) for i in range(100)) + b"<done>"
+    assert len(client.bodies) < 100
+    assert all(body.count(b"<") <= MAX_BATCH + 1 for body in client.bodies)
+    assert client.finished
+
+
+async def test_items_that_trickle_in_each_leave_before_the_next_exists() -> None:
+    client = _Client()
+
+    async def trickle() -> AsyncGenerator[int]:
+        for item in range(3):
+            yield item
+            await anyio.sleep(0.01)
+            assert client.bodies[-1].endswith(_encode(item)), "the item waited for the next one"
+
+    await _run(_response(trickle()), client)
+    assert b"".join(client.bodies) == b"<0><1><2><done>"
+
+
+async def test_a_failing_generator_sends_no_trailer() -> None:
+    async def failing() -> AsyncGenerator[int]:
+        yield 1
+        raise RuntimeError("boom")
+
+    client = _Client()
+    with pytest.raises(BaseException) as caught:
+        await _run(_response(failing()), client)
+    assert "boom" in repr(caught.value)
+    assert b"<done>" not in b"".join(client.bodies)
+
+
+async def test_a_client_hang_up_closes_the_generator_at_once() -> None:
+    closed = anyio.Event()
+    client = _Client()
+
+    async def endless() -> AsyncGenerator[int]:
+        try:
+            item = 0
+            while True:
+                yield item
+                item += 1
+                if item == 5:
+                    client.hang_up.set()
+                await anyio.sleep(0.001)
+        finally:
+            closed.set()
+
+    with anyio.fail_after(5):
+        await _run(_response(endless()), client)
+        await closed.wait()
+    assert b"<done>" not in b"".join(client.bodies)

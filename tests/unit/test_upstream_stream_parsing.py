@@ -1,0 +1,57 @@
+"""Reading an upstream chat stream: SSE `data:` lines split anywhere, error chunks and error bodies."""
+
+from __future__ import annotations
+
+import pytest
+
+from riposte.errors import UpstreamError
+from riposte.inference.chat_stream import parse_chunk, status_error
+from riposte.inference.sse_decoder import SseDataDecoder
+
+BODY = (b'data: {"a": 1}\n\n'
+        b": keep-alive comment\n\n"
+        b'data:{"b": 2}\r\n\r\n'
+        b"event: ignored\n"
+        b'data: {"c": 3}\n\n'
+        b"data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("piece_size", [1, 2, 5, 17, 1000])
+def test_data_lines_come_out_whole_however_the_body_is_split(piece_size: int) -> None:
+    decoder = SseDataDecoder()
+    payloads = [p for i in range(0, len(BODY), piece_size) for p in decoder.feed(BODY[i:i + piece_size])]
+    payloads += decoder.close()
+    assert payloads == [b'{"a": 1}', b'{"b": 2}', b'{"c": 3}']
+
+
+def test_a_last_line_without_newline_is_not_lost() -> None:
+    decoder = SseDataDecoder()
+    assert decoder.feed(b'data: {"a": 1}\n\ndata: {"b": 2}') == [b'{"a": 1}']
+    assert decoder.close() == [b'{"b": 2}']
+
+
+def test_an_error_chunk_becomes_an_upstream_error_with_its_code() -> None:
+    with pytest.raises(UpstreamError) as caught:
+        parse_chunk(b'{"error": {"message": "overloaded", "code": "server_busy"}}')
+    assert "overloaded" in caught.value.message
+    assert caught.value.code == "server_busy"
+
+
+def test_a_chunk_with_choices_is_returned_as_is() -> None:
+    assert parse_chunk(b'{"choices": [], "error": null}') == {"choices": [], "error": None}
+
+
+@pytest.mark.parametrize(("status", "mapped"), [(400, 400), (429, 429), (401, 502), (500, 502), (503, 502)])
+def test_status_errors_keep_client_mistakes_and_map_the_rest_to_502(status: int, mapped: int) -> None:
+    error = status_error(status, b'{"error": {"message": "backend exploded", "type": "server_error"}}')
+    assert error.status_code == mapped
+    assert error.message == f"upstream returned {status}: backend exploded"
+
+
+def test_a_status_error_with_a_plain_text_body_quotes_the_text() -> None:
+    assert status_error(502, b"Bad Gateway\n").message == "upstream returned 502: Bad Gateway"
+
+
+def test_a_status_error_from_the_sdk_error_object_uses_its_message() -> None:
+    assert status_error(404, {"message": "no such model", "code": "model_not_found"}).message == \
+        "upstream returned 404: no such model"
