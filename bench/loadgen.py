@@ -180,7 +180,8 @@ async def run_cell(target: Target, scenario: Scenario, seconds: float, bystander
         samples=[s for samples in per_worker for s in samples],
         window_s=seconds,
         span_s=span,
-        cpu_s=after.cpu_s - before.cpu_s if before and after else None,
+        # A server that died during the cell took its CPU figures with it.
+        cpu_s=after.cpu_s - before.cpu_s if before and after and after.cpu_s >= before.cpu_s else None,
         rss_start=before.rss_bytes if before else None,
         rss_peak=max(peak[0], after.rss_bytes) if after else None,
         others_cpu_share=max(others, 0.0) / capacity,

@@ -108,14 +108,17 @@ def _full_table(cells: list[Cell]) -> str:
 
 
 def _server_logs(servers: list[dict[str, Any]]) -> str:
-    rows = ["## Server logs", "Lines matching each pattern in each server's log over its whole run.",
-            "| server | 'database is locked' | 'Traceback' | 'ERROR' | could not run |", "|---|---|---|---|---|"]
+    rows = ["## Server logs",
+            "Lines matching each pattern in each server's log over its whole run, and the CPU the server's processes "
+            "used while idle before its first cell (counted in its CPU per token like any other).",
+            "| server | 'database is locked' | 'Traceback' | 'ERROR' | idle CPU (cores) | could not run |",
+            "|---|---|---|---|---|---|"]
     for s in servers:
         if s["key"] == "direct":
             continue
         counts = s["log_counts"]
         rows.append(f"| {s['label']} | {counts.get('database is locked', '-')} | {counts.get('Traceback', '-')} "
-                    f"| {counts.get('ERROR', '-')} | {s['error'] or ''} |")
+                    f"| {counts.get('ERROR', '-')} | {_num(s.get('idle_cpu_share'), 2)} | {s['error'] or ''} |")
     return "\n".join(rows)
 
 

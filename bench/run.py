@@ -29,6 +29,7 @@ from riposte.testing.server import free_port
 BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 POSTGRES_ADMIN_URL = os.environ.get("RIPOSTE_BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SETTLED_CPU_SHARE = 0.05
 LOG_PATTERNS = ("database is locked", "Traceback", "ERROR")
 VERSIONED_PACKAGES = ("riposte", "uvicorn", "starlette", "fastapi", "openai", "httpx", "sqlalchemy", "aiosqlite",
                       "asyncpg", "orjson", "pydantic", "uvloop", "httptools")
@@ -42,6 +43,8 @@ class ServerRecord:
     log: str = ""
     log_counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # CPU the server's processes use while no request is in flight (background workers, pollers).
+    idle_cpu_share: float | None = None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -126,6 +129,7 @@ def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Na
                 server = _start_ogx(upstream_url, work)
                 prefix = "openai/"
             record.command, record.log = server.command, str(server.log_path)
+            record.idle_cpu_share = _idle_cpu_share(server.pid)
             target = Target(group.key, group.label, HOST, server.port, Api.RESPONSES, prefix, server.pid)
         bystanders = () if group.server == "direct" else (fake.pid,)
         for scenario in group.scenarios:
@@ -141,6 +145,21 @@ def _run_group(group: Group, fake: ManagedProcess, work: Path, args: argparse.Na
         if database is not None:
             _drop_postgres_database(database)
     return record
+
+
+def _idle_cpu_share(pid: int, seconds: float = 2.0, settle_timeout: float = 90.0) -> float:
+    """Waits for start-up work to end (OGX spends seconds of CPU in worker processes after it
+    first answers), so that it is not charged to the first cell, then measures the idle rate."""
+    deadline = time.monotonic() + settle_timeout
+    while _cpu_rate(pid, 1.0) > SETTLED_CPU_SHARE and time.monotonic() < deadline:
+        pass
+    return _cpu_rate(pid, seconds)
+
+
+def _cpu_rate(pid: int, seconds: float) -> float:
+    before = procstat.usage(pid).cpu_s
+    time.sleep(seconds)
+    return (procstat.usage(pid).cpu_s - before) / seconds
 
 
 def _start_riposte(group: Group, upstream_url: str, work: Path, src: Path | None,

@@ -115,7 +115,7 @@ def minimal_pdf(text: str) -> bytes:
 
 
 @pytest.mark.parametrize(("name", "data", "expected"), [
-    ("a.txt", "plain text".encode(), "plain text"),
+    ("a.txt", b"plain text", "plain text"),
     ("b.MD", "\ufeff# Title".encode(), "# Title"),
     ("c.csv", b"a,b\n1,2\n", "a,b\n1,2\n"),
     ("d.json", b'{"k": [1, 2]}', '{"k": [1, 2]}'),

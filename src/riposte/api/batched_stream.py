@@ -2,13 +2,13 @@
 
 A producer task pulls items from an async generator, encodes them and queues the bytes; the
 response's own task sends whatever is queued each time it runs. When one upstream read carries
-many tokens, their events leave in a few writes instead of one each (a write is a system call,
+many tokens, their events leave in a few writes instead of one each (a write wakes the client,
 which costs more than building the event); when tokens trickle in, each event still leaves as
 soon as the producer waits for the next one. The producer pauses once a batch is full, so a slow
-client slows the upstream read instead of growing memory. Batches start at one item and double
-up to `MAX_BATCH`, so the first delta of a large burst is not held back behind the rest of it;
-the first batch holds `FIRST_BATCH`, room for the opening events, so that the turn goes on to
-call the upstream while they are being written.
+client slows the upstream read instead of growing memory. Batches start at `FIRST_BATCH` items,
+room for the opening events so that the turn goes on to call the upstream while they are being
+written, and double up to `MAX_BATCH`, so the first delta of a large burst is not held back
+behind the rest of it. The last batch carries the end of the body, saving a write.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from contextlib import aclosing
 from typing import Generic, TypeVar
 
 import anyio
-from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 FIRST_BATCH = 4
-MAX_BATCH = 32
+MAX_BATCH = 128
 
 Item = TypeVar("Item")
 
@@ -37,7 +37,8 @@ class _Outbox:
 
     async def put(self, chunk: bytes) -> None:
         self._pending.append(chunk)
-        self._filled.set()
+        if len(self._pending) == 1:  # the writer waits only on an empty queue
+            self._filled.set()
         if len(self._pending) >= self._batch:
             self._batch = min(self._batch * 2, MAX_BATCH)
             await self._taken.wait()
@@ -48,41 +49,43 @@ class _Outbox:
         self._closed = True
         self._filled.set()
 
-    async def take(self) -> bytes | None:
-        """Everything queued, joined; None once the producer is done and nothing is left."""
-        while not self._pending:
-            if self._closed:
-                return None
+    async def take(self) -> tuple[bytes, bool]:
+        """Everything queued, joined, and whether that is the end of the stream."""
+        while not self._pending and not self._closed:
             await self._filled.wait()
             self._filled = anyio.Event()
         batch = b"".join(self._pending)
         self._pending.clear()
         self._taken.set()
         self._taken = anyio.Event()
-        return batch
+        return batch, self._closed
 
 
-class BatchedStreamingResponse(StreamingResponse, Generic[Item]):
-    """Starlette's StreamingResponse (headers, disconnect handling) with batched body writes.
-
-    `trailer` follows the last item only when the generator ran to its end.
-    """
+class BatchedStreamingResponse(Response, Generic[Item]):
+    """An HTTP streaming response of `encode(item)` for each item, then `trailer` if the generator
+    ran to its end. A client that goes away cancels the generator (closing it) and the writes."""
 
     def __init__(self, items: AsyncGenerator[Item], encode: Callable[[Item], bytes], *, trailer: bytes,
                  media_type: str, headers: dict[str, str]) -> None:
-        super().__init__(_never(), media_type=media_type, headers=headers)
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(headers)
         self._items = items
         self._encode = encode
         self._trailer = trailer
 
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outbox = _Outbox()
         async with anyio.create_task_group() as group:
             group.start_soon(self._produce, outbox)
-            while (batch := await outbox.take()) is not None:
-                await send({"type": "http.response.body", "body": batch, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            last = False
+            while not last:
+                batch, last = await outbox.take()
+                await send({"type": "http.response.body", "body": batch, "more_body": not last})
+            group.cancel_scope.cancel()  # the disconnect watcher; the producer has finished
 
     async def _produce(self, outbox: _Outbox) -> None:
         trailer = b""
@@ -96,7 +99,7 @@ class BatchedStreamingResponse(StreamingResponse, Generic[Item]):
             outbox.close(trailer)
 
 
-async def _never() -> AsyncGenerator[bytes]:
-    """The body iterator StreamingResponse requires; this class streams `items` instead."""
-    return
-    yield b""
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()

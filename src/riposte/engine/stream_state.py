@@ -50,7 +50,11 @@ class _MessageItem:
     parts: list[_Part] = field(default_factory=list)
 
     def part(self, kind: PartKind) -> _Part | None:
-        return next((p for p in self.parts if p.kind is kind), None)
+        # Called for every streamed token: a plain loop, not a generator expression, on this path.
+        for part in self.parts:
+            if part.kind is kind:
+                return part
+        return None
 
 
 @dataclass
@@ -104,6 +108,7 @@ class ResponseStream:
         # function call and becomes a function_call item.
         self._server_tool_names = server_tool_names
         self._citable_files: dict[str, str] = {}
+        self._citations: CitationFilter | None = None
         self._sequence = 0
         self._events: list[Event] = []
         self._begin_call()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.store import schema
@@ -47,10 +50,8 @@ class ResponseStore:
             "input_items": orjson.dumps(stored.input_items).decode(),
             "messages": orjson.dumps(stored.messages).decode(),
         }
-        table = schema.responses
         async with self._engine.begin() as connection:
-            await connection.execute(delete(table).where(table.c.id == row["id"]))
-            await connection.execute(table.insert().values(**row))
+            await connection.execute(_upsert(self._engine.dialect.name), row)
 
     async def get(self, response_id: str) -> StoredResponse | None:
         table = schema.responses
@@ -89,6 +90,19 @@ class ResponseStore:
             ordering = table.c.seq.asc() if order == "asc" else table.c.seq.desc()
             rows = (await connection.execute(query.order_by(ordering).limit(limit + 1))).all()
         return ResponsePage(data=[_stored(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+
+@lru_cache(maxsize=4)
+def _upsert(dialect: str) -> Any:
+    """One statement, not a delete and an insert (each statement is several round trips to the
+    database driver, and this write is on every response's path), built once per dialect so that
+    its compiled form is cached too."""
+    table = schema.responses
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table)
+    replaced = ("created_at", "model", "status", "previous_response_id", "response", "input_items", "messages")
+    return statement.on_conflict_do_update(index_elements=[table.c.id],
+                                           set_={name: statement.excluded[name] for name in replaced})
 
 
 def _stored(row: Any) -> StoredResponse:
