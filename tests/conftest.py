@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,21 +68,30 @@ def upstream() -> Iterator[ScriptedUpstream]:
         yield fake
 
 
-@pytest.fixture
-def make_server(tmp_path: Path, database_url: str) -> Iterator[ServerFactory]:
-    """Start a server with the given settings overrides; stopped when the test ends."""
+@contextmanager
+def server_factory(data_dir: Path, database_url: str) -> Iterator[ServerFactory]:
+    """A factory of servers on one database, each stopped when the block ends."""
     started: list[RunningServer] = []
 
     def factory(**overrides: Any) -> RunningServer:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": database_url}
+        values: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
         values.update(overrides)
         server = RunningServer(Settings(**values)).start()
         started.append(server)
         return server
 
-    yield factory
-    for server in started:
-        server.stop()
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, database_url: str) -> Iterator[ServerFactory]:
+    """Start a server with the given settings overrides; stopped when the test ends."""
+    with server_factory(tmp_path / "data", database_url) as factory:
+        yield factory
 
 
 @pytest.fixture

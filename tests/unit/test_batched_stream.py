@@ -31,10 +31,10 @@ class _Client:
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
-            if message.get("more_body"):
+            assert not self.finished, "a body part after the end of the body"
+            if message["body"]:
                 self.bodies.append(message["body"])
-            else:
-                self.finished = True
+            self.finished = not message.get("more_body")
 
 
 async def _run(response: BatchedStreamingResponse[int], client: _Client) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,12 +13,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from riposte.config import ProviderConfig, Settings
+from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
+from tests.conftest import ServerFactory, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream
 from tests.vectors.embedded_pg import EmbeddedPostgres
-
-ServerFactory = Callable[..., RunningServer]
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +60,8 @@ def vector_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def make_vector_server(tmp_path: Path, vector_database_url: str) -> Iterator[ServerFactory]:
-    started: list[RunningServer] = []
-
-    def factory(**overrides: Any) -> RunningServer:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "database_url": vector_database_url}
-        values.update(overrides)
-        server = RunningServer(Settings(**values)).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in started:
-        server.stop()
+    with server_factory(tmp_path / "data", vector_database_url) as factory:
+        yield factory
 
 
 @pytest.fixture

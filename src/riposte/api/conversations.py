@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from riposte import ids
 from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
-from riposte.api.jsonresponse import json_response
+from riposte.api.jsonresponse import json_response, list_body
 from riposte.engine.conversation import CONVERSATION_PREFIX, new_conversation_items
 from riposte.engine.item_includes import item_view
-from riposte.engine.request import metadata_within_limits
 from riposte.errors import InvalidRequestError, NotFoundError
+from riposte.metadata import metadata_within_limits
 from riposte.services import Services, services
 from riposte.store.conversations import Conversation, ItemIdConflict
 
@@ -102,7 +102,7 @@ async def add_items(
         raise _conflict(exc, items) from exc
     if not appended:
         raise _conversation_not_found(conversation_id)
-    return json_response(_list_body([item_view(item, includes) for item in items], has_more=False))
+    return json_response(list_body([item_view(item, includes) for item in items], has_more=False))
 
 
 @router.get("/conversations/{conversation_id}/items")
@@ -118,7 +118,7 @@ async def list_items(
     if after is not None and await svc.conversations.get_item(conversation_id, after) is None:
         raise InvalidRequestError(f"No item with id '{after}' in conversation '{conversation_id}'.", param="after")
     page = await svc.conversations.list_items(conversation_id, after=after, limit=limit, order=order)
-    return json_response(_list_body([item_view(item, includes) for item in page.data], page.has_more))
+    return json_response(list_body([item_view(item, includes) for item in page.data], page.has_more))
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}")
@@ -147,15 +147,6 @@ async def _conversation(svc: Services, conversation_id: str) -> Conversation:
         raise _conversation_not_found(conversation_id)
     return conversation
 
-
-def _list_body(data: list[Item], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
 
 
 def _conflict(exc: ItemIdConflict, items: list[Item]) -> InvalidRequestError:

@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import StreamingResponse
 
-from riposte.api.jsonresponse import json_response
+from riposte.api.jsonresponse import json_response, list_body
 from riposte.errors import InvalidRequestError
 from riposte.services import Services, services
-from riposte.store.pagination import PageRequest, list_body
+from riposte.store.pagination import PageRequest
 
 router = APIRouter()
 _READ_CHUNK = 1024 * 1024

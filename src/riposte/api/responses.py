@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
-from riposte.api.jsonresponse import json_response
+from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.sse import event_stream_response
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
@@ -47,7 +47,7 @@ async def list_responses(
 ) -> Response:
     page = await svc.responses.list(after=after, limit=limit, order=order, model=model)
     data = [stored.response for stored in page.data]
-    return json_response(_list_body(data, page.has_more))
+    return json_response(list_body(data, page.has_more))
 
 
 @router.get("/responses/{response_id}")
@@ -76,7 +76,7 @@ async def list_input_items(
     ordered = items if order == "asc" else list(reversed(items))
     window = _between(ordered, after, before)
     page = window[:limit]
-    return json_response(_list_body(page, len(window) > limit))
+    return json_response(list_body(page, len(window) > limit))
 
 
 def _between(items: list[dict[str, Any]], after: str | None, before: str | None) -> list[dict[str, Any]]:
@@ -93,15 +93,6 @@ def _between(items: list[dict[str, Any]], after: str | None, before: str | None)
         end = positions[before]
     return items[start:end]
 
-
-def _list_body(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
 
 
 async def _stored(svc: Services, response_id: str) -> StoredResponse:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from riposte.api.body import parse_body
-from riposte.api.jsonresponse import json_response
+from riposte.api.jsonresponse import json_response, list_body
 from riposte.errors import InvalidRequestError
 from riposte.services import Services, services
-from riposte.store.pagination import PageRequest, list_body
+from riposte.store.pagination import PageRequest
 from riposte.store.vector_stores import FileStatus
 from riposte.vectors.chunking import ChunkingStrategy, parse_chunking_strategy
 from riposte.vectors.filters import parse_filter

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riposte.errors import InvalidRequestError
+from riposte.metadata import metadata_within_limits
 
 # Logprobs come whenever top_logprobs asks for them; file_search results need this include.
 SUPPORTED_INCLUDES: frozenset[str] = frozenset({"file_search_call.results", "message.output_text.logprobs"})
@@ -60,20 +61,6 @@ class CreateResponseRequest(BaseModel):
     @classmethod
     def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return metadata_within_limits(value)
-
-
-def metadata_within_limits(value: dict[str, str] | None) -> dict[str, str] | None:
-    """OpenAI's metadata limits, as a pydantic field validator body (raises ValueError)."""
-    if value is None:
-        return value
-    if len(value) > 16:
-        raise ValueError("metadata may hold at most 16 keys")
-    for key, item in value.items():
-        if len(key) > 64:
-            raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
-        if len(item) > 512:
-            raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
-    return value
 
 
 def reject_unsupported(request: CreateResponseRequest) -> None:

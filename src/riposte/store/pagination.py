@@ -56,14 +56,3 @@ async def _seq_of(connection: AsyncConnection, table: Table, id_column: ColumnEl
     found = (await connection.execute(select(table.c.seq).where(id_column == value, *scope))).scalar()
     return int(found) if found is not None else None
 
-
-def list_body(data: list[dict[str, Any]], has_more: bool, **extra: Any) -> dict[str, Any]:
-    """The OpenAI list envelope."""
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-        **extra,
-    }

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from riposte.metadata import metadata_within_limits
 from riposte.vectors.filters import check_attribute_key
 from riposte.vectors.params import invalid
 
@@ -37,7 +38,7 @@ class CreateStoreBody(_Body):
     @field_validator("metadata")
     @classmethod
     def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
+        return metadata_within_limits(value)
 
 
 class UpdateStoreBody(_Body):
@@ -48,7 +49,7 @@ class UpdateStoreBody(_Body):
     @field_validator("metadata")
     @classmethod
     def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
+        return metadata_within_limits(value)
 
 
 class AttachFileBody(_Body):
@@ -93,19 +94,6 @@ class SearchBody(_Body):
     rewrite_query: bool = False
     # Extension: how to rank (the seed system's `search_mode`).
     search_mode: Literal["vector", "keyword", "hybrid"] | None = None
-
-
-def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    if value is None:
-        return value
-    if len(value) > 16:
-        raise ValueError("metadata may hold at most 16 keys")
-    for key, item in value.items():
-        if len(key) > 64:
-            raise ValueError(f"metadata key '{key[:20]}...' is longer than 64 characters")
-        if len(item) > 512:
-            raise ValueError(f"metadata value for '{key}' is longer than 512 characters")
-    return value
 
 
 def check_attributes(raw: dict[str, Any] | None, param: str = "attributes") -> dict[str, str | int | float | bool]:
