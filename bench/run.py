@@ -64,11 +64,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=BENCH / "results.json", help="raw results")
     parser.add_argument("--before", type=Path, default=BENCH / "before.json",
                         help="raw results of a run before the hot-path work, for the before/after table")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: write --out again from the raw results in --json (and --before)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render_only:
+        _write_report(args, json.loads(args.json.read_text()))
+        return 0
     started = time.time()
     work = BENCH / ".work" / time.strftime("run-%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
@@ -88,10 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         "servers": [asdict(r) for r in records],
     }
     args.json.write_text(json.dumps(result, indent=1))
-    before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.json else None
-    args.out.write_text(report.render(result, before))
+    _write_report(args, result)
     _say(f"wrote {args.out} and {args.json} in {time.time() - started:.0f} s")
     return 0
+
+
+def _write_report(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.json else None
+    args.out.write_text(report.render(result, before))
 
 
 def _plan(args: argparse.Namespace) -> list[Group]:
@@ -252,7 +261,7 @@ def _meta(args: argparse.Namespace, argv: list[str] | None, started: float, fake
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "duration_s": time.time() - started,
-        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench", shlex.join(argv if argv is not None else sys.argv[1:])]).strip(),
         "seconds_per_cell": args.seconds,
         "riposte_src": str(args.riposte_src) if args.riposte_src else None,
         "fake_upstream": fake.command,

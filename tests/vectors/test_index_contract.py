@@ -234,8 +234,8 @@ async def test_stores_are_isolated_and_droppable(index: VectorIndex) -> None:
     assert [hit.file_id for hit in await index.search("vs_two", vector_query(unit(1, 0, 0)))] == ["file-2"]
 
 
-async def test_sqlite_large_stores_rescore_binary_candidates_exactly(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sqlite_large_stores_are_scanned_exactly_in_memory(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_index, "EXACT_SCAN_MAX_CHUNKS", 0)
     index = SqliteVecIndex(tmp_path / "index.db")
     try:
@@ -251,5 +251,43 @@ async def test_sqlite_large_stores_rescore_binary_candidates_exactly(tmp_path: P
         allowed = parse_filter({"type": "in", "key": "n", "value": [1, 5, 7]})
         filtered = await index.search(STORE, vector_query(query, limit=2, filters=allowed))
         assert [hit.file_id for hit in filtered] == [f for f in exact if f in ("file-1", "file-5", "file-7")][:2]
+    finally:
+        await index.aclose()
+
+
+async def test_sqlite_in_memory_scans_follow_writes_from_any_connection(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_index, "EXACT_SCAN_MAX_CHUNKS", 0)
+    searching, writing = SqliteVecIndex(tmp_path / "index.db"), SqliteVecIndex(tmp_path / "index.db")
+    try:
+        await searching.ensure_store(STORE, 2)
+        await add(searching, "file-a", ["a"], [unit(1, 0)])
+        await add(searching, "file-b", ["b"], [unit(0, 1)])
+        before = await searching.search(STORE, vector_query(unit(1, 0.1)))
+        assert [hit.file_id for hit in before] == ["file-a", "file-b"]
+        # Another connection (as another process would) rewrites file-b next to the query.
+        await add(writing, "file-b", ["b"], [unit(1, 0.1)])
+        hits = await searching.search(STORE, vector_query(unit(1, 0.1)))
+        assert [hit.file_id for hit in hits] == ["file-b", "file-a"]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+        await writing.delete_file(STORE, "file-b")
+        assert [hit.file_id for hit in await searching.search(STORE, vector_query(unit(1, 0.1)))] == ["file-a"]
+    finally:
+        await searching.aclose()
+        await writing.aclose()
+
+
+async def test_sqlite_stores_beyond_the_memory_budget_rescore_binary_candidates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_index, "EXACT_SCAN_MAX_CHUNKS", 0)
+    monkeypatch.setattr(sqlite_index, "MATRIX_MEMORY_BUDGET", 0)
+    index = SqliteVecIndex(tmp_path / "index.db")
+    try:
+        await index.ensure_store(STORE, 3)
+        for n in range(6):
+            await add(index, f"file-{n}", [f"t{n}"], [unit(1, n / 5, 0.1)], {"n": n})
+        only_odd = parse_filter({"type": "in", "key": "n", "value": [1, 3, 5]})
+        hits = await index.search(STORE, vector_query(unit(1, 0.6, 0.1), limit=2, filters=only_odd))
+        assert [hit.file_id for hit in hits] == ["file-3", "file-5"]
     finally:
         await index.aclose()

@@ -13,6 +13,7 @@ behind the rest of it. The last batch carries the end of the body, saving a writ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import Generic, TypeVar
@@ -28,11 +29,13 @@ Item = TypeVar("Item")
 
 
 class _Outbox:
+    # asyncio's events, which can be cleared: anyio's are one-shot, and making a new one looks the
+    # async backend up again, a cost paid per token. The server runs on asyncio (uvicorn).
     def __init__(self) -> None:
         self._pending: list[bytes] = []
         self._closed = False
-        self._filled = anyio.Event()
-        self._taken = anyio.Event()
+        self._filled = asyncio.Event()
+        self._taken = asyncio.Event()
         self._batch = FIRST_BATCH
 
     async def put(self, chunk: bytes) -> None:
@@ -41,6 +44,7 @@ class _Outbox:
             self._filled.set()
         if len(self._pending) >= self._batch:
             self._batch = min(self._batch * 2, MAX_BATCH)
+            self._taken.clear()
             await self._taken.wait()
 
     def close(self, trailer: bytes) -> None:
@@ -52,12 +56,11 @@ class _Outbox:
     async def take(self) -> tuple[bytes, bool]:
         """Everything queued, joined, and whether that is the end of the stream."""
         while not self._pending and not self._closed:
+            self._filled.clear()
             await self._filled.wait()
-            self._filled = anyio.Event()
         batch = b"".join(self._pending)
         self._pending.clear()
         self._taken.set()
-        self._taken = anyio.Event()
         return batch, self._closed
 
 

@@ -11,6 +11,15 @@ Per store: a vec0 table with the exact float vectors and a 1-bit-per-dimension c
 contentless FTS5 table; chunk text and attributes live once, in `chunks`. Filters become a
 `rowid IN (SELECT ...)` constraint, which sqlite-vec applies during the KNN scan and FTS5 during
 the match, so filtered searches still return the best `limit` matching chunks.
+
+Vector search is exact at every size that fits the memory budget. Small stores are scanned by
+sqlite-vec. Larger ones are scanned from an in-memory matrix (`StoreMatrices`): one BLAS
+matrix-vector product is ~3x faster here than sqlite-vec's scan (13 ms against 42 ms for 100k
+384-dim vectors), and sqlite-vec's KNN costs O(rows x k), so its 1-bit pre-selection cannot
+afford the thousands of candidates good recall needs (recall@10 0.30 with 100, 0.69 with 1,000
+on the bench corpus). The same compiled filter selects the rows the matrix scan may rank, so
+filters still restrict the ranking rather than trim its result. Only a store whose matrix would
+not fit the budget falls back to the 1-bit scan with exact re-scoring.
 """
 
 from __future__ import annotations
@@ -19,17 +28,21 @@ import array
 import math
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import numpy as np
 import orjson
 import sqlean  # type: ignore[import-untyped]
 import sqlite_vec  # type: ignore[import-untyped]
 
 from riposte.vectors.filter_sql import compile_sqlite
+from riposte.vectors.filters import Filter
 from riposte.vectors.index import (
     Attributes,
     EmbeddedChunk,
@@ -44,11 +57,13 @@ from riposte.vectors.ranking import HYBRID_DEPTH, keyword_score, keyword_terms, 
 T = TypeVar("T")
 Connection = Any  # sqlean.Connection, which ships no type information
 
-# Below this many chunks a store is scanned exactly. Above it the scan runs over the 1-bit copies
-# (32x less data) and the best candidates are re-scored exactly: a trade of recall for latency.
-# Measured here at 100k 384-dim vectors: an exact scan takes ~42 ms; a bit scan ~11 ms for 100
-# candidates, and sqlite-vec's cost grows with the candidate count (~70 ms for 400).
+# Up to this many chunks sqlite-vec scans a store (5 ms at 10k), with nothing held in memory.
+# Above it the store's vectors are scanned from memory, within MATRIX_MEMORY_BUDGET bytes for all
+# stores together (least recently searched evicted first): 100k 384-dim vectors take 154 MB.
 EXACT_SCAN_MAX_CHUNKS = 20_000
+MATRIX_MEMORY_BUDGET = 1 << 30
+# A store too large for the budget scans its 1-bit copies and re-scores the best candidates
+# exactly: a trade of recall for latency, as sqlite-vec's KNN cost grows with the candidate count.
 RESCORE_OVERSAMPLING = 2
 MIN_RESCORE_CANDIDATES = 100
 # A query term in more than this share of a store's chunks is left out of keyword matching (unless
@@ -76,6 +91,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     metadata_token_count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_file ON chunks (store_key, file_id);
+-- A fresh random token on every change to a store's vectors: in-memory copies compare theirs
+-- with it, so they stay exact across connections and processes. No row means never changed.
+CREATE TABLE IF NOT EXISTS vector_generations (
+    store_key INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
 """
 _HIT_COLUMNS = "id, file_id, filename, chunk_index, text, token_count, metadata_token_count, attributes"
 
@@ -100,6 +121,7 @@ class SqliteVecIndex:
         self._writer.executescript(_SCHEMA)
         self._write_lock = threading.Lock()
         self._frequencies = DocumentFrequencies()
+        self._matrices = StoreMatrices(MATRIX_MEMORY_BUDGET)
         self._readers: queue.Queue[Connection] = queue.Queue()
         for _ in range(_READERS):
             self._readers.put(connect(path))
@@ -165,12 +187,15 @@ class SqliteVecIndex:
             key = _store_key(db, store_id)
             if key is None:
                 return
+            self._matrices.forget(key)
             db.execute(f"DROP TABLE IF EXISTS vec_{key}")
             db.execute(f"DROP TABLE IF EXISTS fts_{key}_terms")
             db.execute(f"DROP TABLE IF EXISTS fts_{key}")
             db.execute(f"DROP TABLE IF EXISTS exact_{key}")
             db.execute("DELETE FROM chunks WHERE store_key = ?", (key,))
             db.execute("DELETE FROM index_stores WHERE key = ?", (key,))
+            # A later store may reuse the key, so the next one starts from a different token too.
+            _vectors_changed(db, key)
 
         await self._write(work)
 
@@ -195,6 +220,7 @@ class SqliteVecIndex:
                 db.execute(f"INSERT INTO fts_{key} (rowid, text) VALUES (?, ?)", (row_id, chunk.text))
                 db.execute(f"INSERT INTO exact_{key} (rowid, embedding) VALUES (?, ?)", (row_id, vector))
             db.execute("UPDATE index_stores SET chunk_count = chunk_count + ? WHERE key = ?", (len(chunks), key))
+            _vectors_changed(db, key)
 
         await self._write(work)
 
@@ -220,7 +246,7 @@ class SqliteVecIndex:
     # ------------------------------------------------------------------ search
 
     async def search(self, store_id: str, query: SearchQuery) -> list[SearchHit]:
-        return await self._read(lambda db: _search(db, store_id, query, self._frequencies))
+        return await self._read(lambda db: _search(db, store_id, query, self._frequencies, self._matrices))
 
     async def aclose(self) -> None:
         def close_all() -> None:
@@ -252,20 +278,90 @@ class DocumentFrequencies:
         return count
 
 
-def _search(db: Connection, store_id: str, query: SearchQuery, frequencies: DocumentFrequencies) -> list[SearchHit]:
-    found = db.execute("SELECT key, chunk_count FROM index_stores WHERE store_id = ?", (store_id,)).fetchone()
-    if found is None:
+@dataclass(frozen=True)
+class StoreMatrix:
+    """A store's exact unit vectors, one row per chunk, ordered by rowid."""
+
+    generation: int
+    row_ids: np.ndarray[Any, np.dtype[np.int64]]
+    vectors: np.ndarray[Any, np.dtype[np.float32]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.row_ids.nbytes + self.vectors.nbytes)
+
+
+class StoreMatrices:
+    """Large stores' vectors held in memory for exact scans, reloaded when their generation
+    changes and evicted least recently searched first beyond a byte budget."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._matrices: OrderedDict[int, StoreMatrix] = OrderedDict()
+
+    def get(self, db: Connection, store: StoreInfo) -> StoreMatrix | None:
+        """None when the store's matrix alone would exceed the budget."""
+        if store.chunk_count * (4 * store.dimension + 8) > self._budget:
+            return None
+        with self._lock:
+            found = self._matrices.get(store.key)
+            if found is not None and found.generation == store.generation:
+                self._matrices.move_to_end(store.key)
+                return found
+        # Loaded outside the lock: two readers may both load a changed store, which is only work.
+        loaded = _load_matrix(db, store)
+        with self._lock:
+            self._matrices[store.key] = loaded
+            self._matrices.move_to_end(store.key)
+            while len(self._matrices) > 1 and sum(m.nbytes for m in self._matrices.values()) > self._budget:
+                self._matrices.popitem(last=False)
+        return loaded
+
+    def forget(self, key: int) -> None:
+        with self._lock:
+            self._matrices.pop(key, None)
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    key: int
+    chunk_count: int
+    dimension: int
+    generation: int
+
+
+def _load_matrix(db: Connection, store: StoreInfo) -> StoreMatrix:
+    # The generation was read before the rows: if a write lands in between, the matrix is newer
+    # than its label and is merely reloaded on the next search, never served stale.
+    rows = db.execute(f"SELECT rowid, embedding FROM exact_{store.key} ORDER BY rowid").fetchall()
+    row_ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), store.dimension)
+    return StoreMatrix(store.generation, row_ids, vectors)
+
+
+def _store_info(db: Connection, store_id: str) -> StoreInfo | None:
+    found = db.execute("SELECT s.key, s.chunk_count, s.dimension, coalesce(g.generation, 0) FROM index_stores s "
+                       "LEFT JOIN vector_generations g ON g.store_key = s.key WHERE s.store_id = ?",
+                       (store_id,)).fetchone()
+    return StoreInfo(*(int(value) for value in found)) if found is not None else None
+
+
+def _search(db: Connection, store_id: str, query: SearchQuery, frequencies: DocumentFrequencies,
+            matrices: StoreMatrices) -> list[SearchHit]:
+    store = _store_info(db, store_id)
+    if store is None:
         return []
-    key, chunk_count = found
+    key = store.key
     restriction, params = _restriction(key, query)
-    terms = _matchable_terms(db, store_id, key, chunk_count, query.text, frequencies)
+    terms = _matchable_terms(db, store_id, key, store.chunk_count, query.text, frequencies)
     if query.mode is SearchMode.KEYWORD:
         ranked = _keyword_ranking(db, key, terms, query.limit, restriction, params)
     elif query.mode is SearchMode.VECTOR:
-        ranked = _vector_ranking(db, key, chunk_count, query, query.limit, restriction, params)
+        ranked = _vector_ranking(db, store, matrices, query, query.limit, restriction, params)
     else:
         depth = query.limit * HYBRID_DEPTH
-        vector = _vector_ranking(db, key, chunk_count, query, depth, restriction, params)
+        vector = _vector_ranking(db, store, matrices, query, depth, restriction, params)
         keyword = _keyword_ranking(db, key, terms, depth, restriction, params)
         ranked = reciprocal_rank_fusion([i for i, _ in vector], [i for i, _ in keyword], query.weights)
     kept = [(row_id, score) for row_id, score in ranked if score >= query.score_threshold][: query.limit]
@@ -276,23 +372,68 @@ def _restriction(key: int, query: SearchQuery) -> tuple[str, dict[str, Any]]:
     if query.filters is None:
         return "", {}
     condition, params = compile_sqlite(query.filters)
-    return (f" AND rowid IN (SELECT id FROM chunks WHERE store_key = {key} AND {condition})", params)
+    return (f" AND rowid IN ({_matching_ids(key, condition)})", params)
 
 
-def _vector_ranking(db: Connection, key: int, chunk_count: int, query: SearchQuery, depth: int,
+def _matching_ids(key: int, condition: str) -> str:
+    return f"SELECT id FROM chunks WHERE store_key = {key} AND {condition}"
+
+
+def _vector_ranking(db: Connection, store: StoreInfo, matrices: StoreMatrices, query: SearchQuery, depth: int,
                     restriction: str, params: dict[str, Any]) -> list[tuple[int, float]]:
     if query.embedding is None:
         raise ValueError("vector search needs a query embedding")
     vector = _unit_float32(query.embedding)
-    if chunk_count <= EXACT_SCAN_MAX_CHUNKS:
+    key = store.key
+    if store.chunk_count <= EXACT_SCAN_MAX_CHUNKS:
         rows = db.execute(f"SELECT rowid, distance FROM vec_{key} WHERE embedding MATCH :q AND k = :k{restriction}",
                           {**params, "q": vector, "k": depth}).fetchall()
         # For unit vectors, cosine similarity = 1 - (L2 distance)^2 / 2.
         return [(row_id, 1.0 - distance * distance / 2) for row_id, distance in rows]
+    matrix = matrices.get(db, store)
+    if matrix is not None:
+        allowed = _allowed_positions(db, key, matrix, query.filters) if query.filters is not None else None
+        return _matrix_ranking(matrix, vector, depth, allowed)
+    return _binary_ranking(db, key, query.embedding, vector, depth, restriction, params)
+
+
+def _allowed_positions(db: Connection, key: int, matrix: StoreMatrix,
+                       filters: Filter) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """Matrix rows the filter admits, by the same compiled condition the SQL scans use."""
+    condition, params = compile_sqlite(filters)
+    ids = np.fromiter((row[0] for row in db.execute(_matching_ids(key, condition), params)), dtype=np.int64)
+    positions = np.searchsorted(matrix.row_ids, ids)
+    inside = positions < len(matrix.row_ids)
+    positions = positions[inside]
+    # A chunk written after the matrix was loaded has no row yet; the next search reloads.
+    admitted: np.ndarray[Any, np.dtype[np.intp]] = positions[matrix.row_ids[positions] == ids[inside]]
+    return admitted
+
+
+def _matrix_ranking(matrix: StoreMatrix, vector: bytes, depth: int,
+                    allowed: np.ndarray[Any, np.dtype[np.intp]] | None) -> list[tuple[int, float]]:
+    query = np.frombuffer(vector, dtype=np.float32)
+    if allowed is None:
+        row_ids, scores = matrix.row_ids, matrix.vectors @ query
+    elif 4 * len(allowed) < len(matrix.row_ids):
+        # A selective filter: gathering its rows first is cheaper than scoring every row.
+        row_ids, scores = matrix.row_ids[allowed], matrix.vectors[allowed] @ query
+    else:
+        row_ids, scores = matrix.row_ids[allowed], (matrix.vectors @ query)[allowed]
+    count = min(depth, len(scores))
+    if count == 0:
+        return []
+    best = np.argpartition(-scores, count - 1)[:count]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return [(int(row_ids[i]), float(scores[i])) for i in best]
+
+
+def _binary_ranking(db: Connection, key: int, embedding: Sequence[float], vector: bytes, depth: int,
+                    restriction: str, params: dict[str, Any]) -> list[tuple[int, float]]:
     wanted = max(MIN_RESCORE_CANDIDATES, depth * RESCORE_OVERSAMPLING)
     candidates = db.execute(
         f"SELECT rowid FROM vec_{key} WHERE coarse MATCH vec_quantize_binary(:q) AND k = :k{restriction}",
-        {**params, "q": _padded(vector, query.embedding), "k": wanted},
+        {**params, "q": _padded(vector, embedding), "k": wanted},
     ).fetchall()
     if not candidates:
         return []
@@ -342,6 +483,12 @@ def _delete_file_chunks(db: Connection, key: int, file_id: str) -> None:
     db.execute(f"DELETE FROM exact_{key} WHERE rowid IN ({listed})")
     db.execute(f"DELETE FROM chunks WHERE id IN ({listed})")
     db.execute("UPDATE index_stores SET chunk_count = chunk_count - ? WHERE key = ?", (len(ids), key))
+    _vectors_changed(db, key)
+
+
+def _vectors_changed(db: Connection, key: int) -> None:
+    db.execute("INSERT INTO vector_generations (store_key, generation) VALUES (?, random()) "
+               "ON CONFLICT (store_key) DO UPDATE SET generation = excluded.generation", (key,))
 
 
 def _store_key(db: Connection, store_id: str) -> int | None:
