@@ -26,7 +26,8 @@ METHOD = """\
   baseline measured in the same run matter more than absolute numbers.
 - **others' CPU / steal**: CPU used during the cell by processes that are not part of the benchmark, and time the
   hypervisor took for other machines, each as a share of all cores. This machine is shared; a cell with a large
-  share of either ran slower than the software alone would.
+  share of either ran slower than the software alone would. Before each cell the run waits (boundedly) for the
+  machine to be quiet, and a cell with more than 20% of the two together is measured once more, keeping the quieter.
 """
 
 

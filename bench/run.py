@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 POSTGRES_ADMIN_URL = os.environ.get("RIPOSTE_BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SETTLED_CPU_SHARE = 0.05
+NOISY_SHARE = 0.2
 LOG_PATTERNS = ("database is locked", "Traceback", "ERROR")
 VERSIONED_PACKAGES = ("riposte", "uvicorn", "starlette", "fastapi", "openai", "httpx", "sqlalchemy", "aiosqlite",
                       "asyncpg", "orjson", "pydantic", "uvloop", "httptools")
@@ -191,16 +192,29 @@ def _start_ogx(upstream_url: str, work: Path) -> ManagedProcess:
 
 def _run_scenario(group: Group, target: Target, scenario: Scenario, seconds: float,
                   bystanders: tuple[int, ...], quiet: _QuietWaiter) -> dict[str, Any]:
-    quiet.wait()
-    asyncio.run(warm_up(target, scenario))
-    run = asyncio.run(run_cell(target, scenario, seconds, bystanders))
-    cell = _cell_record(group, scenario, run)
+    cell = _measure(group, target, scenario, seconds, bystanders, quiet)
+    if _noise(cell) > NOISY_SHARE:
+        # Other programs or other machines took a large share of the CPU: measure once more and
+        # keep the quieter of the two (the table shows the noise of the one kept).
+        _say(f"{group.label}: {scenario.mode.value} c={scenario.concurrency} was noisy ({_noise(cell):.0%}), again")
+        cell = min(cell, _measure(group, target, scenario, seconds, bystanders, quiet), key=_noise)
     _say(f"{group.label:34} {scenario.mode.value:15} c={scenario.concurrency:<3} d={scenario.delay_ms:g}ms "
          f"store={scenario.store!s:5} ok={cell['ok']} failed={cell['failed']} "
          f"deltas/s={cell['deltas_per_s']:.0f} ttft50={_ms(cell['ttft_ms']['p50'])} "
          f"cpu/token={_us(cell['cpu_us_per_token'])} others={cell['others_cpu_share']:.0%} "
          f"steal={cell['steal_share']:.0%}")
     return cell
+
+
+def _measure(group: Group, target: Target, scenario: Scenario, seconds: float, bystanders: tuple[int, ...],
+             quiet: _QuietWaiter) -> dict[str, Any]:
+    quiet.wait()
+    asyncio.run(warm_up(target, scenario))
+    return _cell_record(group, scenario, asyncio.run(run_cell(target, scenario, seconds, bystanders)))
+
+
+def _noise(cell: dict[str, Any]) -> float:
+    return float(cell["others_cpu_share"] + cell["steal_share"])
 
 
 class _QuietWaiter:
