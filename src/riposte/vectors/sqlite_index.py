@@ -28,9 +28,11 @@ import array
 import math
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,10 +108,23 @@ def connect(path: Path) -> Connection:
     connection.enable_load_extension(True)
     sqlite_vec.load(connection)
     connection.enable_load_extension(False)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "cache_size=-131072",
+    for pragma in ("busy_timeout=30000", "journal_mode=WAL", "synchronous=NORMAL", "cache_size=-131072",
                    "mmap_size=1073741824", "temp_store=MEMORY"):
-        connection.execute(f"PRAGMA {pragma}")
+        retry_while_locked(partial(connection.execute, f"PRAGMA {pragma}"))
     return connection
+
+
+def retry_while_locked(work: Callable[[], object], attempts: int = 100) -> None:
+    """Worker processes open the index together at start-up. Switching to WAL and creating the
+    schema take locks that SQLite's busy handler does not always wait for, so retry here."""
+    for attempt in range(attempts):
+        try:
+            work()
+            return
+        except sqlean.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 class SqliteVecIndex:
@@ -118,7 +133,7 @@ class SqliteVecIndex:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = connect(path)
-        self._writer.executescript(_SCHEMA)
+        retry_while_locked(lambda: self._writer.executescript(_SCHEMA))
         self._write_lock = threading.Lock()
         self._frequencies = DocumentFrequencies()
         self._matrices = StoreMatrices(MATRIX_MEMORY_BUDGET)
