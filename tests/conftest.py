@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,27 +31,30 @@ ADMIN_URL = os.environ.get("RIPOSTE_TEST_POSTGRES_ADMIN_URL", "postgresql://post
 ServerFactory = Callable[..., RunningServer]
 
 
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def run_admin_sql(admin_url: str, sql: str) -> None:
+    """Run one statement on a PostgreSQL admin connection, on a loop of its own so that it also
+    works from inside async fixtures and tests."""
 
-
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    name = f"riposte_test_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(ADMIN_URL)
+    async def execute() -> None:
+        connection = await asyncpg.connect(admin_url)
         try:
             await connection.execute(sql)
         finally:
             await connection.close()
 
-    _run(admin(f'CREATE DATABASE "{name}"'))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, execute()).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    name = f"riposte_test_{secrets.token_hex(4)}"
+    run_admin_sql(ADMIN_URL, f'CREATE DATABASE "{name}"')
     base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
-        _run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_admin_sql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -3,19 +3,15 @@ and on PostgreSQL + pgvector (an embedded PostgreSQL 18, started once per sessio
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 
 from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
-from tests.conftest import ServerFactory, server_factory
+from tests.conftest import ServerFactory, run_admin_sql, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream
 from tests.vectors.embedded_pg import EmbeddedPostgres
 
@@ -30,23 +26,9 @@ def embedded_pg() -> Iterator[EmbeddedPostgres]:
 def pgvector_database_url(embedded_pg: EmbeddedPostgres) -> Iterator[str]:
     """A fresh database on the embedded server, dropped after the test."""
     name = f"riposte_{secrets.token_hex(4)}"
-
-    async def admin(sql: str) -> None:
-        connection = await asyncpg.connect(embedded_pg.admin_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    _run_aside(admin(f'CREATE DATABASE "{name}"'))
+    run_admin_sql(embedded_pg.admin_url, f'CREATE DATABASE "{name}"')
     yield embedded_pg.url(name)
-    _run_aside(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _run_aside(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine to completion on its own loop, also from inside async fixtures and tests."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coroutine).result()
+    run_admin_sql(embedded_pg.admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite-vec", "pgvector"])
