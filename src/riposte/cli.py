@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from riposte.config import InferenceMode, SettingsError, load_settings
+from riposte.sealing import KEY_FILE_NAME, load_keyring, rotate_key_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--recordings", type=Path, help="recordings directory for record/replay")
     serve.add_argument("--data-dir", type=Path, help="where the database and files live (default .riposte)")
     serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+asyncpg://host/db")
+    sealing = commands.add_parser("sealing-keys", help="list or rotate the keys that seal encrypted reasoning")
+    sealing.add_argument("action", choices=["list", "rotate"])
+    sealing.add_argument("--config", type=Path, help="YAML settings file")
+    sealing.add_argument("--data-dir", type=Path, help="where the key file lives (default .riposte)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sealing-keys":
+        return _sealing_keys(args)
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -54,6 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=False,
     )
+    return 0
+
+
+def _sealing_keys(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config, {"data_dir": args.data_dir})
+    except SettingsError as exc:
+        print(f"riposte: {exc}", file=sys.stderr)
+        return 2
+    key_file = settings.data_dir / KEY_FILE_NAME
+    if args.action == "rotate":
+        if settings.sealing_keys:
+            print("riposte: the keys come from the sealing_keys setting; put a new key first there", file=sys.stderr)
+            return 2
+        print(f"new current key {rotate_key_file(key_file).key_id_hex} in {key_file}")
+    keyring = load_keyring(settings.sealing_keys, settings.data_dir)
+    source = "setting sealing_keys" if settings.sealing_keys else str(key_file)
+    for position, key in enumerate(keyring.keys):
+        print(f"{key.key_id_hex}  {'current (seals and opens)' if position == 0 else 'old (opens only)'}  {source}")
     return 0
 
 

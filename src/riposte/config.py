@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from riposte.sealing import SealingKey
 
 
 class InferenceMode(str, Enum):
@@ -62,6 +64,9 @@ class Settings(BaseModel):
     # auto: pgvector when the database is PostgreSQL and has the extension, else sqlite-vec.
     vector_index: Literal["auto", "sqlite-vec", "pgvector"] = "auto"
     ingest_concurrency: int = Field(default=2, ge=1, le=64)
+    # Keys that seal encrypted reasoning, newest first (URL-safe base64 of 32 bytes); the first
+    # seals, all open. Empty: a key generated once into <data_dir>/sealing-keys (riposte sealing-keys).
+    sealing_keys: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -75,6 +80,13 @@ class Settings(BaseModel):
         elif self.default_provider not in names:
             raise ValueError(f"default_provider {self.default_provider!r} is not one of {names}")
         return self
+
+    @field_validator("sealing_keys")
+    @classmethod
+    def _valid_sealing_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            SealingKey.from_text(key)  # a ValueError names what is wrong
+        return keys
 
     @property
     def resolved_database_url(self) -> str:
@@ -129,6 +141,8 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
         value = os.environ.get(f"RIPOSTE_{field.upper()}")
         if value:
             raw[field] = value
+    if os.environ.get("RIPOSTE_SEALING_KEYS"):
+        raw["sealing_keys"] = [k.strip() for k in os.environ["RIPOSTE_SEALING_KEYS"].split(",") if k.strip()]
     if os.environ.get("RIPOSTE_RECORDINGS"):
         raw["recordings_dir"] = os.environ["RIPOSTE_RECORDINGS"]
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})

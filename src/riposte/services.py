@@ -13,6 +13,7 @@ from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
+from riposte.sealing import Keyring, load_keyring
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, migrate
@@ -35,6 +36,7 @@ class Services:
     conversations: ConversationStore
     files: FileService
     vector_stores: VectorStoreService
+    keyring: Keyring
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
 
@@ -52,6 +54,7 @@ class Services:
             router=router,
             responses=ResponseStore(engine),
             conversations=ConversationStore(engine),
+            keyring=load_keyring(settings.sealing_keys, settings.data_dir),
             **await _file_services(settings, engine, router),
         )
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)

@@ -26,7 +26,8 @@ router = APIRouter()
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
-                              tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters)
+                              tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
+                              keyring=svc.keyring)
     if body.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:

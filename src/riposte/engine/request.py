@@ -10,7 +10,9 @@ from riposte.errors import InvalidRequestError
 from riposte.metadata import metadata_within_limits
 
 # Logprobs come whenever top_logprobs asks for them; file_search results need this include.
-SUPPORTED_INCLUDES: frozenset[str] = frozenset({"file_search_call.results", "message.output_text.logprobs"})
+SUPPORTED_INCLUDES: frozenset[str] = frozenset({
+    "file_search_call.results", "message.output_text.logprobs", "reasoning.encrypted_content",
+})
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
 
@@ -30,6 +32,8 @@ class CreateResponseRequest(BaseModel):
     stream_options: dict[str, Any] | None = None
     background: bool | None = None
     metadata: dict[str, str] | None = None
+    # Client bookkeeping (Codex sends its session and installation ids here): stored and echoed.
+    client_metadata: dict[str, str] | None = None
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None

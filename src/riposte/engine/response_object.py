@@ -14,7 +14,7 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
     reasoning = request.reasoning or {}
     text = dict(request.text or {})
     text.setdefault("format", {"type": "text"})
-    return {
+    response: ResponseObject = {
         "id": response_id,
         "object": "response",
         "created_at": int(time.time()),
@@ -50,6 +50,10 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
         "user": request.user,
         "metadata": dict(request.metadata or {}),
     }
+    if request.client_metadata is not None:
+        # Not in the SDK's Response type (Codex sends it as an extra field); echoed only when given.
+        response["client_metadata"] = dict(request.client_metadata)
+    return response
 
 
 def _echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:

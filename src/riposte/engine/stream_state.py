@@ -8,6 +8,7 @@ cannot disagree. Events are plain dicts, built once and serialized once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -101,12 +102,20 @@ class CallResult:
     usage: dict[str, Any] | None
 
 
+# Turns a finished reasoning item into its `encrypted_content` (include reasoning.encrypted_content).
+ReasoningSealer = Callable[[dict[str, Any]], str]
+
+
 class ResponseStream:
-    def __init__(self, response: ResponseObject, server_tool_names: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, response: ResponseObject, server_tool_names: frozenset[str] = frozenset(),
+        seal_reasoning: ReasoningSealer | None = None,
+    ) -> None:
         self.response = response
         # Calls to these run on the server and get their own items; any other call is a client
         # function call and becomes a function_call item.
         self._server_tool_names = server_tool_names
+        self._seal_reasoning = seal_reasoning
         self._citable_files: dict[str, str] = {}
         self._citations: CitationFilter | None = None
         self._sequence = 0
@@ -285,7 +294,10 @@ class ResponseStream:
         text = "".join(item.pieces)
         self._emit({"type": "response.reasoning_text.done", "item_id": item.item_id,
                     "output_index": item.output_index, "content_index": 0, "text": text})
-        self._done_item(item.output_index, self._reasoning_item(item.item_id, text, status))
+        done = self._reasoning_item(item.item_id, text, status)
+        if self._seal_reasoning is not None:
+            done["encrypted_content"] = self._seal_reasoning(done)
+        self._done_item(item.output_index, done)
         self._reasoning = None
 
     def _close_message(self, status: str) -> None:

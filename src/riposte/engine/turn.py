@@ -14,21 +14,26 @@ import anyio
 
 from riposte import ids
 from riposte.engine.conversation import ConversationSync, open_conversation
+from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
-from riposte.engine.stream_state import CallResult, Event, ResponseStream, ToolCall
+from riposte.engine.stream_state import CallResult, Event, ReasoningSealer, ResponseStream, ToolCall
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.router import ModelRouter, Route
+from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
 from riposte.store.responses import ResponseStore, StoredResponse
 from riposte.tools.base import ToolRun
 
 logger = logging.getLogger(__name__)
 
+# Without a keyring (a turn built outside the server), sealing still works but no blob given
+# back from elsewhere opens: a fresh key no one else holds.
+_NO_KEYS = Keyring([new_key()])
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -43,6 +48,7 @@ class Turn:
     conversation_sync: ConversationSync | None = None
     tools: TurnTools = field(default_factory=TurnTools)
     max_infer_iters: int = 10
+    seal_reasoning: ReasoningSealer | None = None
     failure: RiposteError | None = None
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
@@ -54,7 +60,7 @@ class Turn:
         return self.request.store is not False
 
     async def events(self) -> AsyncGenerator[Event]:
-        stream = ResponseStream(self.response, frozenset(self.tools.server))
+        stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning)
         try:
             for event in stream.start():
                 yield event
@@ -203,6 +209,7 @@ async def prepare_turn(
     conversations: ConversationStore | None = None,
     tool_factories: Mapping[str, ToolFactory] | None = None,
     max_infer_iters: int = 10,
+    keyring: Keyring | None = None,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
@@ -214,7 +221,7 @@ async def prepare_turn(
     previous = await _previous(request, store)
     sync = await open_conversation(request.conversation, conversations, new_items)
     history = sync.history if sync else list(previous.messages) if previous else []
-    new_messages = items_to_messages(items, history)
+    new_messages = items_to_messages(_opened(items, keyring), history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
     turn = Turn(
         request=request,
@@ -226,12 +233,23 @@ async def prepare_turn(
         conversation_sync=sync,
         tools=tools,
         max_infer_iters=max_infer_iters,
+        seal_reasoning=_sealer(request, keyring),
     )
     turn.response["tools"] = tools.echoed
     if sync is not None:
         turn.response["conversation"] = {"id": sync.conversation_id}
     chat_request_body(request, route.upstream_model, [], tools=tools.chat_definitions)  # validates choices
     return turn
+
+
+def _opened(items: list[Item], keyring: Keyring | None) -> list[Item]:
+    return open_sealed_reasoning(items, keyring or _NO_KEYS)
+
+
+def _sealer(request: CreateResponseRequest, keyring: Keyring | None) -> ReasoningSealer | None:
+    if ENCRYPTED_REASONING not in (request.include or ()):
+        return None
+    return reasoning_sealer(keyring or _NO_KEYS)
 
 
 async def _previous(request: CreateResponseRequest, store: ResponseStore) -> StoredResponse | None:
