@@ -39,7 +39,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
          "input[0].content[0].type"),
         ({"model": "fake/m", "input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
         ({"model": "fake/m", "input": "hi", "truncation": "auto"}, "truncation"),
-        ({"model": "fake/m", "input": "hi", "include": ["reasoning.encrypted_content"]}, "include[0]"),
+        ({"model": "fake/m", "input": "hi", "include": ["computer_call_output.output.image_url"]}, "include[0]"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].type"),
         ({"model": "fake/m", "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
