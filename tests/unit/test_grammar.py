@@ -291,3 +291,21 @@ def test_reasoning_text_needs_no_content_part_events_but_must_close_before_the_i
     without_done = [e for e in events if e["type"] != "response.reasoning_text.done"]
     renumbered = [{**e, "sequence_number": n} for n, e in enumerate(without_done)]
     assert stream_grammar_errors(renumbered)
+
+
+def test_mcp_items_may_have_no_status_and_their_phases_must_target_them() -> None:
+    listing = {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "s", "tools": []}
+    response = {"id": "resp_1", "status": "in_progress", "output": []}
+    events = [
+        {"type": "response.created", "sequence_number": 0, "response": response},
+        {"type": "response.in_progress", "sequence_number": 1, "response": response},
+        {"type": "response.output_item.added", "sequence_number": 2, "output_index": 0, "item": listing},
+        {"type": "response.mcp_list_tools.in_progress", "sequence_number": 3, "output_index": 0,
+         "item_id": "mcpl_1"},
+        {"type": "response.mcp_call.completed", "sequence_number": 4, "output_index": 0, "item_id": "mcpl_1"},
+        {"type": "response.output_item.done", "sequence_number": 5, "output_index": 0, "item": listing},
+        {"type": "response.completed", "sequence_number": 6,
+         "response": {"id": "resp_1", "status": "completed", "output": [listing]}},
+    ]
+    errors = stream_grammar_errors(events)
+    assert len(errors) == 1 and "expected 'mcp_call'" in errors[0]

@@ -8,7 +8,7 @@ cannot disagree. Events are plain dicts, built once and serialized once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -65,6 +65,20 @@ class _ReasoningItem:
     pieces: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ArgumentStream:
+    """A server-side call whose output item opens as soon as the model names it, and whose
+    arguments stream as `response.<item type>_arguments.delta` / `.done` events (e.g. `mcp_call`)."""
+
+    id_prefix: str
+    # The item as announced, without `arguments` (the state machine streams those in).
+    fields: dict[str, Any]
+
+    @property
+    def item_type(self) -> str:
+        return str(self.fields["type"])
+
+
 @dataclass
 class ToolCall:
     """One tool call as the model streamed it."""
@@ -75,6 +89,9 @@ class ToolCall:
     argument_pieces: list[str] = field(default_factory=list)
     item_id: str | None = None
     output_index: int | None = None
+    # Set when a server-side call's item streams its arguments (ArgumentStream).
+    streamed: ArgumentStream | None = None
+    delta_event: str = "response.function_call_arguments.delta"
 
     @property
     def arguments(self) -> str:
@@ -110,12 +127,16 @@ class ResponseStream:
     def __init__(
         self, response: ResponseObject, server_tool_names: frozenset[str] = frozenset(),
         seal_reasoning: ReasoningSealer | None = None,
+        *, argument_streams: Mapping[str, ArgumentStream] | None = None,
     ) -> None:
         self.response = response
         # Calls to these run on the server and get their own items; any other call is a client
         # function call and becomes a function_call item.
         self._server_tool_names = server_tool_names
         self._seal_reasoning = seal_reasoning
+        self._argument_streams = argument_streams or {}
+        # Server-side tool items announced and not yet done, by item id (closed on failure).
+        self._open_tool_items: dict[str, ToolItem] = {}
         self._citable_files: dict[str, str] = {}
         self._citations: CitationFilter | None = None
         self._sequence = 0
@@ -249,12 +270,15 @@ class ResponseStream:
         if function.get("name"):
             call.name += function["name"]
         fragment = function.get("arguments") or ""
-        if call.item_id is None and call.name and self._is_client_call(call.name):
-            self._open_function_call(call)
+        if call.item_id is None and call.name:
+            if self._is_client_call(call.name):
+                self._open_function_call(call)
+            elif call.name in self._argument_streams:
+                self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
             call.argument_pieces.append(fragment)
             if call.item_id is not None:
-                self._emit({"type": "response.function_call_arguments.delta", "item_id": call.item_id,
+                self._emit({"type": call.delta_event, "item_id": call.item_id,
                             "output_index": call.output_index, "delta": fragment})
 
     def _is_client_call(self, name: str) -> bool:
@@ -268,6 +292,17 @@ class ResponseStream:
         # Fragments that arrived before the name was known are announced now, as one delta.
         if call.argument_pieces:
             self._emit({"type": "response.function_call_arguments.delta", "item_id": call.item_id,
+                        "output_index": call.output_index, "delta": call.arguments})
+
+    def _open_streamed_tool_call(self, call: ToolCall, stream: ArgumentStream) -> None:
+        if not call.call_id:
+            call.call_id = ids.call_id()
+        call.streamed = stream
+        call.delta_event = f"response.{stream.item_type}_arguments.delta"
+        tool_item = self.open_tool_item(stream.id_prefix, {**stream.fields, "arguments": ""})
+        call.item_id, call.output_index = tool_item.item_id, tool_item.output_index
+        if call.argument_pieces:
+            self._emit({"type": call.delta_event, "item_id": call.item_id,
                         "output_index": call.output_index, "delta": call.arguments})
 
     # -- items -------------------------------------------------------------------------------
@@ -329,18 +364,28 @@ class ResponseStream:
             if call.item_id is None or call.output_index is None:
                 continue
             arguments = call.arguments or "{}"
-            self._emit({"type": "response.function_call_arguments.done", "item_id": call.item_id,
+            self._emit({"type": call.delta_event.removesuffix("delta") + "done", "item_id": call.item_id,
                         "output_index": call.output_index, "arguments": arguments})
             call.argument_pieces = [arguments]
+            if call.streamed is not None:
+                # A server-side item stays open: the turn runs the call and closes it.
+                self.response["output"][call.output_index]["arguments"] = arguments
+                continue
             self._done_item(call.output_index, _function_call_item(call, status))
 
     # -- server-side tool items -----------------------------------------------------------
 
     def open_tool_item(self, id_prefix: str, fields: dict[str, Any]) -> ToolItem:
-        """Announce a server-side tool call's output item; the state machine assigns its id."""
+        """Announce a server-side tool's output item; the state machine assigns its id."""
         item_id = ids.new_id(id_prefix)
         output_index = self._add_item({"id": item_id, **fields})
-        return ToolItem(item_id=item_id, output_index=output_index, item_type=str(fields["type"]))
+        item = ToolItem(item_id=item_id, output_index=output_index, item_type=str(fields["type"]))
+        self._open_tool_items[item_id] = item
+        return item
+
+    def streamed_tool_item(self, call: ToolCall) -> ToolItem | None:
+        """The item opened while the model streamed this call, if it was (ArgumentStream)."""
+        return self._open_tool_items.get(call.item_id) if call.item_id is not None else None
 
     def tool_phase(self, item: ToolItem, phase: str) -> None:
         """A progress event such as `response.file_search_call.searching`."""
@@ -348,7 +393,16 @@ class ResponseStream:
                     "output_index": item.output_index})
 
     def close_tool_item(self, item: ToolItem, fields: dict[str, Any]) -> None:
+        self._open_tool_items.pop(item.item_id, None)
         self._done_item(item.output_index, {"id": item.item_id, **fields})
+
+    def _close_tool_items(self, status: str) -> None:
+        """The turn ended while tool items were open: close them as they stand."""
+        for item in list(self._open_tool_items.values()):
+            fields = dict(self.response["output"][item.output_index])
+            if "status" in fields:
+                fields["status"] = status
+            self.close_tool_item(item, fields)
 
     # -- ending a call and the response ----------------------------------------------------
 
@@ -393,6 +447,7 @@ class ResponseStream:
         `code` is the detailed one for the `error` event; `response_code` is one of the codes the
         response object's `error.code` allows."""
         self._close_open_items("incomplete")
+        self._close_tool_items("incomplete")
         self.response["error"] = {"code": response_code, "message": message}
         self._emit({"type": "error", "code": code, "message": message, "param": None})
         return self._terminal("response.failed", "failed", usage)
@@ -400,6 +455,7 @@ class ResponseStream:
     def abandon(self, usage: dict[str, Any]) -> None:
         """The client went away: settle the object for storage without emitting anything."""
         self._close_open_items("incomplete")
+        self._close_tool_items("incomplete")
         self._events.clear()
         self.response["status"] = "cancelled"
         self.response["usage"] = usage

@@ -9,6 +9,7 @@ from typing import Any
 
 from riposte.engine.items import Item, item_type
 from riposte.engine.request import CreateResponseRequest
+from riposte.engine.tool_choice import ChatToolChoice
 from riposte.errors import InvalidRequestError
 
 Message = dict[str, Any]
@@ -163,6 +164,8 @@ def chat_request_body(
     *,
     tools: list[dict[str, Any]] | None = None,
     max_tokens_param: str = "max_completion_tokens",
+    tool_choice: ChatToolChoice | None = None,
+    first_call: bool = True,
 ) -> dict[str, Any]:
     """The chat-completions body for one upstream call. Optional keys appear only when given,
     because the recordings (and strict backends) expect exactly the keys that were set."""
@@ -189,8 +192,22 @@ def chat_request_body(
     if tools is None:
         tools = [chat_function_tool(tool, index) for index, tool in enumerate(request.tools or [])
                  if tool.get("type") == "function"]
-    _add_tools(body, request, tools)
+    if tool_choice is not None:
+        _add_chosen_tools(body, request, tool_choice.offered(tools), tool_choice.for_call(first_call))
+    else:
+        _add_tools(body, request, tools)
     return body
+
+
+def _add_chosen_tools(body: dict[str, Any], request: CreateResponseRequest, tools: list[dict[str, Any]],
+                      choice: Any) -> None:
+    if not tools:
+        return
+    body["tools"] = tools
+    if choice is not None:
+        body["tool_choice"] = choice
+    if request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls
 
 
 def _add_tools(body: dict[str, Any], request: CreateResponseRequest, tools: list[dict[str, Any]]) -> None:

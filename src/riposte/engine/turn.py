@@ -19,6 +19,7 @@ from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
 from riposte.engine.stream_state import CallResult, Event, ReasoningSealer, ResponseStream, ToolCall
+from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
@@ -27,7 +28,7 @@ from riposte.inference.router import ModelRouter, Route
 from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
 from riposte.store.responses import ResponseStore, StoredResponse
-from riposte.tools.base import ToolRun
+from riposte.tools.base import ServerTool, ToolContext, ToolRun
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,14 @@ class Turn:
     store: ResponseStore
     conversation_sync: ConversationSync | None = None
     tools: TurnTools = field(default_factory=TurnTools)
+    tool_choice: ChatToolChoice = field(default_factory=ChatToolChoice)
     max_infer_iters: int = 10
     seal_reasoning: ReasoningSealer | None = None
     failure: RiposteError | None = None
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
     _iterations_exhausted: bool = False
+    _awaiting_client: bool = False
     _settled: bool = False
 
     @property
@@ -60,11 +63,16 @@ class Turn:
         return self.request.store is not False
 
     async def events(self) -> AsyncGenerator[Event]:
-        stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning)
+        stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
+                                argument_streams=self.tools.argument_streams())
         try:
             for event in stream.start():
                 yield event
             try:
+                for event in self._announce_listings(stream):
+                    yield event
+                async for event in self._resume_calls(stream):
+                    yield event
                 async for event in self._model_loop(stream):
                     yield event
                 if self.conversation_sync is not None:
@@ -82,45 +90,87 @@ class Turn:
         finally:
             if not self._settled:
                 await self._persist_abandoned(stream)
+            with anyio.CancelScope(shield=True):
+                await self.tools.aclose()
+
+    def _announce_listings(self, stream: ResponseStream) -> list[Event]:
+        """Items the tools announce before the first model call, such as `mcp_list_tools`."""
+        for tool in self.tools.instances:
+            for listing in tool.listings():
+                item = stream.open_tool_item(listing.id_prefix, listing.pending)
+                stream.tool_phase(item, "in_progress")
+                stream.tool_phase(item, "failed" if listing.failed else "completed")
+                stream.close_tool_item(item, listing.final)
+        return stream.drain()
+
+    async def _resume_calls(self, stream: ResponseStream) -> AsyncGenerator[Event]:
+        """Calls of an earlier turn that the client answered now: approved ones run, declined ones
+        tell the model so; both before the first model call of this turn."""
+        for tool in self.tools.instances:
+            for resumed in tool.resumed_calls():
+                if resumed.decision == "approved":
+                    async for event in self._run_server_call(stream, tool, resumed.call, resumed=True):
+                        yield event
+                elif resumed.decision == "declined":
+                    _insert_tool_result(self.conversation, {
+                        "role": "tool", "tool_call_id": resumed.call.call_id, "content": resumed.declined_message,
+                    })
 
     async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[Event]:
         """Call the model until it answers without server-side tool calls. A client function call
-        ends the turn; the server's own calls run and their results go back to the model."""
-        for _ in range(self.request.max_infer_iters or self.max_infer_iters):
-            async for event in self._call_upstream(stream):
+        ends the turn, and so does a call that waits for the client (an approval request); the
+        server's own calls run and their results go back to the model."""
+        for iteration in range(self.request.max_infer_iters or self.max_infer_iters):
+            async for event in self._call_upstream(stream, first=iteration == 0):
                 yield event
             assert self._last_result is not None
             calls = self._last_result.tool_calls
             server_calls = [call for call in calls if call.name in self.tools.server]
             if not server_calls:
                 return
-            async for event in self._run_server_tools(stream, server_calls):
-                yield event
-            if len(server_calls) < len(calls):
+            self._awaiting_client = False
+            for call in server_calls:
+                async for event in self._run_server_call(stream, self.tools.server[call.name], call):
+                    yield event
+            if len(server_calls) < len(calls) or self._awaiting_client:
                 return
         self._iterations_exhausted = True
 
-    async def _run_server_tools(self, stream: ResponseStream, calls: list[ToolCall]) -> AsyncGenerator[Event]:
-        for call in calls:
-            tool = self.tools.server[call.name]
-            item = stream.open_tool_item(tool.id_prefix, tool.pending_item(call))
-            for phase in tool.progress_phases:
-                stream.tool_phase(item, phase)
+    async def _run_server_call(
+        self, stream: ResponseStream, tool: ServerTool, call: ToolCall, resumed: bool = False
+    ) -> AsyncGenerator[Event]:
+        plan = tool.plan(call)
+        item = stream.streamed_tool_item(call) or stream.open_tool_item(plan.id_prefix, plan.fields)
+        for phase in plan.phases:
+            stream.tool_phase(item, phase)
+        if plan.awaits_client:
+            # The item is final as announced; the call stays in history without a result until
+            # the client answers it in a later turn.
+            stream.close_tool_item(item, plan.fields)
+            self._awaiting_client = True
             for event in stream.drain():
                 yield event
-            run = await tool.run(call)
-            if run.final_phase is not None:
-                stream.tool_phase(item, run.final_phase)
-            stream.close_tool_item(item, run.item)
-            stream.cite(run.citable_files)
-            for event in stream.drain():
-                yield event
-            self.conversation.append(_tool_result_message(call, run))
+            return
+        for event in stream.drain():
+            yield event
+        run = await tool.run(call)
+        if run.final_phase is not None:
+            stream.tool_phase(item, run.final_phase)
+        stream.close_tool_item(item, run.item)
+        stream.cite(run.citable_files)
+        for event in stream.drain():
+            yield event
+        message = _tool_result_message(call, run)
+        if resumed:
+            _insert_tool_result(self.conversation, message)
+        else:
+            self.conversation.append(message)
 
-    async def _call_upstream(self, stream: ResponseStream) -> AsyncGenerator[Event]:
+    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
         body = chat_request_body(
             self.request, self.route.upstream_model, self._upstream_messages(),
             tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
+            tool_choice=self.tool_choice, first_call=first,
         )
         async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
             async for chunk in chunks:
@@ -193,6 +243,20 @@ def _tool_result_message(call: ToolCall, run: ToolRun) -> Message:
     return {"role": "tool", "tool_call_id": call.call_id, "content": run.tool_message_content}
 
 
+def _insert_tool_result(conversation: list[Message], message: Message) -> None:
+    """Place a late tool result right after the assistant message holding its call (and the
+    results already there), since chat APIs want every result directly after its call."""
+    call_id = message["tool_call_id"]
+    for index in range(len(conversation) - 1, -1, -1):
+        if any(c.get("id") == call_id for c in conversation[index].get("tool_calls") or ()):
+            position = index + 1
+            while position < len(conversation) and conversation[position].get("role") == "tool":
+                position += 1
+            conversation.insert(position, message)
+            return
+    conversation.append(message)
+
+
 def _assistant_message(result: CallResult) -> Message:
     message: Message = {"role": "assistant", "content": result.text}
     if result.tool_calls:
@@ -214,7 +278,6 @@ async def prepare_turn(
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
     route = router.resolve(request.model)
-    tools = build_turn_tools(request.tools or [], tool_factories or {}, frozenset(request.include or ()))
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
     new_items = stored_items(items)
@@ -223,22 +286,41 @@ async def prepare_turn(
     history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(_opened(items, keyring), history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
+    context = ToolContext(includes=frozenset(request.include or ()), prior_items=tuple(prior_items),
+                          input_items=tuple(items), history=tuple(history + new_messages))
+    tools = await build_turn_tools(request.tools or [], tool_factories or {}, context)
+    try:
+        return _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,
+                         max_infer_iters, keyring)
+    except BaseException:
+        await tools.aclose()
+        raise
+
+
+def _new_turn(
+    request: CreateResponseRequest, route: Route, store: ResponseStore, sync: ConversationSync | None,
+    tools: TurnTools, input_items: list[Item], conversation: list[Message], max_infer_iters: int,
+    keyring: Keyring | None,
+) -> Turn:
+    tool_choice = resolve_tool_choice(request.tool_choice, list(tools.declared))
     turn = Turn(
         request=request,
         route=route,
         response=new_response_object(request, ids.response_id()),
-        input_items=prior_items + new_items,
-        conversation=history + new_messages,
+        input_items=input_items,
+        conversation=resume_history(conversation, tools.instances),
         store=store,
         conversation_sync=sync,
         tools=tools,
+        tool_choice=tool_choice,
         max_infer_iters=max_infer_iters,
         seal_reasoning=_sealer(request, keyring),
     )
     turn.response["tools"] = tools.echoed
     if sync is not None:
         turn.response["conversation"] = {"id": sync.conversation_id}
-    chat_request_body(request, route.upstream_model, [], tools=tools.chat_definitions)  # validates choices
+    # Validates the other choices (text.format and the like) before any byte is sent.
+    chat_request_body(request, route.upstream_model, [], tools=tools.chat_definitions, tool_choice=tool_choice)
     return turn
 
 
@@ -250,6 +332,37 @@ def _sealer(request: CreateResponseRequest, keyring: Keyring | None) -> Reasonin
     if ENCRYPTED_REASONING not in (request.include or ()):
         return None
     return reasoning_sealer(keyring or _NO_KEYS)
+
+
+def resume_history(conversation: list[Message], tools: tuple[ServerTool, ...]) -> list[Message]:
+    """History with the calls this turn resumes in place: a resumed call the history lacks (the
+    client sent the earlier items itself) is added as the model's call; a call left waiting that
+    nobody answered is taken out, since a call without a result is not valid history."""
+    messages = list(conversation)
+    present = {c.get("id") for m in messages for c in m.get("tool_calls") or ()}
+    for tool in tools:
+        for resumed in tool.resumed_calls():
+            call = resumed.call
+            if resumed.decision == "unanswered":
+                messages = _without_call(messages, call.call_id)
+            elif call.call_id not in present:
+                messages.append({"role": "assistant", "content": "",
+                                 "tool_calls": [tool_call(call.call_id, call.name, call.arguments)]})
+    return messages
+
+
+def _without_call(messages: list[Message], call_id: str) -> list[Message]:
+    kept: list[Message] = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls and any(c.get("id") == call_id for c in calls):
+            remaining = [c for c in calls if c.get("id") != call_id]
+            message = {**message, "tool_calls": remaining} if remaining else {
+                k: v for k, v in message.items() if k != "tool_calls"}
+            if not remaining and not message.get("content"):
+                continue
+        kept.append(message)
+    return kept
 
 
 async def _previous(request: CreateResponseRequest, store: ResponseStore) -> StoredResponse | None:

@@ -37,7 +37,20 @@ _PART_DONE: Final = {"response.content_part.done": "content", "response.reasonin
 _INDEX_FIELD: Final = {"content": "content_index", "summary": "summary_index"}
 _ITEM_LIST_FIELD: Final = {"content": "content", "summary": "summary"}
 # Item fields that identify what the item is; they may not change between added and done.
-_STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name")
+_STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label")
+# Item types whose wire form has no `status` (the MCP listing and approval items).
+_STATUSLESS_ITEM_TYPES: Final = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_response"})
+# Progress events of server-side tool items: `response.<item type>.<phase>`, only while the item is open.
+_TOOL_PHASE_EVENTS: Final = {
+    f"response.{item_type}.{phase}": item_type
+    for item_type, phases in {
+        "mcp_list_tools": ("in_progress", "completed", "failed"),
+        "mcp_call": ("in_progress", "completed", "failed"),
+        "file_search_call": ("in_progress", "searching", "completed"),
+        "web_search_call": ("in_progress", "searching", "completed"),
+    }.items()
+    for phase in phases
+}
 
 
 @dataclass(frozen=True)
@@ -243,6 +256,13 @@ class _Checker:
         item = self._open_item(position, event)
         if item is None:
             return
+        phase_of = _TOOL_PHASE_EVENTS.get(kind)
+        if phase_of is not None:
+            if item.type != phase_of:
+                self._error(position, event, f"targets a {item.type!r} item, expected {phase_of!r}")
+            if "item_id" not in event or "output_index" not in event:
+                self._error(position, event, "a tool progress event needs item_id and output_index")
+            return
         parts = {fam: self._open_part(position, event, item, fam) for fam, key in _INDEX_FIELD.items() if key in event}
         if stream is None:
             return
@@ -280,7 +300,7 @@ class _Checker:
         if not isinstance(item, Mapping):
             self._error(position, event, "event has no item")
             return None
-        if not item.get("status"):
+        if not item.get("status") and item.get("type") not in _STATUSLESS_ITEM_TYPES:
             self._error(position, event, "item has no status")
         if not isinstance(item.get("id"), str) or not item["id"]:
             self._error(position, event, "item has no id")

@@ -7,8 +7,7 @@ from typing import Any
 
 from riposte.engine.item_includes import FILE_SEARCH_RESULTS
 from riposte.engine.stream_state import ToolCall
-from riposte.engine.turn_tools import ToolFactory
-from riposte.tools.base import ServerTool, ToolRun
+from riposte.tools.base import CallPlan, ServerTool, SimpleServerTool, ToolContext, ToolFactory, ToolRun
 from riposte.tools.file_search import (
     FUNCTION_DEFINITION,
     TOOL_NAME,
@@ -23,24 +22,23 @@ from riposte.tools.file_search import (
 
 
 @dataclass(frozen=True)
-class FileSearchTool:
+class FileSearchTool(SimpleServerTool):
     config: FileSearchConfig
     searcher: StoreSearcher
     include_results: bool
 
     function_name: str = TOOL_NAME
     item_type: str = "file_search_call"
-    id_prefix: str = "fs"
-    progress_phases: tuple[str, ...] = ("in_progress", "searching")
 
-    def chat_definition(self) -> dict[str, Any]:
-        return FUNCTION_DEFINITION
+    def chat_definitions(self) -> list[dict[str, Any]]:
+        return [FUNCTION_DEFINITION]
 
     def echoed_config(self) -> dict[str, Any]:
         return self.config.echoed()
 
-    def pending_item(self, call: ToolCall) -> dict[str, Any]:
-        return {"type": self.item_type, "status": "in_progress", "queries": _queries(call), "results": None}
+    def plan(self, call: ToolCall) -> CallPlan:
+        fields = {"type": self.item_type, "status": "in_progress", "queries": _queries(call), "results": None}
+        return CallPlan(id_prefix="fs", fields=fields, phases=("in_progress", "searching"))
 
     async def run(self, call: ToolCall) -> ToolRun:
         try:
@@ -73,7 +71,7 @@ def _queries(call: ToolCall) -> list[str]:
 def file_search_factory(searcher: StoreSearcher) -> ToolFactory:
     """The `file_search` entry of Services.tool_factories."""
 
-    def build(tool: dict[str, Any], index: int, includes: frozenset[str]) -> ServerTool:
-        return FileSearchTool(parse_tool(tool, f"tools[{index}]"), searcher, FILE_SEARCH_RESULTS in includes)
+    async def build(tool: dict[str, Any], index: int, context: ToolContext) -> ServerTool:
+        return FileSearchTool(parse_tool(tool, f"tools[{index}]"), searcher, FILE_SEARCH_RESULTS in context.includes)
 
     return build

@@ -1,0 +1,86 @@
+"""The server-side tool seam in the state machine: items opened while the model streams a call,
+their argument events, and items closed on every path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai.types.responses import ResponseStreamEvent
+from pydantic import TypeAdapter
+
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.response_object import new_response_object
+from riposte.engine.stream_state import ArgumentStream, ResponseStream
+from riposte.testing.grammar import assert_valid_stream
+
+USAGE = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+EVENT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+MCP_CALL = ArgumentStream("mcp", {"type": "mcp_call", "status": "in_progress", "name": "get_boiling_point",
+                                  "server_label": "localmcp", "output": None, "error": None})
+
+
+def mcp_stream() -> ResponseStream:
+    request = CreateResponseRequest(model="m", input="x")
+    return ResponseStream(new_response_object(request, "resp_test"), frozenset({"get_boiling_point"}),
+                          argument_streams={"get_boiling_point": MCP_CALL})
+
+
+def call_chunks(arguments: list[str]) -> list[dict[str, Any]]:
+    header = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_boiling_point"}}
+    deltas = [{"tool_calls": [header]}]
+    deltas += [{"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in arguments]
+    return [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+
+
+def test_a_streamed_server_call_opens_its_item_and_streams_mcp_arguments() -> None:
+    stream = mcp_stream()
+    events = stream.start()
+    for chunk in call_chunks(['{"liquid_name":', '"x"}']):
+        stream.feed(chunk)
+    events += stream.drain()
+    result = stream.finish_call()
+    events += stream.drain()
+    call = result.tool_calls[0]
+    item = stream.streamed_tool_item(call)
+    assert item is not None and item.item_type == "mcp_call"
+    stream.tool_phase(item, "in_progress")
+    stream.tool_phase(item, "completed")
+    stream.close_tool_item(item, {**MCP_CALL.fields, "arguments": call.arguments, "status": "completed",
+                                  "output": "-100"})
+    events += stream.drain() + stream.complete(USAGE)
+
+    assert_valid_stream(events)
+    types = [e["type"] for e in events]
+    assert types[2:] == [
+        "response.output_item.added", "response.mcp_call_arguments.delta", "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done", "response.mcp_call.in_progress", "response.mcp_call.completed",
+        "response.output_item.done", "response.completed",
+    ]
+    for event in events[2:-1]:  # the lifecycle events carry the response, checked in integration tests
+        EVENT.validate_python(event)
+    assert events[-1]["response"]["output"][0]["arguments"] == '{"liquid_name":"x"}'
+
+
+def test_a_failing_turn_closes_server_items_left_open() -> None:
+    stream = mcp_stream()
+    events = stream.start()
+    for chunk in call_chunks(['{"liquid_name":"x"}']):
+        stream.feed(chunk)
+    stream.finish_call()
+    events += stream.drain()
+    events += stream.fail("server_error", "server_error", "boom", USAGE)
+
+    assert_valid_stream(events)
+    done = [e for e in events if e["type"] == "response.output_item.done"]
+    assert done[0]["item"]["status"] == "incomplete"
+
+
+def test_client_function_calls_still_stream_function_call_arguments() -> None:
+    stream = mcp_stream()
+    events = stream.start()
+    header = {"index": 0, "id": "call_2", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    stream.feed({"choices": [{"index": 0, "delta": {"tool_calls": [header]}, "finish_reason": None}]})
+    stream.finish_call()
+    events += stream.drain() + stream.complete(USAGE)
+    assert_valid_stream(events)
+    assert "response.function_call_arguments.done" in [e["type"] for e in events]
