@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import Response
 
 from riposte import __version__
 from riposte.api import conversations, files, models, passthrough, responses, vector_stores
 from riposte.api.errors import install_error_handlers
-from riposte.api.middleware import BodySizeLimit, ReplayScope
-from riposte.config import Settings, load_settings
+from riposte.api.middleware import BodySizeLimit, ReplayScope, RequestLog
+from riposte.config import InferenceMode, Settings, load_settings
+from riposte.observability.logs import configure_logging
+from riposte.observability.metrics import exposition
+from riposte.observability.startup import check_providers, warm_up_embeddings
+from riposte.observability.tracing import configure_tracing, shutdown_tracing
 from riposte.services import Services
 
 # Room for the multipart boundaries and form fields around an uploaded file.
@@ -24,9 +31,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None]:
         app.state.services = await Services.start(resolved)
+        background = [asyncio.create_task(warm_up_embeddings(app.state.services.vector_stores))]
+        if resolved.inference_mode is not InferenceMode.REPLAY:
+            background.append(asyncio.create_task(check_providers(app.state.services.router)))
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.services.close()
 
     app = FastAPI(title="Riposte", version=__version__, lifespan=lifespan)
@@ -34,14 +48,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    vector_stores.router):
         app.include_router(router, prefix="/v1")
     app.add_api_route("/health", models.health, methods=["GET"])
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_error_handlers(app)
     app.add_middleware(ReplayScope)
     # Uploads may exceed the JSON limit; the file service enforces max_file_bytes exactly.
     upload_limit = max(resolved.max_request_bytes, resolved.max_file_bytes + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes, path_limits={"/v1/files": upload_limit})
+    app.add_middleware(RequestLog)  # outermost: it sees every status, the size limit's 413 included
     return app
 
 
+async def metrics_endpoint() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+
 def app_from_environment() -> FastAPI:
-    """Entry point for `uvicorn --factory` and for worker processes."""
-    return create_app(load_settings())
+    """Entry point for `uvicorn --factory` and for worker processes: the process-wide logging and
+    tracing set-up happens here, not in `create_app`, which tests call many times in one process."""
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    if configure_tracing(settings.otlp_traces_endpoint):
+        import atexit
+
+        atexit.register(shutdown_tracing)
+    return create_app(settings)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
 
+from riposte import __version__
 from riposte.config import InferenceMode, SettingsError, load_settings
+from riposte.observability.logs import configure_logging
+from riposte.observability.startup import log_summary
 from riposte.sealing import KEY_FILE_NAME, load_keyring, rotate_key_file
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="riposte", description="The OpenAI Responses API over any chat backend.")
+    parser.add_argument("--version", action="version", version=f"riposte {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--config", type=Path, help="YAML settings file")
@@ -26,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--recordings", type=Path, help="recordings directory for record/replay")
     serve.add_argument("--data-dir", type=Path, help="where the database and files live (default .riposte)")
     serve.add_argument("--database-url", help="SQLAlchemy URL, e.g. postgresql+asyncpg://host/db")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                       help="default info")
+    serve.add_argument("--log-format", choices=["text", "json"], help="default text; json is one object a line")
     sealing = commands.add_parser("sealing-keys", help="list or rotate the keys that seal encrypted reasoning")
     sealing.add_argument("action", choices=["list", "rotate"])
     sealing.add_argument("--config", type=Path, help="YAML settings file")
@@ -45,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         "recordings_dir": args.recordings,
         "data_dir": args.data_dir,
         "database_url": args.database_url,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
     }
     try:
         settings = load_settings(args.config, overrides)
@@ -52,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riposte: {exc}", file=sys.stderr)
         return 2
     _export_for_workers(args.config, overrides)
+    if settings.workers > 1:
+        _share_metrics_between_workers()
+    configure_logging(settings.log_level, settings.log_format)
+    log_summary(settings)
     uvicorn.run(
         "riposte.app:app_from_environment",
         factory=True,
@@ -59,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # the logging configured above, in this process and in each worker
+        access_log=False,  # Riposte writes its own request line (riposte.access)
     )
     return 0
 
@@ -81,6 +96,15 @@ def _sealing_keys(args: argparse.Namespace) -> int:
     for position, key in enumerate(keyring.keys):
         print(f"{key.key_id_hex}  {'current (seals and opens)' if position == 0 else 'old (opens only)'}  {source}")
     return 0
+
+
+def _share_metrics_between_workers() -> None:
+    """Workers write their metrics to one directory that any worker's /metrics reads; it must be
+    named before a worker imports prometheus_client, and start empty."""
+    from riposte.observability.metrics import MULTIPROCESS_ENV
+
+    if not os.environ.get(MULTIPROCESS_ENV):
+        os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="riposte-metrics-")
 
 
 def _export_for_workers(config: Path | None, overrides: dict[str, object]) -> None:

@@ -57,7 +57,10 @@ class Settings(BaseModel):
     default_provider: str | None = None
     max_request_bytes: int = 32 * 1024 * 1024
     max_infer_iters: int = 10
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    # OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); tracing is off without it.
+    otlp_traces_endpoint: str | None = None
     # Files and vector stores.
     max_file_bytes: int = 512 * 1024 * 1024
     default_embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
@@ -120,6 +123,8 @@ _ENV_FIELDS = (
     "max_request_bytes",
     "max_infer_iters",
     "log_level",
+    "log_format",
+    "otlp_traces_endpoint",
     "max_file_bytes",
     "default_embedding_model",
     "vector_index",

@@ -9,6 +9,9 @@ class RiposteError(Exception):
     status_code = 500
     error_type = "server_error"
     default_code: str | None = None
+    # Sent as `x-should-retry`, which the official SDKs obey before their own status rules;
+    # None leaves the decision to the SDK.
+    should_retry: bool | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -57,8 +60,13 @@ class UpstreamError(RiposteError):
 
 
 class ReplayMissError(RiposteError):
-    """Replay mode found no recording for a request."""
+    """Replay mode found no recording for a request.
+
+    A 500: the server was set up without the answer this request needs, which is neither the
+    client's mistake nor transient, so it says `x-should-retry: false` and the SDKs fail at once
+    instead of retrying the miss twice."""
 
     status_code = 500
     error_type = "server_error"
     default_code = "recording_not_found"
+    should_retry = False

@@ -55,3 +55,9 @@ def test_unknown_provider_and_disallowed_model_are_model_not_found() -> None:
         with pytest.raises(ModelNotFoundError) as caught:
             routes.resolve(model)
         assert caught.value.code == "model_not_found" and caught.value.param == "model"
+
+
+def test_a_slashed_model_id_that_names_no_provider_goes_whole_to_the_default() -> None:
+    routes = router(ProviderConfig(name="vllm", base_url="http://b/v1"))
+    route = routes.resolve("meta-llama/Llama-3.1-8B-Instruct")
+    assert (route.provider.name, route.upstream_model) == ("vllm", "meta-llama/Llama-3.1-8B-Instruct")

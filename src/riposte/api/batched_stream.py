@@ -22,6 +22,8 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from riposte.observability.metrics import ACTIVE_STREAMS
+
 FIRST_BATCH = 4
 MAX_BATCH = 128
 
@@ -79,6 +81,10 @@ class BatchedStreamingResponse(Response, Generic[Item]):
         self._trailer = trailer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with ACTIVE_STREAMS.track_inprogress():
+            await self._stream(receive, send)
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         outbox = _Outbox()
         async with anyio.create_task_group() as group:
             group.start_soon(self._produce, outbox)

@@ -12,13 +12,17 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from riposte.errors import InvalidRequestError, RiposteError
+from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
+from riposte.observability.request_record import current_request
+from riposte.observability.turn_observer import report_failure
 
 logger = logging.getLogger(__name__)
 
 
 def error_response(error: RiposteError) -> Response:
-    return Response(orjson.dumps(error.envelope()), status_code=error.status_code, media_type="application/json")
+    headers = None if error.should_retry is None else {"x-should-retry": "true" if error.should_retry else "false"}
+    return Response(orjson.dumps(error.envelope()), status_code=error.status_code, media_type="application/json",
+                    headers=headers)
 
 
 def invalid_request_from_validation(exc: ValidationError | RequestValidationError) -> InvalidRequestError:
@@ -52,14 +56,21 @@ def _param_path(location: list[str]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_riposte_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RiposteError)
+        if exc.status_code >= 500:
+            record = current_request.get()
+            report_failure(exc, record.provider if record else None, record.response_id if record else None)
         return error_response(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError | ValidationError)
         return error_response(invalid_request_from_validation(exc))
 
-    async def on_http_error(_request: Request, exc: Exception) -> Response:
+    async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code in (404, 405):
+            # A method a path does not serve is as unknown as a path nobody serves
+            # (`POST /v1/responses/compact` would otherwise be a 405 from `/responses/{id}`).
+            return error_response(NotFoundError(f"Unknown route: {request.method} {request.url.path}"))
         error = RiposteError(str(exc.detail))
         error.status_code = exc.status_code
         error.error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"

@@ -1,8 +1,12 @@
-"""Pure ASGI middleware: request size limit and the replay scope. Pure ASGI, not
-BaseHTTPMiddleware, because the latter buffers and re-wraps streaming bodies."""
+"""Pure ASGI middleware: the request log, the request size limit and the replay scope. Pure ASGI,
+not BaseHTTPMiddleware, because the latter buffers and re-wraps streaming bodies."""
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import time
 from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -10,6 +14,71 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from riposte.api.errors import error_response
 from riposte.errors import PayloadTooLargeError
 from riposte.inference.scope import replay_scope, scope_from_headers
+from riposte.observability import metrics
+from riposte.observability.request_record import RequestRecord, current_request
+
+access_logger = logging.getLogger("riposte.access")
+# A client's own request id is echoed only when it is a plain token: it ends up in log lines.
+_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class RequestLog:
+    """One structured line and the HTTP metrics per request, written when the body (the whole
+    stream, for SSE) has been sent; every response carries `x-request-id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record = RequestRecord(request_id=_request_id(scope), method=scope["method"], path=scope["path"])
+        request_id_header = (b"x-request-id", record.request_id.encode())
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), request_id_header]
+            await send(message)
+
+        token = current_request.set(record)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            current_request.reset(token)
+            _log_request(scope, record, status, time.perf_counter() - started)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = bytes(value).decode("latin-1")
+            if _CLIENT_REQUEST_ID.fullmatch(text):
+                return text
+    return f"req_{secrets.token_hex(12)}"
+
+
+def _route_template(scope: Scope) -> str:
+    """`/v1/responses/{response_id}`, not the path: metric labels must stay few. Built from the
+    path and the matched path parameters, which every Starlette router leaves in the scope."""
+    if "endpoint" not in scope:
+        return "unmatched"
+    names = {str(value): name for name, value in (scope.get("path_params") or {}).items()}
+    return "/".join(f"{{{names[segment]}}}" if segment in names else segment
+                    for segment in scope["path"].split("/"))
+
+
+def _log_request(scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
+    route = _route_template(scope)
+    metrics.HTTP_REQUESTS.labels(route, record.method, str(status)).inc()
+    metrics.HTTP_SECONDS.labels(route, record.method).observe(seconds)
+    fields = {**record.fields(), "status": status, "duration_ms": round(seconds * 1000, 1)}
+    level = logging.WARNING if status >= 500 or record.error else logging.INFO
+    access_logger.log(level, "%s %s %d", record.method, record.path, status, extra={"fields": fields})
 
 
 class BodySizeLimit:

@@ -25,6 +25,7 @@ from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.router import ModelRouter, Route
+from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
 from riposte.store.responses import ResponseStore, StoredResponse
@@ -46,6 +47,7 @@ class Turn:
     input_items: list[Item]
     conversation: list[Message]
     store: ResponseStore
+    observer: TurnObserver
     conversation_sync: ConversationSync | None = None
     tools: TurnTools = field(default_factory=TurnTools)
     tool_choice: ChatToolChoice = field(default_factory=ChatToolChoice)
@@ -65,6 +67,7 @@ class Turn:
     async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
                                 argument_streams=self.tools.argument_streams())
+        self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         try:
             for event in stream.start():
                 yield event
@@ -85,6 +88,7 @@ class Turn:
                 terminal = self._fail(stream, RiposteError(f"internal error: {type(exc).__name__}"))
             await self._persist()
             self._settled = True
+            self.observer.finished(self.response["status"], self.response["usage"], self.failure)
             for event in terminal:
                 yield event
         finally:
@@ -153,7 +157,9 @@ class Turn:
             return
         for event in stream.drain():
             yield event
+        observation = self.observer.tool_call(str(plan.fields.get("type")), call.name, call.call_id)
         run = await tool.run(call)
+        observation.done(run.failed, _tool_failure_cause(run))
         if run.final_phase is not None:
             stream.tool_phase(item, run.final_phase)
         stream.close_tool_item(item, run.item)
@@ -172,12 +178,19 @@ class Turn:
             tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
             tool_choice=self.tool_choice, first_call=first,
         )
-        async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
-            async for chunk in chunks:
-                stream.feed(chunk)
-                for event in stream.drain():
-                    yield event
+        span = self.observer.upstream_call(body)
+        try:
+            async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
+                async for chunk in chunks:
+                    self.observer.chunk()
+                    stream.feed(chunk)
+                    for event in stream.drain():
+                        yield event
+        except BaseException as exc:  # the client leaving (GeneratorExit) ends the span too
+            self.observer.upstream_failed(span, exc)
+            raise
         result = stream.finish_call()
+        self.observer.upstream_done(span, result.finish_reason, result.usage)
         for event in stream.drain():
             yield event
         self._account(result, body["messages"])
@@ -223,6 +236,7 @@ class Turn:
     async def _persist_abandoned(self, stream: ResponseStream) -> None:
         """The client went away mid-stream: keep what was produced, marked as not completed."""
         stream.abandon(self._usage.as_response_usage())
+        self.observer.finished("cancelled", self.response["usage"])
         # The request's cancel scope is already cancelled; shield the write from it.
         with anyio.CancelScope(shield=True):
             try:
@@ -237,6 +251,11 @@ def _response_error_code(error: RiposteError) -> str:
     if error.status_code in (400, 413, 422):
         return "invalid_prompt"
     return "server_error"
+
+
+def _tool_failure_cause(run: ToolRun) -> str | None:
+    content = run.tool_message_content
+    return content[:500] if run.failed and isinstance(content, str) else None
 
 
 def _tool_result_message(call: ToolCall, run: ToolRun) -> Message:
@@ -303,10 +322,12 @@ def _new_turn(
     keyring: Keyring | None,
 ) -> Turn:
     tool_choice = resolve_tool_choice(request.tool_choice, list(tools.declared))
+    response_id = ids.response_id()
     turn = Turn(
         request=request,
         route=route,
-        response=new_response_object(request, ids.response_id()),
+        response=new_response_object(request, response_id),
+        observer=TurnObserver(response_id, request.model, route.provider.name, route.upstream_model),
         input_items=input_items,
         conversation=resume_history(conversation, tools.instances),
         store=store,

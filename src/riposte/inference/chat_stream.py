@@ -21,6 +21,7 @@ from yarl import URL
 from riposte.errors import UpstreamError
 from riposte.inference.sse_decoder import SseDataDecoder
 from riposte.inference.upstream import JSON
+from riposte.observability.request_record import note_upstream_status
 
 # The SDK's own pool limit; aiohttp's default of 100 would queue the 101st concurrent stream.
 MAX_CONNECTIONS = 1000
@@ -53,6 +54,7 @@ class ChatStreamClient:
         try:
             async with self._pool().post(self._url, data=orjson.dumps(body), headers=self._headers,
                                          proxy=self._proxy) as response:
+                note_upstream_status(response.status)
                 if response.status >= 400:
                     raise status_error(response.status, await response.read())
                 decoder = SseDataDecoder()

@@ -15,6 +15,7 @@ from riposte.config import ProviderConfig
 from riposte.errors import UpstreamError
 from riposte.inference.chat_stream import ChatStreamClient, status_error
 from riposte.inference.upstream import JSON
+from riposte.observability.request_record import note_upstream_status
 
 # Keys the SDK's `chat.completions.create` signature takes directly; everything else rides in
 # `extra_body` so that backend-specific fields (vLLM's `guided_choice`, ...) pass through untouched.
@@ -38,9 +39,11 @@ class OpenAICompatibleUpstream:
         try:
             raw = await self._client.chat.completions.with_raw_response.create(**_sdk_kwargs(body))
         except openai.APIStatusError as exc:
+            note_upstream_status(exc.status_code)
             raise _status_error(exc) from exc
         except openai.APIError as exc:
             raise UpstreamError(f"upstream request failed: {exc}") from exc
+        note_upstream_status(raw.status_code)
         parsed: JSON = orjson.loads(raw.content)
         return parsed
 

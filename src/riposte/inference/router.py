@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from riposte.config import InferenceMode, ProviderConfig, Settings
@@ -10,6 +11,8 @@ from riposte.inference.openai_compat import OpenAICompatibleUpstream
 from riposte.inference.record_replay import RecordReplayUpstream
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.upstream import Upstream
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,13 @@ class ModelRouter:
         return Route(provider=provider, upstream_model=upstream_model, upstream=self._upstreams[provider_name])
 
     def _split(self, model: str) -> tuple[str, str]:
+        """`provider/model` picks a provider and strips the prefix; any other id, including one
+        with slashes such as `meta-llama/Llama-3.1-8B-Instruct`, goes whole to the default."""
         if not model:
             raise ModelNotFoundError("The model '' does not exist.", param="model")
         prefix, separator, rest = model.partition("/")
-        if separator:
-            if prefix in self._providers and rest:
-                return prefix, rest
-            raise ModelNotFoundError(
-                f"The model '{model}' does not exist: no provider named '{prefix}' "
-                f"(known providers: {', '.join(sorted(self._providers))}).",
-                param="model",
-            )
+        if separator and prefix in self._providers and rest:
+            return prefix, rest
         return self._default, model
 
     async def list_model_ids(self) -> list[str]:
@@ -64,8 +63,21 @@ class ModelRouter:
             return list(provider.models)
         try:
             return await self._upstreams[provider.name].list_models()
-        except UpstreamError:
+        except UpstreamError as exc:
+            # The listing goes on without it, but never silently.
+            logger.warning("provider %s left out of /v1/models: %s", provider.name, exc.message)
             return []
+
+    async def unreachable_providers(self) -> dict[str, str]:
+        """Providers whose model listing fails, with the reason (allow-listed ones are not asked)."""
+        failures: dict[str, str] = {}
+        for name, provider in self._providers.items():
+            if provider.models is None:
+                try:
+                    await self._upstreams[name].list_models()
+                except UpstreamError as exc:
+                    failures[name] = exc.message
+        return failures
 
     async def aclose(self) -> None:
         for upstream in self._upstreams.values():

@@ -15,6 +15,7 @@ import anyio
 
 from riposte.errors import NotFoundError, RiposteError
 from riposte.files.service import FileService
+from riposte.observability.metrics import INGESTION_FILES, INGESTION_QUEUE
 from riposte.store.vector_stores import FileStatus, VectorStoreRecords
 from riposte.vectors.chunking import ChunkingStrategy, TextChunk, chunk_text, count_tokens
 from riposte.vectors.embeddings import EmbeddingError, EmbeddingModels
@@ -92,8 +93,10 @@ class Ingestion:
                                                    "file again."})
 
     async def _run(self, job: IngestJob) -> None:
-        async with self._slots:
-            outcome = await self._outcome(job)
+        with INGESTION_QUEUE.track_inprogress():
+            async with self._slots:
+                outcome = await self._outcome(job)
+        INGESTION_FILES.labels(outcome.status).inc()
         await self._records.finish_file(job.store_id, job.file_id, outcome.status, outcome.usage_bytes,
                                         outcome.last_error)
 

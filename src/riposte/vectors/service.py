@@ -22,7 +22,7 @@ from riposte.store.vector_stores import (
 )
 from riposte.vectors import objects
 from riposte.vectors.chunking import AUTO, ChunkingStrategy
-from riposte.vectors.embeddings import EmbeddingModels
+from riposte.vectors.embeddings import LOCAL_MODELS, EmbeddingModels
 from riposte.vectors.extract import ExtractionError, extract_text
 from riposte.vectors.filters import Filter
 from riposte.vectors.index import Attributes, SearchHit, SearchMode, SearchQuery, VectorIndex
@@ -260,6 +260,15 @@ class VectorStoreService:
                     hits[hit.key()] = hit
         ranked = sorted(hits.values(), key=lambda hit: hit.score, reverse=True)
         return ranked[: request.max_num_results]
+
+    async def warm_up(self) -> bool:
+        """Load the local embedding model now if a store uses it, so the first search after a
+        restart does not wait for it (about 10 s cold). True when a model was loaded."""
+        page = await self._records.list_stores(PageRequest(limit=100))
+        local = {record.embedding_model for record in page.data} & LOCAL_MODELS.keys()
+        for model in local:
+            await self._models.embedder(model, None).embed(["warm-up"])
+        return bool(local)
 
     async def aclose(self) -> None:
         await self.ingestion.aclose()

@@ -1,0 +1,63 @@
+"""Log configuration: `--log-format text|json` and `--log-level`, for Riposte and uvicorn alike.
+
+Structured fields travel in `extra={"fields": {...}}`; the JSON format puts them at the top level
+of the line, the text format appends them as `key=value`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, Literal
+
+import orjson
+
+LogFormat = Literal["text", "json"]
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, "fields", None)
+        if fields:
+            text += " " + " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
+        return text
+
+
+def _text_value(value: Any) -> str:
+    text = str(value)
+    return orjson.dumps(text).decode() if (" " in text or not text) else text
+
+
+def configure_logging(level: str = "info", log_format: LogFormat = "text") -> None:
+    """One handler on stderr for every logger, uvicorn's included (they propagate to the root)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    # Third-party chatter at debug would drown the request lines.
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))

@@ -1,0 +1,274 @@
+"""What an operator sees of a real server process: the request log, metrics and traces."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakes.scripted_upstream import ScriptedUpstream, error_reply, make_usage, text_reply, tool_calls_reply
+from tests.integration.server_process import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = REPO / "examples" / "recordings"
+
+
+def provider_config(tmp_path: Path, upstream: ScriptedUpstream) -> Path:
+    config = tmp_path / "riposte.yaml"
+    config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: secret-key\n")
+    return config
+
+
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def json_server(tmp_path_factory: pytest.TempPathFactory, module_upstream: ScriptedUpstream) -> Iterator[ServerProcess]:
+    tmp = tmp_path_factory.mktemp("ops")
+    config = provider_config(tmp, module_upstream)
+    with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp / "data") as server:
+        yield server
+
+
+@pytest.fixture
+def upstream_now(module_upstream: ScriptedUpstream) -> ScriptedUpstream:
+    module_upstream.reset()
+    return module_upstream
+
+
+def sdk(server: ServerProcess, **kwargs: Any) -> openai.OpenAI:
+    options: dict[str, Any] = {"max_retries": 0, "timeout": 30, **kwargs}
+    return openai.OpenAI(base_url=server.base_url, api_key="x", **options)
+
+
+def access_line(server: ServerProcess, request_id: str) -> dict[str, Any]:
+    return server.wait_for_log(lambda line: line.get("logger") == "riposte.access"
+                               and line.get("request_id") == request_id)
+
+
+def test_start_up_says_mode_providers_database_and_url(json_server: ServerProcess) -> None:
+    messages = [str(line["message"]) for line in json_server.json_lines() if line.get("logger") == "riposte.startup"]
+    text = "\n".join(messages)
+    assert f"http://127.0.0.1:{json_server.port}/v1" in text
+    assert "inference mode: live" in text
+    assert "provider fake (default)" in text and "(API key set)" in text
+    assert "database: sqlite+aiosqlite:///" in text and "data directory:" in text
+    assert "secret-key" not in "\n".join(json_server.lines())
+
+
+def test_a_completed_turn_writes_one_structured_request_line(
+    json_server: ServerProcess, upstream_now: ScriptedUpstream
+) -> None:
+    upstream_now.enqueue(text_reply("hello", usage=make_usage(7, 3)))
+    raw = sdk(json_server).responses.with_raw_response.create(
+        model="fake/m", input="hi", extra_headers={"x-request-id": "client-req-1"})
+    response = raw.parse()
+    assert raw.headers["x-request-id"] == "client-req-1"
+
+    line = access_line(json_server, "client-req-1")
+    assert line["level"] == "info"
+    assert line["method"] == "POST" and line["path"] == "/v1/responses" and line["status"] == 200
+    assert line["response_id"] == response.id and line["model"] == "fake/m" and line["provider"] == "fake"
+    assert line["upstream_status"] == 200 and line["tokens_in"] == 7 and line["tokens_out"] == 3
+    assert isinstance(line["duration_ms"], float)
+
+
+def test_every_response_gets_a_request_id(json_server: ServerProcess) -> None:
+    reply = httpx.get(f"{json_server.base_url}/responses/resp_nope", timeout=10)
+    assert reply.status_code == 404
+    assert reply.headers["x-request-id"].startswith("req_")
+    assert access_line(json_server, reply.headers["x-request-id"])["status"] == 404
+
+
+def test_a_failed_upstream_is_a_warning_with_its_cause(
+    json_server: ServerProcess, upstream_now: ScriptedUpstream
+) -> None:
+    upstream_now.enqueue(error_reply(500, "the GPU caught fire"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk(json_server).responses.create(model="fake/m", input="hi", extra_headers={"x-request-id": "fail-1"})
+    assert caught.value.status_code == 502
+
+    line = access_line(json_server, "fail-1")
+    assert line["level"] == "warning" and line["status"] == 502 and line["upstream_status"] == 500
+    failure = json_server.wait_for_log(lambda entry: entry.get("message") == "request failed"
+                                       and entry.get("response_id") == line["response_id"])
+    assert failure["level"] == "warning" and "the GPU caught fire" in str(failure["cause"])
+    assert failure["provider"] == "fake"
+
+
+def test_a_failed_stream_is_logged_with_its_cause(json_server: ServerProcess, upstream_now: ScriptedUpstream) -> None:
+    upstream_now.enqueue(error_reply(503, "overloaded"))
+    events = list(sdk(json_server).responses.create(model="fake/m", input="hi", stream=True,
+                                                     extra_headers={"x-request-id": "fail-stream"}))
+    assert events[-1].type == "response.failed"
+    line = access_line(json_server, "fail-stream")
+    assert line["status"] == 200 and line["level"] == "warning" and "overloaded" in str(line["error"])
+
+
+def test_unknown_routes_and_methods_are_a_404_envelope(json_server: ServerProcess) -> None:
+    for method, path in (("POST", "/v1/responses/resp_1/compactify"), ("POST", "/v1/nothing-here"),
+                         ("PUT", "/v1/responses")):
+        reply = httpx.request(method, f"{json_server.root_url}{path}", json={}, timeout=10)
+        assert reply.status_code == 404, (method, path)
+        error = reply.json()["error"]
+        assert error["code"] == "not_found" and path in error["message"]
+
+
+def metric_samples(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"{server.root_url}/metrics", timeout=10).text
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """The sum over samples of `name` whose labels include `labels`."""
+    return sum(value for (sample, sample_labels), value in samples.items()
+               if sample == name and set(labels.items()) <= set(sample_labels))
+
+
+def tool_turn(server: ServerProcess, upstream: ScriptedUpstream) -> None:
+    """A file_search turn over a store whose one file was embedded by the scripted upstream."""
+    client = sdk(server)
+    store = client.vector_stores.create(name="docs", extra_body={"embedding_model": "fake/emb",
+                                                                  "embedding_dimension": 8})
+    file_id = client.files.create(file=("saturn.txt", b"Saturn has rings."), purpose="assistants").id
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+    deadline = time.monotonic() + 60
+    while client.vector_stores.files.retrieve(vector_store_id=store.id, file_id=file_id).status == "in_progress":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    upstream.enqueue(tool_calls_reply([("call_1", "knowledge_search", '{"query": "rings"}')]),
+                     text_reply("Saturn."))
+    response = client.responses.create(model="fake/m", input="Rings?",
+                                       tools=[{"type": "file_search", "vector_store_ids": [store.id]}])
+    assert response.output[0].type == "file_search_call" and response.output[0].status == "completed"
+
+
+def test_metrics_move_after_a_streamed_turn_and_a_tool_turn(
+    json_server: ServerProcess, upstream_now: ScriptedUpstream
+) -> None:
+    before = metric_samples(json_server)
+    upstream_now.enqueue(text_reply("one two three", usage=make_usage(5, 3)))
+    events = list(sdk(json_server).responses.create(model="fake/m", input="count", stream=True))
+    assert events[-1].type == "response.completed"
+    tool_turn(json_server, upstream_now)
+    after = metric_samples(json_server)
+
+    def moved(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert moved("riposte_http_requests_total", route="/v1/responses", method="POST", status="200") == 2
+    assert moved("riposte_http_request_duration_seconds_count", route="/v1/responses") == 2
+    assert moved("riposte_time_to_first_token_seconds_count", provider="fake", model="m") == 2
+    assert moved("riposte_tokens_total", provider="fake", model="m", direction="input") >= 5
+    assert moved("riposte_tokens_total", provider="fake", model="m", direction="output") >= 3
+    assert moved("riposte_responses_total", status="completed") == 2
+    assert moved("riposte_tool_calls_total", type="file_search_call", outcome="completed") == 1
+    assert moved("riposte_tool_call_duration_seconds_count", type="file_search_call") == 1
+    assert moved("riposte_ingestion_files_total", status="completed") == 1
+    assert ("riposte_active_streams", ()) in after
+
+
+def test_a_replay_miss_is_logged_with_its_hash_and_not_retried(tmp_path: Path) -> None:
+    with ServerProcess("--inference-mode", "replay", "--recordings", str(SEEDS), "--log-format", "json",
+                       data_dir=tmp_path / "data") as server:
+        attempts: list[httpx.Request] = []
+        http = httpx.Client(event_hooks={"request": [attempts.append]})
+        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=2, http_client=http)
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.responses.create(model="openai/gpt-4o", input="a question nobody recorded")
+        assert len(attempts) == 1, "x-should-retry: false must stop the SDK's retries"
+        assert caught.value.response.headers["x-should-retry"] == "false"
+        assert caught.value.code == "recording_not_found"
+        miss = server.wait_for_log(lambda line: line.get("message") == "replay miss")
+        assert miss["level"] == "warning" and "request hash" in str(miss["cause"])
+
+
+def test_metrics_add_up_across_two_workers(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    config = provider_config(tmp_path, upstream)
+    with ServerProcess("--config", str(config), "--workers", "2", data_dir=tmp_path / "data") as server:
+        upstream.enqueue(*[text_reply(f"answer {n}") for n in range(12)])
+        client = sdk(server)
+        for n in range(12):
+            # A fresh connection each time, so both workers take requests.
+            client.with_options(http_client=httpx.Client()).responses.create(model="fake/m", input=f"q{n}")
+        totals = [metric(metric_samples(server), "riposte_http_requests_total", route="/v1/responses")
+                  for _ in range(4)]
+        assert totals == [12.0] * 4, "every scrape, whichever worker answers it, sums both workers"
+
+
+class _Collector(BaseHTTPRequestHandler):
+    received: list[ExportTraceServiceRequest]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.received.append(request)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def spans_of(requests: list[ExportTraceServiceRequest]) -> list[Any]:
+    return [span for request in requests for resource in request.resource_spans
+            for scope in resource.scope_spans for span in scope.spans]
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in span.attributes:
+        kind = attribute.value.WhichOneof("value")
+        value = getattr(attribute.value, kind)
+        values[attribute.key] = list(v.string_value for v in value.values) if kind == "array_value" else value
+    return values
+
+
+def test_traces_reach_an_otlp_collector_with_genai_attributes(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    received: list[ExportTraceServiceRequest] = []
+    handler = type("Collector", (_Collector,), {"received": received})
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{collector.server_address[1]}/v1/traces"
+    config = provider_config(tmp_path, upstream)
+    try:
+        with ServerProcess("--config", str(config), data_dir=tmp_path / "data",
+                           env={"RIPOSTE_OTLP_TRACES_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}) as server:
+            tool_turn(server, upstream)
+            deadline = time.monotonic() + 20
+            while len({span.name for span in spans_of(received)}) < 4 and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        collector.shutdown()
+    by_name = {span.name: span for span in spans_of(received)}
+    turn, tool = by_name["invoke_agent m"], by_name["execute_tool knowledge_search"]
+    chats = [span for span in spans_of(received) if span.name == "chat m"]
+    assert len(chats) == 2
+    assert attributes(turn)["gen_ai.operation.name"] == "invoke_agent"
+    assert attributes(turn)["gen_ai.provider.name"] == "fake"
+    assert attributes(turn)["gen_ai.response.id"].startswith("resp_")
+    assert attributes(chats[0])["gen_ai.operation.name"] == "chat"
+    assert attributes(chats[0])["gen_ai.request.model"] == "m"
+    assert attributes(chats[0])["gen_ai.response.finish_reasons"] == ["tool_calls"]
+    assert attributes(tool)["gen_ai.operation.name"] == "execute_tool"
+    assert attributes(tool)["gen_ai.tool.call.id"] == "call_1"
+    for child in (*chats, tool):
+        assert child.trace_id == turn.trace_id and child.parent_span_id == turn.span_id
