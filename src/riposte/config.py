@@ -43,6 +43,48 @@ class ProviderConfig(BaseModel):
         return "none"
 
 
+class SearchApiConfig(BaseModel):
+    """A web search provider reached over HTTP (Tavily, Brave)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    api_key: str | None = None
+    api_key_env: str
+
+    def resolved_api_key(self) -> str | None:
+        return self.api_key or os.environ.get(self.api_key_env) or None
+
+
+class OfflineCorpusConfig(BaseModel):
+    """The local corpus the offline web search provider searches; either or both sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A folder of documents, each carrying its URL and title (see the README).
+    directory: Path | None = None
+    # A vector store of this server whose files carry `url` and `title` attributes.
+    vector_store_id: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.directory is not None or self.vector_store_id is not None
+
+
+class WebSearchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Which provider serves tools with external web access; None picks the first one set up:
+    # Tavily or Brave with a key, else the offline corpus.
+    provider: Literal["tavily", "brave", "offline"] | None = None
+    tavily: SearchApiConfig = Field(default_factory=lambda: SearchApiConfig(
+        base_url="https://api.tavily.com", api_key_env="TAVILY_API_KEY"))
+    brave: SearchApiConfig = Field(default_factory=lambda: SearchApiConfig(
+        base_url="https://api.search.brave.com/res/v1", api_key_env="BRAVE_API_KEY"))
+    offline: OfflineCorpusConfig = Field(default_factory=OfflineCorpusConfig)
+    timeout_seconds: float = Field(default=20.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +112,7 @@ class Settings(BaseModel):
     # Keys that seal encrypted reasoning, newest first (URL-safe base64 of 32 bytes); the first
     # seals, all open. Empty: a key generated once into <data_dir>/sealing-keys (riposte sealing-keys).
     sealing_keys: list[str] = Field(default_factory=list)
+    web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -150,11 +193,26 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
         raw["sealing_keys"] = [k.strip() for k in os.environ["RIPOSTE_SEALING_KEYS"].split(",") if k.strip()]
     if os.environ.get("RIPOSTE_RECORDINGS"):
         raw["recordings_dir"] = os.environ["RIPOSTE_RECORDINGS"]
+    _web_search_from_env(raw)
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def _web_search_from_env(raw: dict[str, Any]) -> None:
+    """`RIPOSTE_WEB_SEARCH_PROVIDER` and `RIPOSTE_WEB_SEARCH_CORPUS` (a folder) over the file's values."""
+    provider = os.environ.get("RIPOSTE_WEB_SEARCH_PROVIDER")
+    corpus = os.environ.get("RIPOSTE_WEB_SEARCH_CORPUS")
+    if not provider and not corpus:
+        return
+    section = dict(raw.get("web_search") or {})
+    if provider:
+        section["provider"] = provider
+    if corpus:
+        section["offline"] = {**(section.get("offline") or {}), "directory": corpus}
+    raw["web_search"] = section
 
 
 def _env_path(name: str) -> Path | None:

@@ -21,10 +21,13 @@ from riposte.store.files import FileStore
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
 from riposte.tools.file_search_tool import file_search_factory
+from riposte.tools.web_search import PREVIEW_TYPES, WEB_SEARCH_TYPES
+from riposte.tools.web_search_tool import web_search_factory
 from riposte.vectors.embeddings import EmbeddingModels
 from riposte.vectors.factory import open_index
 from riposte.vectors.ingest import Ingestion
 from riposte.vectors.service import VectorStoreService
+from riposte.websearch.service import WebSearchService
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Services:
     files: FileService
     vector_stores: VectorStoreService
     keyring: Keyring
+    web_search: WebSearchService
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
 
@@ -58,9 +62,12 @@ class Services:
             **await _file_services(settings, engine, router),
         )
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
+        for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
+            started.tool_factories[tool_type] = web_search_factory(started.web_search)
         return started
 
     async def close(self) -> None:
+        await self.web_search.aclose()
         await self.vector_stores.aclose()
         await self.router.aclose()
         await self.engine.dispose()
@@ -73,7 +80,14 @@ async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelR
     index = await open_index(settings, engine)
     models = EmbeddingModels(router, settings.default_embedding_model)
     ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency)
-    return {"files": files, "vector_stores": VectorStoreService(records, files, index, models, ingestion)}
+    vector_stores = VectorStoreService(records, files, index, models, ingestion)
+    web_search = WebSearchService(settings.web_search, settings.inference_mode, router.recordings, vector_stores,
+                                  check_url=_allow_any_url)
+    return {"files": files, "vector_stores": vector_stores, "web_search": web_search}
+
+
+def _allow_any_url(url: str) -> None:
+    """Placeholder until the outbound policy module lands."""
 
 
 async def services(request: Request) -> Services:

@@ -16,7 +16,8 @@ Item = dict[str, Any]
 MESSAGE_ROLES = frozenset({"user", "system", "developer", "assistant"})
 _USER_PART_TYPES = frozenset({"input_text", "input_image", "input_file"})
 _ASSISTANT_PART_TYPES = frozenset({"output_text", "refusal", "input_text"})
-SUPPORTED_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+SUPPORTED_ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "reasoning",
+                                  "web_search_call"})
 # A conversation also holds the tool items of past turns, which clients may add back themselves.
 CONVERSATION_ITEM_TYPES = SUPPORTED_ITEM_TYPES | frozenset({
     "file_search_call", "web_search_call", "mcp_list_tools", "mcp_call", "mcp_approval_request",

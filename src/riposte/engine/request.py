@@ -9,9 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from riposte.errors import InvalidRequestError
 from riposte.metadata import metadata_within_limits
 
-# Logprobs come whenever top_logprobs asks for them; file_search results need this include.
+# Logprobs come whenever top_logprobs asks for them; file_search results and web_search sources
+# need their include.
 SUPPORTED_INCLUDES: frozenset[str] = frozenset({
     "file_search_call.results", "message.output_text.logprobs", "reasoning.encrypted_content",
+    "web_search_call.action.sources",
 })
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]

@@ -16,6 +16,7 @@ from typing import Any
 from riposte import ids
 from riposte.engine.citation_filter import CitationFilter
 from riposte.engine.response_object import ResponseObject, snapshot
+from riposte.tools.citations import CitableUrls
 
 Event = dict[str, Any]
 
@@ -138,6 +139,7 @@ class ResponseStream:
         # Server-side tool items announced and not yet done, by item id (closed on failure).
         self._open_tool_items: dict[str, ToolItem] = {}
         self._citable_files: dict[str, str] = {}
+        self._citable_urls = CitableUrls()
         self._citations: CitationFilter | None = None
         self._sequence = 0
         self._events: list[Event] = []
@@ -159,15 +161,20 @@ class ResponseStream:
         self._sequence += 1
         self._events.append(event)
 
-    def cite(self, citable_files: dict[str, str]) -> None:
-        """From now on, cut `<|file-…|>` markers naming these files out of message text."""
+    def cite(self, citable_files: dict[str, str], citable_urls: dict[str, str] | None = None) -> None:
+        """From now on, cut `<|file-…|>` markers naming these files out of message text, and annotate
+        links to these URLs (url -> title)."""
         self._citable_files.update(citable_files)
-        if self._citations is None and self._citable_files and self._message is None:
+        self._citable_urls.add(citable_urls or {})
+        if self._citations is None and self._message is None and self._cites_anything():
             # Tools run between upstream calls, after this call's state was reset.
-            self._citations = CitationFilter(self._citable_files)
+            self._citations = CitationFilter(self._citable_files, self._citable_urls)
+
+    def _cites_anything(self) -> bool:
+        return bool(self._citable_files) or bool(self._citable_urls)
 
     def _begin_call(self) -> None:
-        self._citations = CitationFilter(self._citable_files) if self._citable_files else None
+        self._citations = CitationFilter(self._citable_files, self._citable_urls) if self._cites_anything() else None
         self._message: _MessageItem | None = None
         self._reasoning: _ReasoningItem | None = None
         self._reasoning_pieces: list[str] = []

@@ -31,6 +31,10 @@ def items_to_messages(items: list[Item], history: list[Message]) -> list[Message
         if kind == "reasoning":
             pending_reasoning = _reasoning_text(item)
             continue
+        if kind == "web_search_call":
+            # A search that already ran on the server: the assistant message after it says what the
+            # model made of it, and the upstream model has no result to pair the call with.
+            continue
         if kind == "function_call_output":
             if item["call_id"] not in known_calls:
                 raise InvalidRequestError(

@@ -163,7 +163,7 @@ class Turn:
         if run.final_phase is not None:
             stream.tool_phase(item, run.final_phase)
         stream.close_tool_item(item, run.item)
-        stream.cite(run.citable_files)
+        stream.cite(run.citable_files, run.citable_urls)
         for event in stream.drain():
             yield event
         message = _tool_result_message(call, run)

@@ -101,7 +101,7 @@ def _normalize_tool(tool: Any) -> Any:
 
 
 def match_key(endpoint: str, body: JSON) -> str:
-    return _canonical({"method": "POST", "endpoint": endpoint, "body": normalize_body(body)})
+    return canonical_json({"method": "POST", "endpoint": endpoint, "body": normalize_body(body)})
 
 
 def loose_match_key(endpoint: str, body: JSON) -> str:
@@ -110,10 +110,10 @@ def loose_match_key(endpoint: str, body: JSON) -> str:
 
 
 def recording_hash(key: str, test_id: str | None) -> str:
-    return hashlib.sha256(_canonical({"key": key, "test_id": test_id}).encode()).hexdigest()
+    return hashlib.sha256(canonical_json({"key": key, "test_id": test_id}).encode()).hexdigest()
 
 
-def _canonical(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 

@@ -20,6 +20,12 @@ from riposte.inference.recording import (
     recording_document,
     recording_hash,
 )
+from riposte.inference.tool_recording import (
+    ToolRecording,
+    parse_tool_recording,
+    tool_match_key,
+    tool_recording_document,
+)
 from riposte.inference.upstream import JSON
 
 
@@ -29,6 +35,7 @@ class RecordingStore:
         self._by_key: dict[str, list[Recording]] = {}
         self._by_loose_key: dict[str, list[Recording]] = {}
         self._all: list[Recording] = []
+        self._tool_calls: dict[str, list[ToolRecording]] = {}
         self._lock = threading.Lock()
         self._load()
 
@@ -44,15 +51,47 @@ class RecordingStore:
                 data = orjson.loads(path.read_bytes())
             except (OSError, orjson.JSONDecodeError):
                 continue
-            recording = parse_recording(str(path), data) if isinstance(data, dict) else None
+            if not isinstance(data, dict):
+                continue
+            recording = parse_recording(str(path), data)
             if recording is not None:
                 self._index(recording)
+            elif (tool_call := parse_tool_recording(str(path), data)) is not None:
+                self._index_tool_call(tool_call)
 
     def _index(self, recording: Recording) -> None:
         with self._lock:
             self._all.append(recording)
             self._by_key.setdefault(recording.key, []).append(recording)
             self._by_loose_key.setdefault(recording.loose_key, []).append(recording)
+
+    def _index_tool_call(self, recording: ToolRecording) -> None:
+        with self._lock:
+            self._tool_calls.setdefault(recording.key, []).append(recording)
+
+    def find_tool_call(self, provider: str, tool_name: str, kwargs: JSON, scope: str | None) -> ToolRecording | None:
+        """A recorded tool runtime call (a web search) with these arguments, the scope's own first."""
+        candidates = self._tool_calls.get(tool_match_key(provider, tool_name, kwargs), [])
+        own = [recording for recording in candidates if scope and recording.test_id == scope]
+        best = own or candidates
+        return best[0] if best else None
+
+    def tool_call_miss_error(self, provider: str, tool_name: str, kwargs: JSON, scope: str | None) -> ReplayMissError:
+        recorded = sorted({orjson.dumps(r.kwargs).decode() for rs in self._tool_calls.values() for r in rs
+                           if r.provider == provider and r.tool_name == tool_name})
+        known = f" Recorded {provider} {tool_name} calls: {'; '.join(recorded[:5])}." if recorded else ""
+        return ReplayMissError(f"No recording of the {provider} {tool_name} call with arguments "
+                               f"{orjson.dumps(kwargs).decode()} (scope {scope!r}) in {self.directory}.{known}")
+
+    def write_tool_call(self, *, provider: str, tool_name: str, kwargs: JSON, content: str,
+                        scope: str | None) -> Path:
+        document = tool_recording_document(test_id=scope, provider=provider, tool_name=tool_name, kwargs=kwargs,
+                                           content=content)
+        path = self._write_document(recording_hash(tool_match_key(provider, tool_name, kwargs), scope), document)
+        recording = parse_tool_recording(str(path), document)
+        if recording is not None:
+            self._index_tool_call(recording)
+        return path
 
     def model_names(self, endpoint: str) -> list[str]:
         """Upstream models the recordings hold answers from, so replay mode can list them."""
@@ -104,12 +143,16 @@ class RecordingStore:
             test_id=scope, url=url, endpoint=endpoint, body=body,
             response_body=response_body, is_streaming=is_streaming, type_name=type_name,
         )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{recording_hash(match_key(endpoint, body), scope)}.json"
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-        temporary.replace(path)
+        path = self._write_document(recording_hash(match_key(endpoint, body), scope), document)
         recording = parse_recording(str(path), document)
         if recording is not None:
             self._index(recording)
+        return path
+
+    def _write_document(self, digest: str, document: JSON) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{digest}.json"
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        temporary.replace(path)
         return path

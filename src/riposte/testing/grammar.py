@@ -41,15 +41,14 @@ _STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label")
 # Item types whose wire form has no `status` (the MCP listing and approval items).
 _STATUSLESS_ITEM_TYPES: Final = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_response"})
 # Progress events of server-side tool items: `response.<item type>.<phase>`, only while the item is open.
+_TOOL_PHASES: Final = {
+    "mcp_list_tools": ("in_progress", "completed", "failed"),
+    "mcp_call": ("in_progress", "completed", "failed"),
+    "file_search_call": ("in_progress", "searching", "completed"),
+    "web_search_call": ("in_progress", "searching", "completed"),
+}
 _TOOL_PHASE_EVENTS: Final = {
-    f"response.{item_type}.{phase}": item_type
-    for item_type, phases in {
-        "mcp_list_tools": ("in_progress", "completed", "failed"),
-        "mcp_call": ("in_progress", "completed", "failed"),
-        "file_search_call": ("in_progress", "searching", "completed"),
-        "web_search_call": ("in_progress", "searching", "completed"),
-    }.items()
-    for phase in phases
+    f"response.{item_type}.{phase}": item_type for item_type, phases in _TOOL_PHASES.items() for phase in phases
 }
 
 
@@ -72,6 +71,11 @@ _TEXT_STREAMS: Final = {
     "response.mcp_call_arguments": _TextStream("mcp_call", "arguments", None),
     "response.code_interpreter_call_code": _TextStream("code_interpreter_call", "code", None),
 }
+
+
+# Phases come in the order above (one may be skipped, none repeated or reversed). A search call
+# closed as completed has announced `.completed` first; a failed search simply stops announcing.
+_COMPLETION_ANNOUNCED: Final = frozenset({"file_search_call", "web_search_call"})
 
 
 def stream_grammar_errors(events: Sequence[object]) -> list[str]:
@@ -119,6 +123,7 @@ class _Item:
     parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
     deltas: list[str] = field(default_factory=list)  # item-level stream, e.g. function arguments
     done_text: str | None = None
+    phases: list[str] = field(default_factory=list)  # tool progress phases announced so far
 
     def parts_of(self, family: str) -> dict[int, _Part]:
         return {index: part for (fam, index), part in self.parts.items() if fam == family}
@@ -262,6 +267,10 @@ class _Checker:
                 self._error(position, event, f"targets a {item.type!r} item, expected {phase_of!r}")
             if "item_id" not in event or "output_index" not in event:
                 self._error(position, event, "a tool progress event needs item_id and output_index")
+            self._on_tool_phase(position, event, item, phase_of, suffix)
+            return
+        if prefix.removeprefix("response.") in _TOOL_PHASES and stream is None:
+            self._error(position, event, f"unknown phase {suffix!r} of {prefix}")
             return
         parts = {fam: self._open_part(position, event, item, fam) for fam, key in _INDEX_FIELD.items() if key in event}
         if stream is None:
@@ -272,6 +281,19 @@ class _Checker:
             self._error(position, event, f"{_INDEX_FIELD[stream.family]} missing")
         elif (part := parts[stream.family]) is not None:
             self._on_part_text(position, event, part, stream, suffix)
+
+    def _on_tool_phase(self, position: int, event: Event, item: _Item, item_type: str, phase: str) -> None:
+        phases = _TOOL_PHASES[item_type]
+        if item.phases and phases.index(phase) <= phases.index(item.phases[-1]):
+            self._error(position, event, f"phase {phase!r} comes after {item.phases[-1]!r}")
+        else:
+            item.phases.append(phase)
+
+    def _check_tool_completed(self, position: int, event: Event, state: _Item, item: Mapping[str, Any]) -> None:
+        announced = "completed" in state.phases
+        if state.type in _COMPLETION_ANNOUNCED and item.get("status") == "completed" and not announced:
+            self._error(position, event, f"item {state.id!r} is completed but no response.{state.type}.completed "
+                                         "was sent")
 
     # ----------------------------------------------------------------- items
 
@@ -327,6 +349,7 @@ class _Checker:
             self._error(position, event, "a done item cannot be in_progress")
         self._check_parts_closed(position, event, state)
         self._check_done_item_text(position, event, state, item)
+        self._check_tool_completed(position, event, state, item)
         state.done = item
 
     def _check_parts_closed(self, position: int, event: Event, state: _Item) -> None:

@@ -35,6 +35,8 @@ class ToolRun:
     final_phase: str | None = "completed"
     # file id -> filename for ids the model may cite as <|file-id|> (file_search only).
     citable_files: dict[str, str] = field(default_factory=dict)
+    # url -> title of sources the model may cite by linking to them (web_search only).
+    citable_urls: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
