@@ -56,6 +56,16 @@ class SearchApiConfig(BaseModel):
         return self.api_key or os.environ.get(self.api_key_env) or None
 
 
+class TavilyConfig(SearchApiConfig):
+    base_url: str = "https://api.tavily.com"
+    api_key_env: str = "TAVILY_API_KEY"
+
+
+class BraveConfig(SearchApiConfig):
+    base_url: str = "https://api.search.brave.com/res/v1"
+    api_key_env: str = "BRAVE_API_KEY"
+
+
 class OfflineCorpusConfig(BaseModel):
     """The local corpus the offline web search provider searches; either or both sources."""
 
@@ -77,10 +87,8 @@ class WebSearchSettings(BaseModel):
     # Which provider serves tools with external web access; None picks the first one set up:
     # Tavily or Brave with a key, else the offline corpus.
     provider: Literal["tavily", "brave", "offline"] | None = None
-    tavily: SearchApiConfig = Field(default_factory=lambda: SearchApiConfig(
-        base_url="https://api.tavily.com", api_key_env="TAVILY_API_KEY"))
-    brave: SearchApiConfig = Field(default_factory=lambda: SearchApiConfig(
-        base_url="https://api.search.brave.com/res/v1", api_key_env="BRAVE_API_KEY"))
+    tavily: TavilyConfig = Field(default_factory=TavilyConfig)
+    brave: BraveConfig = Field(default_factory=BraveConfig)
     offline: OfflineCorpusConfig = Field(default_factory=OfflineCorpusConfig)
     timeout_seconds: float = Field(default=20.0, gt=0)
 

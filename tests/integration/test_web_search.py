@@ -124,7 +124,7 @@ def test_offline_search_cites_the_corpus_and_opens_no_connection(
     make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch, corpus: Path
 ) -> None:
     server = web_server(make_server, upstream, provider="tavily",
-                        tavily={"base_url": search_api.base_url, "api_key": "tvly-key", "api_key_env": "UNUSED"},
+                        tavily={"base_url": search_api.base_url, "api_key": "tvly-key"},
                         offline={"directory": str(corpus)})
     answer = f"Saturn's rings are ice and rock, per [NASA]({SATURN_URL})."
     upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "saturn rings"}')]),
@@ -178,7 +178,7 @@ def test_tavily_gets_the_key_the_domains_and_the_context_size(
     make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch
 ) -> None:
     server = web_server(make_server, upstream, provider="tavily",
-                        tavily={"base_url": search_api.base_url, "api_key": "tvly-key", "api_key_env": "UNUSED"})
+                        tavily={"base_url": search_api.base_url, "api_key": "tvly-key"})
     search_api.results = [
         {"url": "https://docs.python.org/3/whatsnew/3.13.html", "title": "What's New In Python 3.13",
          "content": "Python 3.13 adds a free-threaded build.", "score": 0.9},
@@ -207,7 +207,7 @@ def test_brave_gets_the_key_and_the_country(
     make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch
 ) -> None:
     server = web_server(make_server, upstream, provider="brave",
-                        brave={"base_url": search_api.base_url, "api_key": "brave-key", "api_key_env": "UNUSED"})
+                        brave={"base_url": search_api.base_url, "api_key": "brave-key"})
     search_api.results = [{"url": "https://www.bbc.co.uk/weather", "title": "BBC <strong>Weather</strong>",
                            "content": "Rain in <strong>London</strong>."}]
     upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "london weather"}')]),
@@ -227,7 +227,7 @@ def test_a_provider_that_fails_gives_a_failed_call_and_the_turn_goes_on(
     make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch
 ) -> None:
     server = web_server(make_server, upstream, provider="tavily",
-                        tavily={"base_url": search_api.base_url, "api_key": "bad", "api_key_env": "UNUSED"})
+                        tavily={"base_url": search_api.base_url, "api_key": "bad"})
     search_api.status = 401
     upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "x"}')]), text_reply("I could not search."))
 
@@ -265,7 +265,7 @@ def test_provider_calls_record_in_the_reference_format_and_replay_offline(
     make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch, tmp_path: Path
 ) -> None:
     recordings = tmp_path / "recordings"
-    tavily = {"base_url": search_api.base_url, "api_key": "k", "api_key_env": "UNUSED"}
+    tavily = {"base_url": search_api.base_url, "api_key": "k"}
     search_api.results = [{"url": "https://example.org/a", "title": "A", "content": "Alpha."}]
     recorder = make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
                            inference_mode=InferenceMode.RECORD, recordings_dir=recordings,
