@@ -14,6 +14,7 @@ from riposte import __version__
 from riposte.api import conversations, files, models, passthrough, responses, vector_stores
 from riposte.api.errors import install_error_handlers
 from riposte.api.middleware import BodySizeLimit, ReplayScope, RequestLog
+from riposte.api.openapi import install_openapi, returns
 from riposte.config import InferenceMode, Settings, load_settings
 from riposte.observability.logs import configure_logging
 from riposte.observability.metrics import exposition
@@ -47,9 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (responses.router, passthrough.router, models.router, conversations.router, files.router,
                    vector_stores.router):
         app.include_router(router, prefix="/v1")
-    app.add_api_route("/health", models.health, methods=["GET"])
+    app.add_api_route("/health", models.health, methods=["GET"], responses=returns(models.Health))
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(ReplayScope)
     # Uploads may exceed the JSON limit; the file service enforces max_file_bytes exactly.
     upload_limit = max(resolved.max_request_bytes, resolved.max_file_bytes + MULTIPART_OVERHEAD_BYTES)

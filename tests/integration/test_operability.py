@@ -272,3 +272,9 @@ def test_traces_reach_an_otlp_collector_with_genai_attributes(tmp_path: Path, up
     assert attributes(tool)["gen_ai.tool.call.id"] == "call_1"
     for child in (*chats, tool):
         assert child.trace_id == turn.trace_id and child.parent_span_id == turn.span_id
+
+
+def test_a_chat_completion_without_messages_is_a_400_not_a_crash(json_server: ServerProcess) -> None:
+    reply = httpx.post(f"{json_server.base_url}/chat/completions", json={"model": "fake/m"}, timeout=10)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "messages"

@@ -7,12 +7,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from openai.types.conversations import Conversation as ConversationObject
+from openai.types.conversations import ConversationDeletedResource, ConversationItem, ConversationItemList
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from riposte import ids
 from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
+from riposte.api.openapi import body, returns
 from riposte.engine.conversation import CONVERSATION_PREFIX, new_conversation_items
 from riposte.engine.item_includes import item_view
 from riposte.errors import InvalidRequestError, NotFoundError
@@ -54,7 +57,7 @@ class AddItemsRequest(BaseModel):
     items: list[Any]
 
 
-@router.post("/conversations")
+@router.post("/conversations", openapi_extra=body(CreateConversationRequest), responses=returns(ConversationObject))
 async def create_conversation(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateConversationRequest)
     items = new_conversation_items(body.items or [])
@@ -68,12 +71,14 @@ async def create_conversation(request: Request, svc: Services = Depends(services
     return json_response(conversation.as_object())
 
 
-@router.get("/conversations/{conversation_id}")
+@router.get("/conversations/{conversation_id}", responses=returns(ConversationObject))
 async def retrieve_conversation(conversation_id: str, svc: Services = Depends(services)) -> Response:
     return json_response((await _conversation(svc, conversation_id)).as_object())
 
 
-@router.post("/conversations/{conversation_id}")
+@router.post("/conversations/{conversation_id}",
+             openapi_extra=body(UpdateConversationRequest),
+             responses=returns(ConversationObject))
 async def update_conversation(conversation_id: str, request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, UpdateConversationRequest)
     updated = await svc.conversations.update_metadata(conversation_id, body.metadata or {})
@@ -82,14 +87,16 @@ async def update_conversation(conversation_id: str, request: Request, svc: Servi
     return json_response(updated.as_object())
 
 
-@router.delete("/conversations/{conversation_id}")
+@router.delete("/conversations/{conversation_id}", responses=returns(ConversationDeletedResource))
 async def delete_conversation(conversation_id: str, svc: Services = Depends(services)) -> Response:
     if not await svc.conversations.delete(conversation_id):
         raise _conversation_not_found(conversation_id)
     return json_response({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
 
 
-@router.post("/conversations/{conversation_id}/items")
+@router.post("/conversations/{conversation_id}/items",
+             openapi_extra=body(AddItemsRequest),
+             responses=returns(ConversationItemList))
 async def add_items(
     conversation_id: str, request: Request, includes: frozenset[str] = Depends(requested_includes),
     svc: Services = Depends(services),
@@ -105,7 +112,7 @@ async def add_items(
     return json_response(list_body([item_view(item, includes) for item in items], has_more=False))
 
 
-@router.get("/conversations/{conversation_id}/items")
+@router.get("/conversations/{conversation_id}/items", responses=returns(ConversationItemList))
 async def list_items(
     conversation_id: str,
     after: str | None = None,
@@ -121,7 +128,7 @@ async def list_items(
     return json_response(list_body([item_view(item, includes) for item in page.data], page.has_more))
 
 
-@router.get("/conversations/{conversation_id}/items/{item_id}")
+@router.get("/conversations/{conversation_id}/items/{item_id}", responses=returns(ConversationItem))
 async def retrieve_item(
     conversation_id: str, item_id: str, includes: frozenset[str] = Depends(requested_includes),
     svc: Services = Depends(services),
@@ -133,7 +140,7 @@ async def retrieve_item(
     return json_response(item_view(item, includes))
 
 
-@router.delete("/conversations/{conversation_id}/items/{item_id}")
+@router.delete("/conversations/{conversation_id}/items/{item_id}", responses=returns(ConversationObject))
 async def delete_item(conversation_id: str, item_id: str, svc: Services = Depends(services)) -> Response:
     conversation = await _conversation(svc, conversation_id)
     if not await svc.conversations.delete_item(conversation_id, item_id):

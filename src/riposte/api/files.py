@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from openai.types import FileDeleted, FileObject
 from starlette.datastructures import FormData, UploadFile
 from starlette.responses import StreamingResponse
 
 from riposte.api.jsonresponse import json_response, list_body
+from riposte.api.openapi import multipart_body, returns, returns_list
 from riposte.errors import InvalidRequestError
 from riposte.services import Services, services
 from riposte.store.pagination import PageRequest
+
+# The form the SDK's `files.create` sends; read by hand (streamed to disk), so described here.
+UPLOAD_BODY = multipart_body({"file": {"type": "string", "format": "binary"},
+                              "purpose": {"type": "string", "enum": ["assistants", "batch", "fine-tune", "vision",
+                                                                     "user_data", "evals"]},
+                              "expires_after": {"type": "object"}}, required=["file", "purpose"])
+BYTES: dict[int | str, dict[str, Any]] = {200: {"description": "The file's bytes", "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
 router = APIRouter()
 _READ_CHUNK = 1024 * 1024
 
 
-@router.post("/files")
+@router.post("/files", openapi_extra=UPLOAD_BODY, responses=returns(FileObject))
 async def upload_file(request: Request, svc: Services = Depends(services)) -> Response:
     async with request.form(max_files=1, max_fields=16) as form:
         upload = form.get("file")
@@ -52,7 +62,7 @@ def _expiry(form: FormData) -> int | None:
     return int(seconds)
 
 
-@router.get("/files")
+@router.get("/files", responses=returns_list(FileObject))
 async def list_files(
     after: str | None = None,
     limit: int = Query(default=10000, ge=1, le=10000),
@@ -64,18 +74,18 @@ async def list_files(
     return json_response(list_body([record.as_object() for record in page.data], page.has_more))
 
 
-@router.get("/files/{file_id}")
+@router.get("/files/{file_id}", responses=returns(FileObject))
 async def retrieve_file(file_id: str, svc: Services = Depends(services)) -> Response:
     return json_response((await svc.files.get(file_id)).as_object())
 
 
-@router.get("/files/{file_id}/content")
+@router.get("/files/{file_id}/content", responses=BYTES)
 async def file_content(file_id: str, svc: Services = Depends(services)) -> Response:
     _record, chunks = await svc.files.content(file_id)
     return StreamingResponse(chunks, media_type="application/octet-stream")
 
 
-@router.delete("/files/{file_id}")
+@router.delete("/files/{file_id}", responses=returns(FileDeleted))
 async def delete_file(file_id: str, svc: Services = Depends(services)) -> Response:
     await svc.files.delete(file_id, before_delete=svc.vector_stores.detach_everywhere)
     return json_response({"id": file_id, "object": "file", "deleted": True})

@@ -8,9 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from openai.types import CreateEmbeddingResponse, EmbeddingCreateParams
+from openai.types.chat import ChatCompletion
+from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 from riposte.api.body import json_object
 from riposte.api.jsonresponse import json_response
+from riposte.api.openapi import body, returns
 from riposte.api.sse import data_stream_response
 from riposte.errors import InvalidRequestError, RiposteError
 from riposte.services import Services, services
@@ -18,10 +22,16 @@ from riposte.services import Services, services
 router = APIRouter()
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions",
+             openapi_extra=body(CompletionCreateParamsBase),
+             responses=returns(ChatCompletion, streams=True))
 async def chat_completions(request: Request, svc: Services = Depends(services)) -> Response:
     body = await json_object(request)
     route = svc.router.resolve(_model(body))
+    if not isinstance(body.get("messages"), list):
+        # Checked here: the SDK client that carries the call would raise a TypeError, not a 400.
+        raise InvalidRequestError("Missing required parameter: 'messages' (a list of messages).",
+                                  param="messages", code="missing_required_parameter")
     upstream_body = {**body, "model": route.upstream_model}
     if not body.get("stream"):
         return json_response(await route.upstream.chat(upstream_body))
@@ -31,7 +41,7 @@ async def chat_completions(request: Request, svc: Services = Depends(services)) 
     return data_stream_response(_prepend(first, chunks))
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", openapi_extra=body(EmbeddingCreateParams), responses=returns(CreateEmbeddingResponse))
 async def embeddings(request: Request, svc: Services = Depends(services)) -> Response:
     body = await json_object(request)
     route = svc.router.resolve(_model(body))

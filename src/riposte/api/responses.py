@@ -7,10 +7,13 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from openai.types.responses import Response as OpenAIResponse
+from openai.types.responses import ResponseItemList
 
 from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
+from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
@@ -22,7 +25,7 @@ from riposte.store.responses import StoredResponse
 router = APIRouter()
 
 
-@router.post("/responses")
+@router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True))
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
@@ -38,7 +41,7 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
     return json_response(turn.response)
 
 
-@router.get("/responses")
+@router.get("/responses", responses=returns_list(OpenAIResponse))
 async def list_responses(
     after: str | None = None,
     limit: int = Query(default=50, ge=1, le=100),
@@ -51,19 +54,19 @@ async def list_responses(
     return json_response(list_body(data, page.has_more))
 
 
-@router.get("/responses/{response_id}")
+@router.get("/responses/{response_id}", responses=returns(OpenAIResponse))
 async def retrieve_response(response_id: str, svc: Services = Depends(services)) -> Response:
     return json_response((await _stored(svc, response_id)).response)
 
 
-@router.delete("/responses/{response_id}")
+@router.delete("/responses/{response_id}", responses=returns(Deleted))
 async def delete_response(response_id: str, svc: Services = Depends(services)) -> Response:
     if not await svc.responses.delete(response_id):
         raise _not_found(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})
 
 
-@router.get("/responses/{response_id}/input_items")
+@router.get("/responses/{response_id}/input_items", responses=returns(ResponseItemList))
 async def list_input_items(
     response_id: str,
     after: str | None = None,

@@ -6,9 +6,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from openai.types import VectorStore, VectorStoreDeleted, VectorStoreSearchResponse
+from openai.types.vector_stores import (
+    FileContentResponse,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+    VectorStoreFileDeleted,
+)
 
 from riposte.api.body import parse_body
 from riposte.api.jsonresponse import json_response, list_body
+from riposte.api.openapi import body, returns, returns_list
 from riposte.errors import InvalidRequestError
 from riposte.services import Services, services
 from riposte.store.pagination import PageRequest
@@ -44,7 +52,7 @@ def page_request(
 # ---------------------------------------------------------------------- stores
 
 
-@router.post("/vector_stores")
+@router.post("/vector_stores", openapi_extra=body(CreateStoreBody), responses=returns(VectorStore))
 async def create_store(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateStoreBody)
     new = NewStore(
@@ -56,18 +64,18 @@ async def create_store(request: Request, svc: Services = Depends(services)) -> R
     return json_response(await svc.vector_stores.create_store(new))
 
 
-@router.get("/vector_stores")
+@router.get("/vector_stores", responses=returns_list(VectorStore))
 async def list_stores(page: PageRequest = Depends(page_request), svc: Services = Depends(services)) -> Response:
     data, has_more = await svc.vector_stores.list_stores(page)
     return json_response(list_body(data, has_more))
 
 
-@router.get("/vector_stores/{store_id}")
+@router.get("/vector_stores/{store_id}", responses=returns(VectorStore))
 async def retrieve_store(store_id: str, svc: Services = Depends(services)) -> Response:
     return json_response(await svc.vector_stores.retrieve_store(store_id))
 
 
-@router.post("/vector_stores/{store_id}")
+@router.post("/vector_stores/{store_id}", openapi_extra=body(UpdateStoreBody), responses=returns(VectorStore))
 async def update_store(store_id: str, request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, UpdateStoreBody)
     changes: dict[str, Any] = {}
@@ -80,13 +88,15 @@ async def update_store(store_id: str, request: Request, svc: Services = Depends(
     return json_response(await svc.vector_stores.update_store(store_id, changes))
 
 
-@router.delete("/vector_stores/{store_id}")
+@router.delete("/vector_stores/{store_id}", responses=returns(VectorStoreDeleted))
 async def delete_store(store_id: str, svc: Services = Depends(services)) -> Response:
     await svc.vector_stores.delete_store(store_id)
     return json_response({"id": store_id, "object": "vector_store.deleted", "deleted": True})
 
 
-@router.post("/vector_stores/{store_id}/search")
+@router.post("/vector_stores/{store_id}/search",
+             openapi_extra=body(SearchBody),
+             responses=returns_list(VectorStoreSearchResponse))
 async def search_store(store_id: str, request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, SearchBody)
     queries = [body.query] if isinstance(body.query, str) else body.query
@@ -119,7 +129,7 @@ def _search_request(body: SearchBody, queries: list[str]) -> SearchRequest:
 # ---------------------------------------------------------------------- files in a store
 
 
-@router.post("/vector_stores/{store_id}/files")
+@router.post("/vector_stores/{store_id}/files", openapi_extra=body(AttachFileBody), responses=returns(VectorStoreFile))
 async def attach_file(store_id: str, request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, AttachFileBody)
     attachment = Attachment(file_id=body.file_id, attributes=check_attributes(body.attributes),
@@ -127,7 +137,7 @@ async def attach_file(store_id: str, request: Request, svc: Services = Depends(s
     return json_response(await svc.vector_stores.attach_file(store_id, attachment))
 
 
-@router.get("/vector_stores/{store_id}/files")
+@router.get("/vector_stores/{store_id}/files", responses=returns_list(VectorStoreFile))
 async def list_store_files(
     store_id: str,
     page: PageRequest = Depends(page_request),
@@ -138,12 +148,14 @@ async def list_store_files(
     return json_response(list_body(data, has_more))
 
 
-@router.get("/vector_stores/{store_id}/files/{file_id}")
+@router.get("/vector_stores/{store_id}/files/{file_id}", responses=returns(VectorStoreFile))
 async def retrieve_store_file(store_id: str, file_id: str, svc: Services = Depends(services)) -> Response:
     return json_response(await svc.vector_stores.retrieve_file(store_id, file_id))
 
 
-@router.post("/vector_stores/{store_id}/files/{file_id}")
+@router.post("/vector_stores/{store_id}/files/{file_id}",
+             openapi_extra=body(UpdateFileBody),
+             responses=returns(VectorStoreFile))
 async def update_store_file(store_id: str, file_id: str, request: Request,
                             svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, UpdateFileBody)
@@ -151,13 +163,13 @@ async def update_store_file(store_id: str, file_id: str, request: Request,
     return json_response(await svc.vector_stores.update_file_attributes(store_id, file_id, attributes))
 
 
-@router.delete("/vector_stores/{store_id}/files/{file_id}")
+@router.delete("/vector_stores/{store_id}/files/{file_id}", responses=returns(VectorStoreFileDeleted))
 async def detach_store_file(store_id: str, file_id: str, svc: Services = Depends(services)) -> Response:
     await svc.vector_stores.detach_file(store_id, file_id)
     return json_response({"id": file_id, "object": "vector_store.file.deleted", "deleted": True})
 
 
-@router.get("/vector_stores/{store_id}/files/{file_id}/content")
+@router.get("/vector_stores/{store_id}/files/{file_id}/content", responses=returns_list(FileContentResponse))
 async def store_file_content(store_id: str, file_id: str, svc: Services = Depends(services)) -> Response:
     parts = await svc.vector_stores.file_content(store_id, file_id)
     return json_response({"object": "vector_store.file_content.page", "data": parts, "has_more": False,
@@ -167,7 +179,9 @@ async def store_file_content(store_id: str, file_id: str, svc: Services = Depend
 # ---------------------------------------------------------------------- file batches
 
 
-@router.post("/vector_stores/{store_id}/file_batches")
+@router.post("/vector_stores/{store_id}/file_batches",
+             openapi_extra=body(CreateBatchBody),
+             responses=returns(VectorStoreFileBatch))
 async def create_batch(store_id: str, request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateBatchBody)
     return json_response(await svc.vector_stores.create_batch(store_id, _batch_attachments(body)))
@@ -187,17 +201,17 @@ def _batch_attachments(body: CreateBatchBody) -> list[Attachment]:
     return [Attachment(file_id=file_id, attributes=attributes, strategy=strategy) for file_id in body.file_ids or []]
 
 
-@router.get("/vector_stores/{store_id}/file_batches/{batch_id}")
+@router.get("/vector_stores/{store_id}/file_batches/{batch_id}", responses=returns(VectorStoreFileBatch))
 async def retrieve_batch(store_id: str, batch_id: str, svc: Services = Depends(services)) -> Response:
     return json_response(await svc.vector_stores.retrieve_batch(store_id, batch_id))
 
 
-@router.post("/vector_stores/{store_id}/file_batches/{batch_id}/cancel")
+@router.post("/vector_stores/{store_id}/file_batches/{batch_id}/cancel", responses=returns(VectorStoreFileBatch))
 async def cancel_batch(store_id: str, batch_id: str, svc: Services = Depends(services)) -> Response:
     return json_response(await svc.vector_stores.cancel_batch(store_id, batch_id))
 
 
-@router.get("/vector_stores/{store_id}/file_batches/{batch_id}/files")
+@router.get("/vector_stores/{store_id}/file_batches/{batch_id}/files", responses=returns_list(VectorStoreFile))
 async def list_batch_files(
     store_id: str,
     batch_id: str,
