@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from riposte import __version__
 from riposte.api import conversations, files, models, passthrough, responses, vector_stores
-from riposte.api.errors import install_error_handlers
+from riposte.api.errors import ErrorBoundary, install_error_handlers
 from riposte.api.middleware import BodySizeLimit, ReplayScope, RequestLog
 from riposte.api.openapi import install_openapi, returns
 from riposte.config import InferenceMode, Settings, load_settings
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Uploads may exceed the JSON limit; the file service enforces max_file_bytes exactly.
     upload_limit = max(resolved.max_request_bytes, resolved.max_file_bytes + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes, path_limits={"/v1/files": upload_limit})
+    # Inside the request log, so that it logs the 500 an unexpected error becomes.
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(RequestLog)  # outermost: it sees every status, the size limit's 413 included
     return app
 

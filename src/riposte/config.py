@@ -32,7 +32,18 @@ class ProviderConfig(BaseModel):
     models: list[str] | None = Field(default=None, description="optional allow-list of upstream model names")
     # Older servers (llama.cpp, some Ollama builds) only know `max_tokens`.
     max_tokens_param: str = "max_completion_tokens"
-    timeout_seconds: float = 600.0
+    # Deadlines on every upstream call; each one that fires fails the call with a message naming it.
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # From sending the request to the first byte of the body: the model's time to its first token.
+    first_byte_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Longest silence between two reads of a streamed body once it has started.
+    idle_timeout_seconds: float = Field(default=120.0, gt=0)
+    # The whole call, connecting included: bounds a drip that never goes idle.
+    total_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # How long an idle pooled connection is kept for reuse. Below the 5 s keep-alive of uvicorn
+    # (vLLM, most Python servers), nginx's 75 s and cloud load balancers' 60 s, so the pool drops a
+    # connection before the upstream does; the rare race that remains is retried once.
+    keepalive_seconds: float = Field(default=4.0, ge=0)
 
     def resolved_api_key(self) -> str:
         if self.api_key:
@@ -107,6 +118,9 @@ class Settings(BaseModel):
     default_provider: str | None = None
     max_request_bytes: int = 32 * 1024 * 1024
     max_infer_iters: int = 10
+    # Characters of output (text, refusal, reasoning, tool arguments) one response may produce;
+    # beyond it the turn ends `incomplete`. About a million tokens: far above any model's limit.
+    max_output_chars: int = Field(default=4_000_000, ge=1)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["text", "json"] = "text"
     # OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); tracing is off without it.
@@ -173,6 +187,7 @@ _ENV_FIELDS = (
     "default_provider",
     "max_request_bytes",
     "max_infer_iters",
+    "max_output_chars",
     "log_level",
     "log_format",
     "otlp_traces_endpoint",

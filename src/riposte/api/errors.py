@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.observability.request_record import current_request
@@ -77,12 +78,41 @@ def install_error_handlers(app: FastAPI) -> None:
         error.code = "not_found" if exc.status_code == 404 else None
         return error_response(error)
 
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error", exc_info=exc)
-        return error_response(RiposteError("The server had an error while processing your request."))
-
     app.add_exception_handler(RiposteError, on_riposte_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(ValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+
+
+class ErrorBoundary:
+    """Turns an unexpected exception into a 500 in the error envelope, and keeps the connection.
+
+    Starlette's own last-resort handler sends its 500 and then re-raises, so that servers can log
+    it; uvicorn answers an exception from an application whose response has started by closing the
+    connection. The client was not told (no `Connection: close`), so its next request on that
+    keep-alive connection met a reset. Here the exception ends with the response: logged, answered,
+    and the connection stays usable. Only a response already under way when the error came, whose
+    body is broken for good, still ends its connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            error = RiposteError("The server had an error while processing your request.")
+            await error_response(error)(scope, receive, send)

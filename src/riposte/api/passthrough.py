@@ -37,7 +37,11 @@ async def chat_completions(request: Request, svc: Services = Depends(services)) 
         return json_response(await route.upstream.chat(upstream_body))
     chunks = route.upstream.stream_chat(upstream_body)
     # Pull the first chunk before answering, so an upstream failure still gets a real status code.
-    first = await anext(chunks, None)
+    try:
+        first = await anext(chunks, None)
+    except BaseException:
+        await chunks.aclose()
+        raise
     return data_stream_response(_prepend(first, chunks))
 
 
@@ -69,5 +73,6 @@ async def _prepend(
             async for chunk in chunks:
                 yield chunk
         except RiposteError as exc:
-            # Headers are gone already; OpenAI-compatible clients read an `error` data line.
+            # Headers are gone already; OpenAI-compatible clients read an `error` data line, and
+            # the stream still ends with `[DONE]`.
             yield exc.envelope()

@@ -30,7 +30,7 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
     body = await parse_body(request, CreateResponseRequest)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
-                              keyring=svc.keyring)
+                              keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars)
     if body.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:

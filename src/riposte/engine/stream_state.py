@@ -16,9 +16,17 @@ from typing import Any
 from riposte import ids
 from riposte.engine.citation_filter import CitationFilter
 from riposte.engine.response_object import ResponseObject, snapshot
+from riposte.errors import UpstreamError
 from riposte.tools.citations import CitableUrls
 
 Event = dict[str, Any]
+
+# Generous enough to be unreachable by a real model; `Settings.max_output_chars` sets the real one.
+DEFAULT_MAX_OUTPUT_CHARS = 4_000_000
+
+
+class OutputLimitReached(Exception):
+    """The response produced `max_output_chars` characters; the current call ends as `length`."""
 
 
 class PartKind(str, Enum):
@@ -129,8 +137,11 @@ class ResponseStream:
         self, response: ResponseObject, server_tool_names: frozenset[str] = frozenset(),
         seal_reasoning: ReasoningSealer | None = None,
         *, argument_streams: Mapping[str, ArgumentStream] | None = None,
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     ) -> None:
         self.response = response
+        # Characters the response may still produce, over all its upstream calls.
+        self._output_budget = max_output_chars
         # Calls to these run on the server and get their own items; any other call is a client
         # function call and becomes a function_call item.
         self._server_tool_names = server_tool_names
@@ -184,30 +195,56 @@ class ResponseStream:
 
     # -- feeding chunks ----------------------------------------------------------------------
 
+    @property
+    def call_finished(self) -> bool:
+        """Whether the current upstream call said why it stopped: a stream without a finish reason
+        was cut short, however cleanly it closed."""
+        return self._finish_reason is not None
+
     def feed(self, chunk: dict[str, Any]) -> None:
+        """Raises `UpstreamError` for a value of the wrong type, before anything is built from it,
+        and `OutputLimitReached` at the output cap. Other malformations raise TypeError,
+        AttributeError or ValueError, also before any state is changed by the offending field."""
         usage = chunk.get("usage")
         if usage:
-            self._usage = usage
+            self._usage = _checked(usage, dict, "usage")
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
             self._feed_delta(delta, choice.get("logprobs"))
-            if choice.get("finish_reason"):
-                self._finish_reason = choice["finish_reason"]
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self._finish_reason = _checked(finish_reason, str, "finish_reason")
 
     def _feed_delta(self, delta: dict[str, Any], logprobs: dict[str, Any] | None) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning:
+            self._spend(_checked(reasoning, str, "delta.reasoning_content"))
             self._reasoning_delta(reasoning)
         content = delta.get("content")
         if content:
+            if type(content) is not str:
+                raise _wrong_type("delta.content", content, str)
+            self._output_budget -= len(content)
+            if self._output_budget < 0:
+                self._reach_output_limit()
             self._part_delta(PartKind.TEXT, content, logprobs)
         refusal = delta.get("refusal")
         if refusal:
+            self._spend(_checked(refusal, str, "delta.refusal"))
             self._part_delta(PartKind.REFUSAL, refusal, None)
         for call in delta.get("tool_calls") or ():
             self._tool_call_delta(call)
+
+    def _spend(self, text: str) -> None:
+        self._output_budget -= len(text)
+        if self._output_budget < 0:
+            self._reach_output_limit()
+
+    def _reach_output_limit(self) -> None:
+        self._finish_reason = "length"
+        raise OutputLimitReached()
 
     def _reasoning_delta(self, delta: str) -> None:
         item = self._reasoning
@@ -273,10 +310,12 @@ class ResponseStream:
             call = self._tool_calls[index] = ToolCall(index=index)
         function = delta.get("function") or {}
         if delta.get("id"):
-            call.call_id = delta["id"]
+            call.call_id = _checked(delta["id"], str, "delta.tool_calls[].id")
         if function.get("name"):
-            call.name += function["name"]
+            call.name += _checked(function["name"], str, "delta.tool_calls[].function.name")
         fragment = function.get("arguments") or ""
+        if fragment:
+            self._spend(_checked(fragment, str, "delta.tool_calls[].function.arguments"))
         if call.item_id is None and call.name:
             if self._is_client_call(call.name):
                 self._open_function_call(call)
@@ -474,6 +513,17 @@ class ResponseStream:
             self.response["completed_at"] = int(time.time())
         self._emit({"type": event_type, "response": snapshot(self.response)})
         return self.drain()
+
+
+def _checked(value: Any, kind: type, field: str) -> Any:
+    if type(value) is not kind:
+        raise _wrong_type(field, value, kind)
+    return value
+
+
+def _wrong_type(field: str, value: Any, kind: type) -> UpstreamError:
+    expected = "a string" if kind is str else "an object"
+    return UpstreamError(f"upstream sent a chunk whose {field} is {type(value).__name__}, not {expected}")
 
 
 def _part_body(

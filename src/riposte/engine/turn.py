@@ -18,12 +18,20 @@ from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
-from riposte.engine.stream_state import CallResult, Event, ReasoningSealer, ResponseStream, ToolCall
+from riposte.engine.stream_state import (
+    DEFAULT_MAX_OUTPUT_CHARS,
+    CallResult,
+    Event,
+    OutputLimitReached,
+    ReasoningSealer,
+    ResponseStream,
+    ToolCall,
+)
 from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
-from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
+from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
 from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
@@ -53,6 +61,7 @@ class Turn:
     tool_choice: ChatToolChoice = field(default_factory=ChatToolChoice)
     max_infer_iters: int = 10
     seal_reasoning: ReasoningSealer | None = None
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     failure: RiposteError | None = None
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
@@ -66,7 +75,8 @@ class Turn:
 
     async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
-                                argument_streams=self.tools.argument_streams())
+                                argument_streams=self.tools.argument_streams(),
+                                max_output_chars=self.max_output_chars)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         try:
             for event in stream.start():
@@ -128,6 +138,8 @@ class Turn:
             async for event in self._call_upstream(stream, first=iteration == 0):
                 yield event
             assert self._last_result is not None
+            if self._last_result.finish_reason == "length":
+                return  # cut at the output limit: its tool calls may be cut too, and none may run
             calls = self._last_result.tool_calls
             server_calls = [call for call in calls if call.name in self.tools.server]
             if not server_calls:
@@ -183,9 +195,17 @@ class Turn:
             async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
                 async for chunk in chunks:
                     self.observer.chunk()
-                    stream.feed(chunk)
+                    try:
+                        stream.feed(chunk)
+                    except (TypeError, AttributeError, ValueError) as exc:
+                        raise _malformed_chunk(exc) from exc
                     for event in stream.drain():
                         yield event
+            if not stream.call_finished:
+                raise UpstreamError("upstream stream ended without a finish_reason: the answer was cut short")
+        except OutputLimitReached:
+            logger.warning("response %s reached the output limit of %d characters", self.response["id"],
+                           self.max_output_chars)
         except BaseException as exc:  # the client leaving (GeneratorExit) ends the span too
             self.observer.upstream_failed(span, exc)
             raise
@@ -245,6 +265,10 @@ class Turn:
                 logger.exception("could not store abandoned response %s", self.response["id"])
 
 
+def _malformed_chunk(exc: Exception) -> UpstreamError:
+    return UpstreamError(f"upstream sent a malformed chunk ({type(exc).__name__}: {exc})")
+
+
 def _response_error_code(error: RiposteError) -> str:
     if error.status_code == 429:
         return "rate_limit_exceeded"
@@ -293,6 +317,7 @@ async def prepare_turn(
     tool_factories: Mapping[str, ToolFactory] | None = None,
     max_infer_iters: int = 10,
     keyring: Keyring | None = None,
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
@@ -309,11 +334,13 @@ async def prepare_turn(
                           input_items=tuple(items), history=tuple(history + new_messages))
     tools = await build_turn_tools(request.tools or [], tool_factories or {}, context)
     try:
-        return _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,
+        turn = _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,
                          max_infer_iters, keyring)
     except BaseException:
         await tools.aclose()
         raise
+    turn.max_output_chars = max_output_chars
+    return turn
 
 
 def _new_turn(

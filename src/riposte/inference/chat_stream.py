@@ -9,6 +9,7 @@ non-streaming calls, off the hot path, stay on the SDK.
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -19,58 +20,108 @@ import orjson
 from yarl import URL
 
 from riposte.errors import UpstreamError
+from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, deadline_error
 from riposte.inference.sse_decoder import SseDataDecoder
+from riposte.inference.stale_connections import aiohttp_pools, open_with_one_retry
 from riposte.inference.upstream import JSON
 from riposte.observability.request_record import note_upstream_status
 
-# The SDK's own pool limit; aiohttp's default of 100 would queue the 101st concurrent stream.
-MAX_CONNECTIONS = 1000
 # A client mistake the backend caught is still the client's mistake; anything else is ours.
 _CLIENT_STATUSES = frozenset({400, 404, 413, 422, 429})
+_SSE = "text/event-stream"
+# How much of a body that is not SSE is quoted in the error.
+_QUOTED_BYTES = 300
 
 
 class ChatStreamClient:
     """One connection pool per upstream, opened on first use inside the serving event loop."""
 
-    def __init__(self, base_url: str, api_key: str, timeout_seconds: float) -> None:
+    def __init__(self, base_url: str, api_key: str, deadlines: Deadlines, keepalive_seconds: float) -> None:
         # Parsed once: aiohttp would parse a string URL again on every request.
         self._url = URL(base_url.rstrip("/") + "/chat/completions")
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
-                         "Accept": "text/event-stream"}
-        # Like the SDK's timeout: a bound on connecting and on each wait for data, not on the whole stream.
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_seconds, sock_read=timeout_seconds)
+                         "Accept": _SSE}
+        self._deadlines = deadlines
+        self._keepalive_seconds = keepalive_seconds
+        # aiohttp enforces only the connect deadline; the others are `BodyWatchdog`'s, because
+        # aiohttp's per-read timeout schedules a timer on every socket read.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect, sock_read=None)
         # The proxy the environment names for this URL, as the SDK's client would use; read once,
         # because aiohttp's trust_env would also re-read ~/.netrc on every request.
         self._proxy = environment_proxy(str(self._url))
-        self._session: aiohttp.ClientSession | None = None
-
-    def _pool(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
-                                                  timeout=self._timeout)
-        return self._session
+        self._pools: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
 
     async def stream(self, body: JSON) -> AsyncGenerator[JSON]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        response = await self._open(orjson.dumps(body), started)
+        content = response.content
+        watchdog = BodyWatchdog(loop, content, self._deadlines, started)
+        complete = False
         try:
-            async with self._pool().post(self._url, data=orjson.dumps(body), headers=self._headers,
-                                         proxy=self._proxy) as response:
-                note_upstream_status(response.status)
-                if response.status >= 400:
-                    raise status_error(response.status, await response.read())
-                decoder = SseDataDecoder()
-                async for data in response.content.iter_any():
-                    for payload in decoder.feed(data):
-                        yield parse_chunk(payload)
-                for payload in decoder.close():
+            decoder = SseDataDecoder()
+            data = await content.readany()
+            watchdog.first_byte_arrived()
+            while data:
+                watchdog.waiting_since = NOT_WAITING
+                for payload in decoder.feed(data):
                     yield parse_chunk(payload)
+                watchdog.waiting_since = loop.time()
+                data = await content.readany()
+            for payload in decoder.close():
+                yield parse_chunk(payload)
+            complete = True
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"upstream connection failed: {exc}") from exc
+            raise UpstreamError(f"upstream connection failed: {exc or type(exc).__name__}") from exc
+        finally:
+            watchdog.cancel()
+            if complete:
+                response.release()
+            else:
+                response.close()  # never hand a half-read connection back to the pool
+
+    async def _open(self, data: bytes, started: float) -> aiohttp.ClientResponse:
+        """Send the request and check the response head, within the connect, first-byte and total
+        deadlines; a stale pooled connection is retried once on a fresh one."""
+        if self._pools is None:
+            self._pools = aiohttp_pools(self._keepalive_seconds, self._timeout)
+        pooled, fresh = self._pools
+        deadline_at, deadline_name = self._deadlines.before_first_byte(started)
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                return await open_with_one_retry(str(self._url), lambda pool: self._post(pool, data), pooled, fresh)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise deadline_error("connect", self._deadlines.connect) from exc
         except TimeoutError as exc:
-            raise UpstreamError("upstream request failed: timed out waiting for the upstream") from exc
+            seconds = self._deadlines.first_byte if deadline_name == "first-byte" else self._deadlines.total
+            raise deadline_error(deadline_name, seconds) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"upstream connection failed: {exc or type(exc).__name__}") from exc
+
+    async def _post(self, pool: aiohttp.ClientSession, data: bytes) -> aiohttp.ClientResponse:
+        response = await pool.post(self._url, data=data, headers=self._headers, proxy=self._proxy)
+        note_upstream_status(response.status)
+        try:
+            if response.status >= 400:
+                raise status_error(response.status, await response.read())
+            if response.content_type != _SSE and "Content-Type" in response.headers:
+                raise UpstreamError(
+                    f"upstream answered a streaming request with content type {response.content_type!r}, "
+                    f"not {_SSE!r}: {await _quote(response)}")
+        except BaseException:
+            response.close()
+            raise
+        return response
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._pools is not None:
+            for pool in self._pools:
+                await pool.close()
+
+
+async def _quote(response: aiohttp.ClientResponse) -> str:
+    head = await response.content.read(_QUOTED_BYTES)
+    return head.decode(errors="replace").strip() or "(empty body)"
 
 
 def environment_proxy(url: str) -> str | None:
@@ -81,11 +132,21 @@ def environment_proxy(url: str) -> str | None:
 
 
 def parse_chunk(payload: bytes | str) -> JSON:
-    chunk: JSON = orjson.loads(payload)
+    try:
+        chunk: JSON = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(f"upstream sent a malformed chunk ({exc}): {_quoted(payload)}") from exc
+    if chunk.__class__ is not dict:
+        raise UpstreamError(f"upstream sent a chunk that is not a JSON object: {_quoted(payload)}")
     if "error" in chunk and "choices" not in chunk:
         error = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
         raise UpstreamError(f"upstream stream error: {error.get('message', error)}", code=error.get("code"))
     return chunk
+
+
+def _quoted(payload: bytes | str) -> str:
+    text = payload.decode(errors="replace") if isinstance(payload, bytes) else payload
+    return text[:200]
 
 
 def status_error(status: int, body: bytes | str | Any) -> UpstreamError:
