@@ -40,6 +40,7 @@ from typing import Any, Final, Literal
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -50,10 +51,14 @@ __all__ = [
     "Reply",
     "ScriptedUpstream",
     "dropped_reply",
+    "cut_reply",
     "error_reply",
+    "hanging_reply",
     "make_usage",
+    "raw_reply",
     "reasoning_reply",
     "refusal_reply",
+    "reset_reply",
     "slow_reply",
     "text_reply",
     "tool_calls_reply",
@@ -91,6 +96,15 @@ class Reply:
     # When set, answer with this HTTP status and ``error_body`` instead of a completion.
     error_status: int | None = None
     error_body: JSON | None = None
+    # End a drop with a TCP reset (RST) rather than a close (FIN).
+    reset: bool = False
+    # Seconds to wait before answering at all: no status line, no headers.
+    hang_s: float = 0.0
+    # A 200 whose body is exactly these bytes, sent one frame at a time, instead of a completion.
+    raw_frames: tuple[bytes, ...] | None = None
+    content_type: str = "text/event-stream"
+    # ``data: [DONE]`` after the chunks. With ``finish_reason=None`` there is no final chunk either.
+    send_done: bool = True
 
 
 def make_usage(
@@ -198,6 +212,26 @@ def dropped_reply(text: str, after_chunks: int) -> Reply:
     return dataclasses.replace(text_reply(text), drop_after=after_chunks)
 
 
+def reset_reply(text: str, after_chunks: int) -> Reply:
+    """Like ``dropped_reply`` but the connection ends with a TCP reset, as a crashed peer's does."""
+    return dataclasses.replace(text_reply(text), drop_after=after_chunks, reset=True)
+
+
+def cut_reply(text: str) -> Reply:
+    """The content deltas, then a clean end of the body: no finish chunk and no ``[DONE]``."""
+    return dataclasses.replace(text_reply(text), finish_reason=None, send_done=False)
+
+
+def hanging_reply(seconds: float) -> Reply:
+    """Accepts the request and says nothing for ``seconds`` (or until the client hangs up)."""
+    return dataclasses.replace(text_reply("too late"), hang_s=seconds)
+
+
+def raw_reply(*frames: bytes, content_type: str = "text/event-stream", delay_s: float = 0.0) -> Reply:
+    """A 200 with exactly these body bytes: malformed SSE, JSON or HTML where SSE was asked for."""
+    return Reply(raw_frames=frames, content_type=content_type, delay_s=delay_s)
+
+
 def slow_reply(text: str, delay_s: float, pieces: int) -> Reply:
     """Like ``text_reply`` but sleeps ``delay_s`` between chunks, so a test has time
     to hang up and then check ``ScriptedUpstream.disconnects``."""
@@ -271,7 +305,8 @@ def _stream_chunks(reply: Reply, completion: _Completion, include_usage: bool) -
         return {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
 
     chunks = [_chunk(completion, [choice(d, None)], include_usage) for d in reply.deltas]
-    chunks.append(_chunk(completion, [choice({}, reply.finish_reason)], include_usage))
+    if reply.finish_reason is not None:
+        chunks.append(_chunk(completion, [choice({}, reply.finish_reason)], include_usage))
     if include_usage and reply.usage is not None:
         chunks.append(_chunk(completion, [], include_usage) | {"usage": reply.usage})
     return chunks
@@ -416,7 +451,7 @@ async def _wait_for_disconnect(receive: Receive) -> None:
         pass
 
 
-async def _play_frames(reply: Reply, chunks: list[JSON]) -> AsyncIterator[bytes]:
+async def _play_frames(reply: Reply, chunks: list[JSON], reset: Callable[[], None]) -> AsyncIterator[bytes]:
     frames = [_sse(json.dumps(c, ensure_ascii=False)) for c in chunks]
     limit = len(frames) if reply.drop_after is None else min(reply.drop_after, len(frames))
     for position, frame in enumerate(frames[:limit]):
@@ -424,8 +459,85 @@ async def _play_frames(reply: Reply, chunks: list[JSON]) -> AsyncIterator[bytes]
             await asyncio.sleep(reply.delay_s)
         yield frame
     if reply.drop_after is not None:
+        if reply.reset:
+            await asyncio.sleep(0.05)  # let the frames leave: an abort discards unsent bytes
+            reset()
         raise _DropConnection()
-    yield _sse("[DONE]")
+    if reply.send_done:
+        yield _sse("[DONE]")
+
+
+async def _play_raw(reply: Reply) -> AsyncIterator[bytes]:
+    for position, frame in enumerate(reply.raw_frames or ()):
+        if position and reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        yield frame
+
+
+def _reset_transport(transport: asyncio.BaseTransport) -> None:
+    """Close with a TCP reset: SO_LINGER 0 makes the kernel send RST instead of FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _Connections:
+    """The fake's keep-alive connections, and what it does to them: it can forget a connection
+    that sat idle, or that served enough requests, the way a load balancer or a server's
+    keep-alive limit does, and reset it when the client sends the next request on it."""
+
+    def __init__(self, reset_idle_after_s: float | None, reset_after_requests: int | None) -> None:
+        self.reset_idle_after_s = reset_idle_after_s
+        self.reset_after_requests = reset_after_requests
+        self.transports: dict[tuple[str, int], asyncio.Transport] = {}
+        self.busy: set[tuple[str, int]] = set()
+        self.opened = 0
+        self.resets = 0
+
+    def stale(self, idle_s: float, served: int) -> bool:
+        if self.reset_idle_after_s is not None and idle_s > self.reset_idle_after_s:
+            return True
+        return self.reset_after_requests is not None and served >= self.reset_after_requests
+
+    def protocol_class(self) -> type[H11Protocol]:
+        connections = self
+
+        class _Protocol(H11Protocol):
+            _idle_since: float | None = None
+            _served = 0
+
+            def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+                super().connection_made(transport)
+                connections.opened += 1
+                if self.client is not None:
+                    connections.transports[self.client] = transport
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                if self.client is not None:
+                    connections.transports.pop(self.client, None)
+                    connections.busy.discard(self.client)
+                super().connection_lost(exc)
+
+            def data_received(self, data: bytes) -> None:
+                idle_since = self._idle_since
+                if idle_since is not None and connections.stale(time.monotonic() - idle_since, self._served):
+                    connections.resets += 1
+                    _reset_transport(self.transport)
+                    return
+                self._idle_since = None
+                if self.client is not None:
+                    connections.busy.add(self.client)
+                super().data_received(data)
+
+            def on_response_complete(self) -> None:
+                self._served += 1
+                self._idle_since = time.monotonic()
+                if self.client is not None:
+                    connections.busy.discard(self.client)
+                super().on_response_complete()
+
+        return _Protocol
 
 
 # --------------------------------------------------------------------------- server
@@ -439,7 +551,13 @@ class ScriptedUpstream:
     helper when waiting from async code that must keep the loop running).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive_s: float = 5.0, reset_idle_after_s: float | None = None,
+                 reset_after_requests: int | None = None) -> None:
+        """``keep_alive_s`` is uvicorn's own idle keep-alive (it closes with FIN). With
+        ``reset_idle_after_s`` or ``reset_after_requests`` a connection is forgotten silently and
+        reset when the next request arrives on it: the race of a close with a request, every time."""
+        self._keep_alive_s = keep_alive_s
+        self.connections = _Connections(reset_idle_after_s, reset_after_requests)
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
         self._ids = itertools.count(1)
@@ -478,7 +596,8 @@ class ScriptedUpstream:
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(
             self.app,
-            http="h11",
+            http=self.connections.protocol_class(),
+            timeout_keep_alive=self._keep_alive_s,
             loop="asyncio",
             lifespan="off",
             access_log=False,
@@ -592,16 +711,26 @@ class ScriptedUpstream:
         reply = self._next_reply()
         if reply is None:
             return _error_response(500, "no scripted reply left", "server_error")
+        if reply.hang_s:
+            await _sleep_unless_disconnected(request, reply.hang_s)
+        if reply.raw_frames is not None:
+            return StreamingResponse(_play_raw(reply), media_type=reply.content_type)
         if reply.error_status is not None:
             return JSONResponse(reply.error_body, status_code=reply.error_status)
         completion = _Completion(f"chatcmpl-fake-{next(self._ids)}", int(time.time()), str(body.get("model", "")))
         if body.get("stream"):
-            return self._stream(reply, completion, _wants_usage(body))
+            return self._stream(reply, completion, _wants_usage(body), request.scope.get("client"))
         return await self._complete(reply, completion)
 
-    def _stream(self, reply: Reply, completion: _Completion, include_usage: bool) -> Response:
+    def _stream(self, reply: Reply, completion: _Completion, include_usage: bool, client: Any) -> Response:
         chunks = _stream_chunks(reply, completion, include_usage)
-        return _PlayedStream(_play_frames(reply, chunks), self._record_outcome)
+
+        def reset() -> None:
+            transport = self.connections.transports.get(tuple(client)) if client else None
+            if transport is not None:
+                _reset_transport(transport)
+
+        return _PlayedStream(_play_frames(reply, chunks, reset), self._record_outcome)
 
     async def _complete(self, reply: Reply, completion: _Completion) -> Response:
         # Keep the timing of slow replies: the whole answer takes as long as the stream would.
@@ -631,6 +760,12 @@ class ScriptedUpstream:
         tokens = sum(len(t.split()) for t in inputs)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return JSONResponse({"object": "list", "data": data, "model": body.get("model", ""), "usage": usage})
+
+
+async def _sleep_unless_disconnected(request: Request, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        await asyncio.sleep(0.02)
 
 
 def _wants_usage(body: JSON) -> bool:

@@ -30,13 +30,28 @@ class RunningServer:
                                 log_level="warning", access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="riposte-test-server", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}/v1"
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve())
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve()
+
+    def task_count(self) -> int:
+        """Tasks alive on the server's event loop (uvicorn's own included): a test that ends with
+        more than it started with leaked some."""
+        assert self._loop is not None
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1  # not this one
+
+        return asyncio.run_coroutine_threadsafe(count(), self._loop).result(timeout=10)
 
     def start(self) -> RunningServer:
         self._thread.start()
