@@ -40,18 +40,18 @@ from typing import Any, Final, Literal
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "Reply",
     "ScriptedUpstream",
-    "dropped_reply",
     "cut_reply",
+    "dropped_reply",
     "error_reply",
     "hanging_reply",
     "make_usage",

@@ -14,7 +14,6 @@ from openai.types.responses import Response
 
 from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
-from tests.faults.conftest import MAX_OUTPUT_CHARS
 from tests.fakes.scripted_upstream import (
     Reply,
     ScriptedUpstream,
@@ -27,12 +26,14 @@ from tests.fakes.scripted_upstream import (
     text_reply,
     tool_calls_reply,
 )
+from tests.faults.conftest import MAX_OUTPUT_CHARS
 from tests.integration.sdk import stream_events
 
 # The codes a response object's `error.code` may take for what the upstream did.
 ALLOWED_ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt"}
 LOOKUP_TOOL = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
-CHUNK = b'data: {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n'
+CHUNK = (b'data: {"id": "c1", "object": "chat.completion.chunk", '
+         b'"choices": [{"index": 0, "delta": {"content": "Hi"}}]}\n\n')
 
 
 @dataclass(frozen=True)
