@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.response_object import new_response_object
-from riposte.engine.stream_state import ResponseStream
+from riposte.engine.stream_state import OutputLimitReached, ResponseStream
+from riposte.errors import UpstreamError
 from riposte.testing.grammar import assert_valid_stream, stream_grammar_errors
 from tests.conftest import SEED_RECORDINGS
 
@@ -121,3 +124,43 @@ def test_cited_markers_become_annotations_with_events_and_clean_deltas() -> None
     annotation = {"type": "file_citation", "file_id": "file-1", "filename": "a.txt", "index": 12}
     assert added["annotation"] == annotation and added["annotation_index"] == 0
     assert stream.response["output"][0]["content"][0]["annotations"] == [annotation]
+
+
+def test_the_output_cap_ends_the_call_as_length_before_the_delta_that_crosses_it() -> None:
+    request = CreateResponseRequest(model="m", input="x")
+    stream = ResponseStream(new_response_object(request, "resp_test"), max_output_chars=10)
+    events = stream.start()
+    stream.feed(chunk({"content": "12345"}))
+    with pytest.raises(OutputLimitReached):
+        stream.feed(chunk({"content": "6789012"}))
+    assert stream.call_finished
+    result = stream.finish_call()
+    events += stream.drain() + stream.incomplete("max_output_tokens", {})
+    assert_valid_stream(events)
+    assert (result.text, result.finish_reason) == ("12345", "length")
+    assert stream.response["output"][0]["status"] == "incomplete"
+
+
+@pytest.mark.parametrize("delta", [{"content": 42}, {"content": ["a"]}, {"refusal": {"x": 1}},
+                                   {"reasoning_content": 3.5},
+                                   {"tool_calls": [{"index": 0, "function": {"name": 7}}]},
+                                   {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": {"a": 1}}}]}])
+def test_a_field_of_the_wrong_type_is_an_upstream_error_and_leaves_the_stream_closable(
+    delta: dict[str, Any],
+) -> None:
+    stream = new_stream()
+    events = stream.start()
+    stream.feed(chunk({"content": "Hi"}))
+    with pytest.raises(UpstreamError, match="not a string"):
+        stream.feed(chunk(delta))
+    events += stream.drain() + stream.fail("upstream_error", "server_error", "bad chunk", {})
+    assert_valid_stream(events)
+    assert stream.response["output"][0]["content"][0]["text"] == "Hi"
+
+
+def test_a_stream_without_a_finish_reason_is_not_finished() -> None:
+    stream = new_stream()
+    stream.feed(chunk({"content": "Hi"}))
+    assert not stream.call_finished
+    stream.feed(chunk({}, finish_reason="stop"))
+    assert stream.call_finished

@@ -7,7 +7,11 @@ through an HTTP library's line iterator.
 
 from __future__ import annotations
 
+from riposte.errors import UpstreamError
+
 DONE = b"[DONE]"
+# No real chunk comes near this; an upstream sending bytes without a newline must not grow memory.
+MAX_LINE_BYTES = 32 * 1024 * 1024
 
 
 class SseDataDecoder:
@@ -18,6 +22,8 @@ class SseDataDecoder:
         """Payloads of the `data:` lines completed by `data`; `[DONE]` and empty data are dropped."""
         lines = (self._partial + data).split(b"\n") if self._partial else data.split(b"\n")
         self._partial = lines.pop()
+        if len(self._partial) > MAX_LINE_BYTES:
+            raise UpstreamError(f"upstream sent a line longer than {MAX_LINE_BYTES} bytes")
         return [payload for line in lines if (payload := _payload(line)) is not None]
 
     def close(self) -> list[bytes]:
