@@ -79,6 +79,7 @@ class BodyWatchdog:
         """From now on the idle deadline applies; re-armed once, since it is usually the shorter."""
         self._limit = self._deadlines.idle
         self._phase = "idle"
+        self.waiting_since = NOT_WAITING  # the reader now hands the first chunks on
         self._handle.cancel()
         self._arm(self._loop.time())
 
