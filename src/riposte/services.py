@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from riposte.inference.router import ModelRouter
 from riposte.sealing import Keyring, load_keyring
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
-from riposte.store.database import create_engine, migrate
+from riposte.store.database import create_engine, ensure_database, migrate, redact_url
 from riposte.store.files import FileStore
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
@@ -28,6 +29,8 @@ from riposte.vectors.factory import open_index
 from riposte.vectors.ingest import Ingestion
 from riposte.vectors.service import VectorStoreService
 from riposte.websearch.service import WebSearchService
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Services:
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
+        if await ensure_database(settings.resolved_database_url):
+            logger.info("created the PostgreSQL database named in %s", redact_url(settings.resolved_database_url))
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
         recordings = None

@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 from riposte import __version__
 from riposte.config import InferenceMode, Settings
 from riposte.inference.router import ModelRouter
+from riposte.store.database import redact_url
 from riposte.vectors.service import VectorStoreService
 
 logger = logging.getLogger("riposte.startup")
@@ -37,15 +37,6 @@ def summary_lines(settings: Settings) -> list[str]:
         + (f"to {settings.otlp_traces_endpoint}" if settings.otlp_traces_endpoint else "off"),
     ]
     return lines
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def log_summary(settings: Settings) -> None:

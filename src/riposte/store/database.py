@@ -14,11 +14,54 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from riposte.store.migrations import apply_migrations
 
 
-def create_engine(url: str) -> AsyncEngine:
+def async_url(url: str) -> str:
+    """The URL with Riposte's async driver: `postgresql://` and `sqlite://`, as users write them,
+    become `postgresql+asyncpg://` and `sqlite+aiosqlite://`."""
     parsed = make_url(url)
+    drivers = {"postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg", "sqlite": "sqlite+aiosqlite"}
+    if parsed.drivername in drivers:
+        parsed = parsed.set(drivername=drivers[parsed.drivername])
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for a log line: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(async_url(url))
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        return _sqlite_engine(parsed.render_as_string(hide_password=False), parsed.database)
+    return create_async_engine(parsed, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the PostgreSQL database the URL names when it does not exist yet (a first run with
+    `database_url: postgresql://host/riposte`). True when it was created."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        return False
+    import asyncpg  # type: ignore[import-untyped]
+
+    target = parsed.database
+    connect = dict(host=parsed.host, port=parsed.port, user=parsed.username, password=parsed.password)
+    try:
+        connection = await asyncpg.connect(database=target, **connect)
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    else:
+        await connection.close()
+        return False
+    admin = await asyncpg.connect(database="postgres", **connect)
+    try:
+        quoted = '"' + target.replace('"', '""') + '"'
+        await admin.execute(f"CREATE DATABASE {quoted}")
+    except asyncpg.DuplicateDatabaseError:
+        return False  # another worker created it first
+    finally:
+        await admin.close()
+    return True
 
 
 def _sqlite_engine(url: str, database: str | None) -> AsyncEngine:
