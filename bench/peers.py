@@ -18,7 +18,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 OGX_VENV = BENCH / ".peers" / "ogx"
 SHARED_CONFIG = BENCH.parent.parent / "shared" / "peers" / "ogx-1.5.0-config-notorch.yaml"
-PYTHON_312_CANDIDATES = ("python3.12", str(Path.home() / ".pyenv" / "versions" / "3.12.1" / "bin" / "python3.12"))
+PYENV_VERSIONS = Path.home() / ".pyenv" / "versions"
 # ogx and openai as OGX.md pins them; the rest are imported at start-up by the providers kept.
 OGX_PACKAGES = (
     "ogx==1.5.0",
@@ -44,9 +44,9 @@ def ensure_ogx(log: Path) -> Path:
     ogx = OGX_VENV / "bin" / "ogx"
     if ogx.exists():
         return ogx
-    python = next((found for name in PYTHON_312_CANDIDATES if (found := shutil.which(name))), None)
+    python = find_python_312()
     if python is None:
-        raise PeerUnavailable("no python3.12 found; OGX needs Python >= 3.12")
+        raise PeerUnavailable("no working Python >= 3.12 found (PATH, pyenv); OGX needs one")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         for command in ([python, "-m", "venv", str(OGX_VENV)],
@@ -55,6 +55,22 @@ def ensure_ogx(log: Path) -> Path:
                 shutil.rmtree(OGX_VENV, ignore_errors=True)
                 raise PeerUnavailable(f"`{' '.join(command)}` failed; see {log}")
     return ogx
+
+
+def find_python_312() -> str | None:
+    """An interpreter that really runs Python >= 3.12. A pyenv shim named `python3.12` is on PATH
+    here but fails unless PYENV_VERSION names a 3.12, so each candidate is run, not just found;
+    pyenv's own installs come first because they need no shim."""
+    # 3.12 first: the version OGX 1.5.0 is documented and pinned for.
+    candidates = sorted((str(path) for path in PYENV_VERSIONS.glob("3.12*/bin/python3")), reverse=True)
+    candidates += sorted((str(path) for path in PYENV_VERSIONS.glob("3.1[3-9]*/bin/python3")), reverse=True)
+    candidates += [found for name in ("python3.13", "python3.12", "python3") if (found := shutil.which(name))]
+    for candidate in candidates:
+        probe = subprocess.run([candidate, "-c", "import sys; assert sys.version_info >= (3, 12)"],
+                               capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return candidate
+    return None
 
 
 def ogx_version() -> str:

@@ -278,3 +278,21 @@ def test_a_chat_completion_without_messages_is_a_400_not_a_crash(json_server: Se
     reply = httpx.post(f"{json_server.base_url}/chat/completions", json={"model": "fake/m"}, timeout=10)
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "messages"
+
+
+def test_the_single_backend_recipe_sends_a_slashed_model_id_whole(
+    tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    """README: `OPENAI_BASE_URL=<vLLM> ./scripts/serve`, then model="meta-llama/Llama-3.1-8B-Instruct"."""
+    with ServerProcess(data_dir=tmp_path / "data", env={"OPENAI_BASE_URL": upstream.base_url}) as server:
+        upstream.enqueue(text_reply("hi from vllm"))
+        response = sdk(server).responses.create(model="meta-llama/Llama-3.1-8B-Instruct", input="hi")
+        assert response.output_text == "hi from vllm"
+        assert upstream.requests[0]["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_a_missing_api_key_is_named_in_the_error(json_server: ServerProcess, upstream_now: ScriptedUpstream) -> None:
+    upstream_now.enqueue(error_reply(401, "Incorrect API key provided"))
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk(json_server).responses.create(model="fake/m", input="hi")
+    assert "OPENAI_API_KEY" in caught.value.message

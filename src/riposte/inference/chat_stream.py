@@ -152,7 +152,11 @@ def _quoted(payload: bytes | str) -> str:
 def status_error(status: int, body: bytes | str | Any) -> UpstreamError:
     """An upstream error status, with the upstream's own message when its body has one."""
     mapped = status if status in _CLIENT_STATUSES else 502
-    return UpstreamError(f"upstream returned {status}: {_error_message(body)}", status_code=mapped)
+    message = f"upstream returned {status}: {_error_message(body)}"
+    if status == 401:
+        # The usual first-run mistake: the server was started without the provider's key.
+        message += " (check the provider's API key: OPENAI_API_KEY, or its api_key / api_key_env setting)"
+    return UpstreamError(message, status_code=mapped)
 
 
 def _error_message(body: bytes | str | Any) -> str:
