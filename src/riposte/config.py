@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riposte.sealing import SealingKey
 
+from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
+
 
 class InferenceMode(str, Enum):
     LIVE = "live"
@@ -117,6 +119,8 @@ class Settings(BaseModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     default_provider: str | None = None
     max_request_bytes: int = 32 * 1024 * 1024
+    # How deeply a JSON request body may nest (json_depth.py); deeper bodies get a 400.
+    max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=MAX_JSON_DEPTH_CEILING)
     max_infer_iters: int = 10
     # Characters of output (text, refusal, reasoning, tool arguments) one response may produce;
     # beyond it the turn ends `incomplete`. About a million tokens: far above any model's limit.
@@ -186,6 +190,7 @@ _ENV_FIELDS = (
     "recordings_dir",
     "default_provider",
     "max_request_bytes",
+    "max_json_depth",
     "max_infer_iters",
     "max_output_chars",
     "log_level",

@@ -8,8 +8,9 @@ import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
-from riposte.api.errors import invalid_request_from_validation
 from riposte.errors import InvalidRequestError
+from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, check_depth
+from riposte.param_path import invalid_value
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -23,7 +24,13 @@ async def json_object(request: Request) -> dict[str, Any]:
                                   code="invalid_json") from exc
     if not isinstance(data, dict):
         raise InvalidRequestError("The request body must be a JSON object.", param="body", code="invalid_json")
+    check_depth(data, _max_depth(request))
     return data
+
+
+def _max_depth(request: Request) -> int:
+    services = getattr(request.app.state, "services", None)
+    return services.settings.max_json_depth if services is not None else DEFAULT_MAX_JSON_DEPTH
 
 
 async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
@@ -31,4 +38,4 @@ async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise invalid_request_from_validation(exc) from exc
+        raise invalid_value(exc, data) from exc

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from riposte.engine.items import CONVERSATION_ITEM_TYPES, Item, item_type, stored_items, validate_item
+from riposte.engine.item_models import item_type, validate_item
+from riposte.engine.items import Item, stored_items
 from riposte.engine.translate import Message, items_to_messages
 from riposte.errors import InvalidRequestError, NotFoundError
 from riposte.store.conversations import ConversationStore, ItemIdConflict
@@ -71,7 +72,7 @@ def new_conversation_items(raw: list[Any], param: str = "items") -> list[Item]:
             code="array_above_max_length",
         )
     for index, item in enumerate(raw):
-        validate_item(item, f"{param}[{index}]", CONVERSATION_ITEM_TYPES)
+        validate_item(item, f"{param}[{index}]", in_input=False)
     return stored_items(raw)
 
 

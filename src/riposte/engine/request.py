@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riposte.errors import InvalidRequestError
 from riposte.metadata import metadata_within_limits
+from riposte.param_path import printable
 
 # Logprobs come whenever top_logprobs asks for them; file_search results and web_search sources
 # need their include.
@@ -16,15 +17,19 @@ SUPPORTED_INCLUDES: frozenset[str] = frozenset({
     "web_search_call.action.sources",
 })
 
+MAX_MODEL_LENGTH = 256
+
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
 
 
 class CreateResponseRequest(BaseModel):
-    """Every field of the OpenAI create-response params. Unknown fields are rejected, not ignored."""
+    """Every field of the OpenAI create-response params. Unknown fields are rejected, not ignored,
+    and types are strict: `"stream": "yes"` is a 400, not a true."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    model: str
+    # Stored in responses.model (VARCHAR(300)); checked here so both databases agree.
+    model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_LENGTH), printable]
     input: str | list[dict[str, Any]] | None = None
     instructions: str | None = None
     previous_response_id: str | None = None

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from riposte.engine.items import Item, item_type
+from riposte.engine.item_models import item_type
+from riposte.engine.items import Item
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.tool_choice import ChatToolChoice
 from riposte.errors import InvalidRequestError

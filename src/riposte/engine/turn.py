@@ -28,6 +28,7 @@ from riposte.engine.stream_state import (
     ToolCall,
 )
 from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
+from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
@@ -322,6 +323,7 @@ async def prepare_turn(
     """Everything that can fail because of the request fails here, before a stream starts."""
     reject_unsupported(request)
     route = router.resolve(request.model)
+    validate_tools(request.tools or [])
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
     new_items = stored_items(items)

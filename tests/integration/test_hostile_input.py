@@ -1,0 +1,127 @@
+"""Hostile input gets a 400 naming the field, before any upstream call or write, and the same on
+SQLite and PostgreSQL; input that is odd but valid (NUL bytes in text) is stored on both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from riposte.config import ProviderConfig
+from riposte.testing.server import RunningServer
+from tests.conftest import server_factory
+from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
+
+
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           module_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
+    """One server per backend for the whole module: these tests only add rows of their own."""
+    data_dir: Path = tmp_path_factory.mktemp("hostile")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{data_dir / 'riposte.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database_url")
+    with server_factory(data_dir, url) as factory:
+        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")])
+
+
+@pytest.fixture
+def upstream(module_upstream: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
+    module_upstream.reset()
+    yield module_upstream
+
+
+def post(server: RunningServer, path: str, body: Any) -> httpx.Response:
+    return httpx.post(f"{server.base_url}{path}", json=body, timeout=30)
+
+
+def error_param(response: httpx.Response) -> str:
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    return str(error["param"])
+
+
+DEEP = "__deep__"
+
+
+def post_deep(server: RunningServer, path: str, body: Any, depth: int) -> httpx.Response:
+    """`body` with the string DEEP replaced by lists nested `depth` deep, written by hand: JSON
+    encoders refuse such depths, which is why a client can send them but Riposte cannot store them."""
+    text = json.dumps(body).replace(f'"{DEEP}"', "[" * depth + '"leaf"' + "]" * depth)
+    return httpx.post(f"{server.base_url}{path}", content=text, headers={"content-type": "application/json"},
+                      timeout=30)
+
+
+@pytest.mark.parametrize("depth", [70, 300, 1000])
+def test_json_nested_too_deep_is_a_400_naming_the_field(
+    server: RunningServer, upstream: ScriptedUpstream, depth: int
+) -> None:
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object", "default": DEEP}}
+    response = post_deep(server, "/responses", {"model": "fake/m", "input": "hi", "tools": [tool]}, depth)
+    assert error_param(response).startswith("tools[0].parameters.default[0][0]")
+    assert response.json()["error"]["code"] == "nesting_too_deep"
+    conversation = post_deep(server, "/conversations", {"metadata": {}, "items": [
+        {"role": "user", "content": [{"type": "input_text", "text": "x", "extra": DEEP}]}]}, depth)
+    assert error_param(conversation).startswith("items[0].content[0].extra[0]")
+    assert upstream.requests == []
+    upstream.enqueue(text_reply("still here"))
+    assert post(server, "/responses", {"model": "fake/m", "input": "hi"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": [{"role": {}, "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": {}}]}]}, "input[0].content[0].text"),
+        ({"input": [{"type": "function_call_output", "call_id": "c", "output": [7]}]}, "input[0].output[0].type"),
+        ({"input": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": 1}]}]},
+         "input[0].summary[0].text"),
+        ({"input": "hi", "model": "fake/" + "m" * 400}, "model"),
+        ({"input": "hi", "model": "fake/m\x00"}, "model"),
+        ({"input": "hi", "stream": "yes"}, "stream"),
+        ({"input": "hi", "tools": [{"type": "function", "name": ["f"]}]}, "tools[0].name"),
+        ({"input": [{"role": "user", "content": "x", "id": 12}]}, "input[0].id"),
+    ],
+)
+def test_malformed_fields_are_a_400_naming_the_json_path(
+    server: RunningServer, upstream: ScriptedUpstream, body: dict[str, Any], param: str
+) -> None:
+    response = post(server, "/responses", {"model": "fake/m", **body})
+    assert error_param(response) == param
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(("item_id", "param"), [(42, "items[0].id"), ("msg_" + "x" * 100, "items[0].id")])
+def test_conversation_item_ids_are_checked_before_any_write(server: RunningServer, item_id: Any, param: str) -> None:
+    created = post(server, "/conversations", {"items": [{"id": item_id, "role": "user", "content": "x"}]})
+    assert error_param(created) == param
+    conversation = post(server, "/conversations", {}).json()["id"]
+    added = post(server, f"/conversations/{conversation}/items",
+                 {"items": [{"id": item_id, "role": "user", "content": "x"}]})
+    assert error_param(added) == param
+
+
+def test_nul_bytes_in_text_are_stored_and_returned_on_both_backends(
+    server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(text_reply("an answer with a \x00 NUL"))
+    conversation = post(server, "/conversations", {"items": [{"role": "user", "content": "a \x00 b"}]}).json()["id"]
+    response = post(server, "/responses", {"model": "fake/m", "input": "x\x00y", "instructions": "i\x00",
+                                           "conversation": conversation, "metadata": {"k\x00": "v\x00"}})
+    assert response.status_code == 200, response.text
+    stored = httpx.get(f"{server.base_url}/responses/{response.json()['id']}", timeout=30).json()
+    assert stored["output"][0]["content"][0]["text"] == "an answer with a \x00 NUL"
+    items = httpx.get(f"{server.base_url}/conversations/{conversation}/items?order=asc", timeout=30).json()["data"]
+    assert [item["content"][0]["text"] for item in items] == ["a \x00 b", "x\x00y", "an answer with a \x00 NUL"]
