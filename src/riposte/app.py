@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from riposte import __version__
 from riposte.api import conversations, files, models, passthrough, responses, vector_stores
 from riposte.api.errors import ErrorBoundary, install_error_handlers
-from riposte.api.middleware import BodySizeLimit, ReplayScope, RequestLog
+from riposte.api.middleware import BodySizeLimit, PrintableUrl, ReplayScope, RequestLog
 from riposte.api.openapi import install_openapi, returns
 from riposte.config import InferenceMode, Settings, load_settings
 from riposte.observability.logs import configure_logging
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(ReplayScope)
+    app.add_middleware(PrintableUrl)
     # Uploads may exceed the JSON limit; the file service enforces max_file_bytes exactly.
     upload_limit = max(resolved.max_request_bytes, resolved.max_file_bytes + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes, path_limits={"/v1/files": upload_limit})

@@ -20,15 +20,28 @@ _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 _CONTROL_CHARACTERS = frozenset(chr(code) for code in (*range(0x20), 0x7F))
 
 
+def has_control_characters(value: str) -> bool:
+    return not _CONTROL_CHARACTERS.isdisjoint(value)
+
+
 def _without_control_characters(value: str) -> str:
-    # NUL above all: PostgreSQL cannot store it in a text column, SQLite can; refuse it for both.
-    if not _CONTROL_CHARACTERS.isdisjoint(value):
+    # NUL above all: PostgreSQL cannot store or even compare it in a text column, SQLite can;
+    # refused for both, so both answer alike.
+    if has_control_characters(value):
         raise ValueError("must not contain control characters")
     return value
 
 
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Ids and names: no control characters at all.
 printable = AfterValidator(_without_control_characters)
-# Names and ids: short, printable strings.
+# Free text stored in a plain text column (not inside a JSON document, where NUL is escaped).
+without_nul = AfterValidator(_without_nul)
 Name = Annotated[str, Field(min_length=1, max_length=256), printable]
 
 

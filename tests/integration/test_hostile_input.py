@@ -4,42 +4,16 @@ SQLite and PostgreSQL; input that is odd but valid (NUL bytes in text) is stored
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
-from tests.conftest import server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
+from tests.integration.module_servers import module_upstream, server, upstream
 
-
-@pytest.fixture(scope="module")
-def module_upstream() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           module_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
-    """One server per backend for the whole module: these tests only add rows of their own."""
-    data_dir: Path = tmp_path_factory.mktemp("hostile")
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{data_dir / 'riposte.db'}"
-    else:
-        url = request.getfixturevalue("postgres_database_url")
-    with server_factory(data_dir, url) as factory:
-        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")])
-
-
-@pytest.fixture
-def upstream(module_upstream: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
-    module_upstream.reset()
-    yield module_upstream
+__all__ = ["module_upstream", "server", "upstream"]  # fixtures
 
 
 def post(server: RunningServer, path: str, body: Any) -> httpx.Response:
@@ -125,3 +99,39 @@ def test_nul_bytes_in_text_are_stored_and_returned_on_both_backends(
     assert stored["output"][0]["content"][0]["text"] == "an answer with a \x00 NUL"
     items = httpx.get(f"{server.base_url}/conversations/{conversation}/items?order=asc", timeout=30).json()["data"]
     assert [item["content"][0]["text"] for item in items] == ["a \x00 b", "x\x00y", "an answer with a \x00 NUL"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "param"),
+    [
+        ("GET", "/responses/resp_%00", "path"),
+        ("DELETE", "/responses/resp_%00", "path"),
+        ("GET", "/responses/resp_x/input_items?after=%00", "after"),
+        ("GET", "/responses?model=m%00", "model"),
+        ("GET", "/conversations/conv_%00/items", "path"),
+        ("GET", "/files/file-%00", "path"),
+        ("GET", "/vector_stores/vs_%00", "path"),
+    ],
+)
+def test_control_characters_in_urls_are_a_400_on_both_backends(
+    server: RunningServer, method: str, path: str, param: str
+) -> None:
+    response = httpx.request(method, f"{server.base_url}{path}", timeout=30)
+    assert error_param(response) == param
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/responses", {"model": "fake/m", "input": "x", "previous_response_id": "resp_\x00"}, "previous_response_id"),
+        ("/responses", {"model": "fake/m", "input": "x", "conversation": "conv_\x00"}, "conversation"),
+        ("/responses", {"model": "fake/m", "input": "x", "conversation": {"id": "conv_\x00"}}, "conversation.id"),
+        ("/vector_stores", {"name": "a\x00"}, "name"),
+        ("/vector_stores", {"file_ids": ["file-\x00"]}, "file_ids[0]"),
+    ],
+)
+def test_nul_in_ids_and_stored_names_is_a_400_on_both_backends(
+    server: RunningServer, upstream: ScriptedUpstream, path: str, body: dict[str, Any], param: str
+) -> None:
+    assert error_param(post(server, path, body)) == param
+    assert upstream.requests == []

@@ -1,5 +1,6 @@
-"""Pure ASGI middleware: the request log, the request size limit and the replay scope. Pure ASGI,
-not BaseHTTPMiddleware, because the latter buffers and re-wraps streaming bodies."""
+"""Pure ASGI middleware: the request log, the request size limit, control characters in URLs and
+the replay scope. Pure ASGI, not BaseHTTPMiddleware, because the latter buffers and re-wraps
+streaming bodies."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riposte.api.errors import error_response
-from riposte.errors import PayloadTooLargeError
+from riposte.errors import InvalidRequestError, PayloadTooLargeError
 from riposte.inference.scope import replay_scope, scope_from_headers
 from riposte.observability import metrics
 from riposte.observability.request_record import RequestRecord, current_request
+from riposte.param_path import has_control_characters
 
 access_logger = logging.getLogger("riposte.access")
 # A client's own request id is echoed only when it is a plain token: it ends up in log lines.
@@ -120,6 +123,42 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class PrintableUrl:
+    """Ids in paths and values in query strings never hold control characters.
+
+    Every id the server issues is printable, so such a URL names nothing; and PostgreSQL cannot
+    even compare a NUL, so without this check `GET /v1/responses/resp_%00` was a 500 there and a
+    404 on SQLite. Refusing it here answers the same on both, before any query runs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = _control_characters_in_url(scope)
+            if error is not None:
+                await error_response(error)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _control_characters_in_url(scope: Scope) -> InvalidRequestError | None:
+    path: str = scope["path"]
+    if has_control_characters(path):
+        return InvalidRequestError("The URL path must not contain control characters.", param="path",
+                                   code="invalid_value")
+    query = scope.get("query_string", b"").decode("latin-1")
+    if not has_control_characters(unquote(query)):
+        return None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if has_control_characters(key) or has_control_characters(value):
+            return InvalidRequestError(f"Query parameter '{key}' must not contain control characters.",
+                                       param=key, code="invalid_value")
+    return InvalidRequestError("The query string must not contain control characters.", param="query",
+                               code="invalid_value")
 
 
 class ReplayScope:

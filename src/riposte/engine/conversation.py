@@ -16,6 +16,7 @@ from riposte.engine.item_models import item_type, validate_item
 from riposte.engine.items import Item, stored_items
 from riposte.engine.translate import Message, items_to_messages
 from riposte.errors import InvalidRequestError, NotFoundError
+from riposte.param_path import has_control_characters
 from riposte.store.conversations import ConversationStore, ItemIdConflict
 
 CONVERSATION_PREFIX = "conv_"
@@ -81,9 +82,9 @@ def requested_conversation_id(conversation: str | dict[str, Any]) -> str:
     value: Any = conversation
     if isinstance(conversation, dict):
         param, value = "conversation.id", conversation.get("id")
-    if not isinstance(value, str) or not value.startswith(CONVERSATION_PREFIX):
+    if not isinstance(value, str) or not value.startswith(CONVERSATION_PREFIX) or has_control_characters(value):
         raise InvalidRequestError(
-            f"Invalid conversation id {value!r}: expected an id that begins with '{CONVERSATION_PREFIX}'.",
+            f"Invalid conversation id {value!r}: expected a printable id that begins with '{CONVERSATION_PREFIX}'.",
             param=param, code="invalid_value",
         )
     return value

@@ -32,7 +32,7 @@ class CreateResponseRequest(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_LENGTH), printable]
     input: str | list[dict[str, Any]] | None = None
     instructions: str | None = None
-    previous_response_id: str | None = None
+    previous_response_id: Annotated[str, printable] | None = None
     conversation: str | dict[str, Any] | None = None
     store: bool | None = None
     stream: bool | None = None

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from riposte.errors import InvalidRequestError
+from riposte.param_path import has_control_characters
 from riposte.vectors.filters import Filter, parse_filter
 from riposte.vectors.index import Attributes, SearchHit, SearchMode
 from riposte.vectors.params import invalid, only_keys
@@ -96,7 +97,8 @@ def parse_tool(tool: Mapping[str, Any], param: str = "tools[0]") -> FileSearchCo
     """A `{"type": "file_search", ...}` tool from a request; a 400 naming the parameter if malformed."""
     only_keys(dict(tool), _TOOL_FIELDS, param)
     store_ids = tool.get("vector_store_ids")
-    if not isinstance(store_ids, list) or not store_ids or not all(isinstance(s, str) and s for s in store_ids):
+    if not isinstance(store_ids, list) or not store_ids or not all(
+            isinstance(s, str) and s and not has_control_characters(s) for s in store_ids):
         raise invalid(f"{param}.vector_store_ids", "must be a non-empty list of vector store ids")
     raw_filters = tool.get("filters")
     filters = parse_filter(raw_filters, f"{param}.filters") if raw_filters is not None else None

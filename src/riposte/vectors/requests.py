@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from riposte.metadata import metadata_within_limits
+from riposte.param_path import printable, without_nul
 from riposte.vectors.filters import check_attribute_key
 from riposte.vectors.params import invalid
 
 MAX_ATTRIBUTES = 16
 MAX_ATTRIBUTE_STRING = 512
+
+
+# Stored in plain text columns, where PostgreSQL refuses NUL (and VARCHAR lengths), so these are
+# checked here, the same for SQLite.
+Text = Annotated[str, without_nul]
+Id = Annotated[str, Field(max_length=100), printable]
 
 
 class _Body(BaseModel):
@@ -25,14 +32,14 @@ class ExpiresAfter(_Body):
 
 
 class CreateStoreBody(_Body):
-    name: str | None = None
-    description: str | None = None
-    file_ids: list[str] | None = None
+    name: Text | None = None
+    description: Text | None = None
+    file_ids: list[Id] | None = None
     chunking_strategy: dict[str, Any] | None = None
     metadata: dict[str, str] | None = None
     expires_after: ExpiresAfter | None = None
     # Extensions (sent with `extra_body`): the store's embedding model and its vector size.
-    embedding_model: str | None = None
+    embedding_model: Annotated[str, Field(max_length=300), printable] | None = None
     embedding_dimension: int | None = None
 
     @field_validator("metadata")
@@ -42,7 +49,7 @@ class CreateStoreBody(_Body):
 
 
 class UpdateStoreBody(_Body):
-    name: str | None = None
+    name: Text | None = None
     expires_after: ExpiresAfter | None = None
     metadata: dict[str, str] | None = None
 
@@ -53,7 +60,7 @@ class UpdateStoreBody(_Body):
 
 
 class AttachFileBody(_Body):
-    file_id: str
+    file_id: Id
     attributes: dict[str, Any] | None = None
     chunking_strategy: dict[str, Any] | None = None
 
@@ -63,13 +70,13 @@ class UpdateFileBody(_Body):
 
 
 class BatchFile(_Body):
-    file_id: str
+    file_id: Id
     attributes: dict[str, Any] | None = None
     chunking_strategy: dict[str, Any] | None = None
 
 
 class CreateBatchBody(_Body):
-    file_ids: list[str] | None = None
+    file_ids: list[Id] | None = None
     files: list[BatchFile] | None = None
     attributes: dict[str, Any] | None = None
     chunking_strategy: dict[str, Any] | None = None
@@ -87,7 +94,7 @@ class RankingOptions(_Body):
 
 
 class SearchBody(_Body):
-    query: str | list[str]
+    query: Text | list[Text]
     filters: dict[str, Any] | None = None
     max_num_results: int = Field(default=10, ge=1, le=50)
     ranking_options: RankingOptions | None = None
