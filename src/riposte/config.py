@@ -10,9 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from riposte.sealing import SealingKey
-
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
+from riposte.sealing import SealingKey
 
 
 class InferenceMode(str, Enum):

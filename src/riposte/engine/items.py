@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from riposte import ids
-from riposte.engine.item_models import ITEM_MODELS, ItemModel, item_type, validate_item
+from riposte.engine.item_models import ITEM_MODELS, ItemModel, validate_item
+from riposte.engine.item_models import item_type as item_type  # re-exported: callers read it from here too
 
 Item = dict[str, Any]
 
