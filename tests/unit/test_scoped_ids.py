@@ -49,3 +49,37 @@ def test_outside_a_scope_ids_are_random() -> None:
     assert len(drawn) == 50
     assert all(re.fullmatch(r"file-[0-9a-f]{24}", file_id) for file_id in drawn)
     assert re.fullmatch(r"vs_[0-9a-f]{24}", ids.vector_store_id())
+
+
+async def test_after_a_restart_the_next_free_scoped_id_takes_a_few_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    scope = "tests/restart.py::test_many_files"
+    monkeypatch.setattr(ids, "_counters", ids._ScopedCounters())
+    token = replay_scope.set(scope)
+    try:
+        before_restart = {ids.file_id() for _ in range(5000)}
+        monkeypatch.setattr(ids, "_counters", ids._ScopedCounters())  # the process restarted
+        lookups: list[str] = []
+
+        async def taken(candidate: str) -> bool:
+            lookups.append(candidate)
+            return candidate in before_restart
+
+        fresh = await ids.unused_scoped_id(ids.ScopedKind.FILE, taken)
+        following = await ids.unused_scoped_id(ids.ScopedKind.FILE, taken)
+    finally:
+        replay_scope.reset(token)
+    assert fresh not in before_restart and following not in before_restart
+    assert int(fresh.removeprefix("file-")) == max(int(i.removeprefix("file-")) for i in before_restart) + 1
+    assert int(following.removeprefix("file-")) == int(fresh.removeprefix("file-")) + 1
+    assert len(lookups) <= 2 * 13 + 2  # log2(5000) ≈ 12.3, where walking took 5,001
+
+
+async def test_unscoped_ids_are_checked_once() -> None:
+    lookups: list[str] = []
+
+    async def taken(candidate: str) -> bool:
+        lookups.append(candidate)
+        return False
+
+    found = await ids.unused_scoped_id(ids.ScopedKind.VECTOR_STORE, taken)
+    assert lookups == [found] and found.startswith("vs_")

@@ -49,12 +49,7 @@ class FileService:
         return record
 
     async def _unused_id(self) -> str:
-        # Replay-scoped ids restart with the process; a database that outlived it may hold them.
-        for _ in range(1000):
-            candidate = ids.file_id()
-            if not await self._store.exists(candidate):
-                return candidate
-        raise RuntimeError("could not allocate an unused file id")
+        return await ids.unused_scoped_id(ids.ScopedKind.FILE, self._store.exists)
 
     async def get(self, file_id: str) -> FileRecord:
         record = await self._store.get(file_id, self._now())

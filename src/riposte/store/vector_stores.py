@@ -226,6 +226,11 @@ class VectorStoreRecords:
             await db.execute(_BATCHES.insert().values(id=batch.id, vector_store_id=batch.vector_store_id,
                                                       created_at=batch.created_at, cancelled=batch.cancelled))
 
+    async def batch_exists(self, batch_id: str) -> bool:
+        """In any store: batch ids are unique across stores."""
+        async with self._engine.connect() as db:
+            return (await db.execute(select(_BATCHES.c.id).where(_BATCHES.c.id == batch_id))).first() is not None
+
     async def get_batch(self, store_id: str, batch_id: str) -> BatchRecord | None:
         query = select(*_BATCH_COLUMNS).where(_BATCHES.c.id == batch_id, _BATCHES.c.vector_store_id == store_id)
         async with self._engine.connect() as db:

@@ -95,12 +95,7 @@ class VectorStoreService:
         return await self.retrieve_store(store.id)
 
     async def _unused_store_id(self) -> str:
-        # Replay-scoped ids restart with the process; a database that outlived it may hold them.
-        for _ in range(1000):
-            candidate = ids.vector_store_id()
-            if not await self._records.store_exists(candidate):
-                return candidate
-        raise RuntimeError("could not allocate an unused vector store id")
+        return await ids.unused_scoped_id(ids.ScopedKind.VECTOR_STORE, self._records.store_exists)
 
     async def retrieve_store(self, store_id: str) -> dict[str, Any]:
         store = await self._store(store_id)
@@ -212,7 +207,8 @@ class VectorStoreService:
             raise InvalidRequestError(f"A batch needs between 1 and {MAX_BATCH_FILES} files.", param="file_ids")
         for index, attachment in enumerate(attachments):
             await self._require_file(attachment.file_id, f"file_ids[{index}]")
-        batch = BatchRecord(id=ids.file_batch_id(), vector_store_id=store_id, created_at=self._now(), cancelled=False)
+        batch_id = await ids.unused_scoped_id(ids.ScopedKind.FILE_BATCH, self._records.batch_exists)
+        batch = BatchRecord(id=batch_id, vector_store_id=store_id, created_at=self._now(), cancelled=False)
         await self._records.insert_batch(batch)
         for attachment in attachments:
             await self._attach(store_id, attachment, batch_id=batch.id)
