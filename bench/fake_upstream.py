@@ -120,7 +120,8 @@ class FakeUpstream:
             reply = replies.tool_call_completion(model) if tool_call else replies.text_completion(model, spec.tokens)
             transport.write(reply)
             return
-        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        # `-nousage` in the model name plays a backend that never reports usage (the gateway counts).
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage")) and "-nousage" not in model
         stream = replies.tool_call_stream(model, with_usage) if tool_call else \
             replies.text_stream(model, spec.tokens, with_usage)
         # The first token goes out with the headers at once: the fake has no prefill time.

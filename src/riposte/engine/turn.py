@@ -31,7 +31,7 @@ from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
 from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
-from riposte.engine.usage import Usage, estimated_usage, usage_from_chunk
+from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
 from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
@@ -97,7 +97,7 @@ class Turn:
             except Exception as exc:  # a bug must still end the stream and leave a stored status
                 logger.exception("turn %s failed", self.response["id"])
                 terminal = self._fail(stream, RiposteError(f"internal error: {type(exc).__name__}"))
-            await self._persist()
+            await self._persist_keeping_the_answer()
             self._settled = True
             self.observer.finished(self.response["status"], self.response["usage"], self.failure)
             for event in terminal:
@@ -214,7 +214,7 @@ class Turn:
         self.observer.upstream_done(span, result.finish_reason, result.usage)
         for event in stream.drain():
             yield event
-        self._account(result, body["messages"])
+        await self._account(result, body["messages"])
         self.conversation.append(_assistant_message(result))
         self._last_result = result
 
@@ -223,12 +223,12 @@ class Turn:
             return [{"role": "system", "content": self.request.instructions}, *self.conversation]
         return list(self.conversation)
 
-    def _account(self, result: CallResult, sent: list[Message]) -> None:
+    async def _account(self, result: CallResult, sent: list[Message]) -> None:
         if result.usage:
             self._usage.add(usage_from_chunk(result.usage))
         else:
             output = result.text + (result.refusal or "") + "".join(c.arguments for c in result.tool_calls)
-            self._usage.add(estimated_usage(sent, output, result.reasoning))
+            self._usage.add(await estimated_usage_off_loop(sent, output, result.reasoning))
 
     def _settle(self, stream: ResponseStream) -> list[Event]:
         usage = self._usage.as_response_usage()
@@ -253,6 +253,19 @@ class Turn:
         await self.store.save(StoredResponse(
             response=self.response, input_items=self.input_items, messages=self.conversation,
         ))
+
+    async def _persist_keeping_the_answer(self) -> None:
+        """Store the turn; if the database refuses, the client still gets the answer.
+
+        Everything a client sends is validated before the upstream is called, so a write that
+        fails here is the database's fault (down, full, locked past its timeout), not the input's.
+        The upstream has answered by now; cutting the stream or answering 500 would throw that
+        answer away, so the failure is logged and the terminal event goes out as it is.
+        """
+        try:
+            await self._persist()
+        except Exception:
+            logger.exception("could not store response %s; it is delivered unstored", self.response["id"])
 
     async def _persist_abandoned(self, stream: ResponseStream) -> None:
         """The client went away mid-stream: keep what was produced, marked as not completed."""
