@@ -49,6 +49,7 @@ async def test_large_estimates_run_in_a_worker_thread(monkeypatch: pytest.Monkey
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(usage, "estimated_usage", recording)
+    usage.count_tokens("loaded")  # the first count loads the encoding, which always goes to a thread
     await usage.estimated_usage_off_loop([{"role": "user", "content": "hi"}], "ok", "")
     await usage.estimated_usage_off_loop([{"role": "user", "content": prose(usage.INLINE_COUNT_CHARS + 1)}], "ok", "")
     assert threads[0] == threading.current_thread().name

@@ -120,7 +120,8 @@ def estimated_usage(messages: list[dict[str, Any]], output_text: str, reasoning_
 async def estimated_usage_off_loop(messages: list[dict[str, Any]], output_text: str, reasoning_text: str) -> Usage:
     """`estimated_usage`, in a worker thread when the texts are large."""
     size = len(output_text) + len(reasoning_text) + sum(_content_chars(message) for message in messages)
-    if size <= INLINE_COUNT_CHARS:
+    # Loading the encoding takes about a second, once per process: never on the loop either.
+    if size <= INLINE_COUNT_CHARS and _encoding.cache_info().currsize:
         return estimated_usage(messages, output_text, reasoning_text)
     return await anyio.to_thread.run_sync(estimated_usage, messages, output_text, reasoning_text)
 
