@@ -138,6 +138,15 @@ class Settings(BaseModel):
     # seals, all open. Empty: a key generated once into <data_dir>/sealing-keys (riposte sealing-keys).
     sealing_keys: list[str] = Field(default_factory=list)
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    # Text extraction (PDF, HTML) runs in a child process with these limits; past them the file fails.
+    extraction_timeout_seconds: float = Field(default=60.0, gt=0)
+    extraction_memory_mb: int = Field(default=1024, ge=64)
+    # Crash recovery: each process beats this often; one silent for `instance_stale_seconds` is dead
+    # (on the same host a dead process is known at once). Its turns fail; its ingestions resume,
+    # up to `ingest_max_attempts` starts per file.
+    instance_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    instance_stale_seconds: float = Field(default=30.0, gt=0)
+    ingest_max_attempts: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -199,6 +208,11 @@ _ENV_FIELDS = (
     "default_embedding_model",
     "vector_index",
     "ingest_concurrency",
+    "extraction_timeout_seconds",
+    "extraction_memory_mb",
+    "instance_heartbeat_seconds",
+    "instance_stale_seconds",
+    "ingest_max_attempts",
 )
 
 

@@ -15,10 +15,12 @@ from riposte.files.service import FileService
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
 from riposte.sealing import Keyring, load_keyring
+from riposte.recovery import Recovery
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, ensure_database, migrate, redact_url
 from riposte.store.files import FileStore
+from riposte.store.instances import InstanceRegistry, this_process
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
 from riposte.tools.file_search_tool import file_search_factory
@@ -44,6 +46,7 @@ class Services:
     vector_stores: VectorStoreService
     keyring: Keyring
     web_search: WebSearchService
+    recovery: Recovery
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
 
@@ -57,31 +60,36 @@ class Services:
         if settings.inference_mode is not InferenceMode.LIVE:
             recordings = RecordingStore(settings.resolved_recordings_dir)
         router = ModelRouter(settings, recordings)
-        started = cls(
-            settings=settings,
-            engine=engine,
-            router=router,
-            responses=ResponseStore(engine),
-            conversations=ConversationStore(engine),
-            keyring=load_keyring(settings.sealing_keys, settings.data_dir),
-            **await _file_services(settings, engine, router),
-        )
+        registry = InstanceRegistry(engine, this_process())
+        await registry.beat()
+        responses = ResponseStore(engine, owner=registry.me.id)
+        records = VectorStoreRecords(engine, owner=registry.me.id)
+        files = await _file_services(settings, engine, router, records)
+        recovery = Recovery(registry, responses, records, files["vector_stores"].ingestion,
+                            settings.instance_heartbeat_seconds, settings.instance_stale_seconds,
+                            settings.ingest_max_attempts)
+        started = cls(settings=settings, engine=engine, router=router, responses=responses,
+                      conversations=ConversationStore(engine), recovery=recovery,
+                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
             started.tool_factories[tool_type] = web_search_factory(started.web_search)
+        await recovery.sweep()
+        recovery.start()
         return started
 
     async def close(self) -> None:
         await self.web_search.aclose()
         await self.vector_stores.aclose()
+        await self.recovery.aclose()
         await self.router.aclose()
         await self.engine.dispose()
 
 
-async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelRouter) -> dict[str, Any]:
+async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelRouter,
+                         records: VectorStoreRecords) -> dict[str, Any]:
     files = FileService(FileStore(engine), BlobStore(settings.data_dir.resolve() / "files"), settings.max_file_bytes)
     await files.purge_expired()
-    records = VectorStoreRecords(engine)
     index = await open_index(settings, engine)
     models = EmbeddingModels(router, settings.default_embedding_model)
     ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency)

@@ -50,13 +50,15 @@ async def list_responses(
     svc: Services = Depends(services),
 ) -> Response:
     page = await svc.responses.list(after=after, limit=limit, order=order, model=model)
-    data = [stored.response for stored in page.data]
-    return json_response(list_body(data, page.has_more))
+    return json_response(list_body(page.data, page.has_more))
 
 
 @router.get("/responses/{response_id}", responses=returns(OpenAIResponse))
 async def retrieve_response(response_id: str, svc: Services = Depends(services)) -> Response:
-    return json_response((await _stored(svc, response_id)).response)
+    response = await svc.responses.get_response(response_id)
+    if response is None:
+        raise _not_found(response_id)
+    return json_response(response)
 
 
 @router.delete("/responses/{response_id}", responses=returns(Deleted))

@@ -37,7 +37,7 @@ from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
-from riposte.store.responses import ResponseStore, StoredResponse
+from riposte.store.responses import NewResponse, OpenResponse, ResponseStore, StoredResponse
 from riposte.tools.base import ServerTool, ToolContext, ToolRun
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,15 @@ logger = logging.getLogger(__name__)
 # back from elsewhere opens: a fresh key no one else holds.
 _NO_KEYS = Keyring([new_key()])
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+@dataclass(frozen=True)
+class Inheritance:
+    """What a turn's history shares with the previous response's stored history."""
+
+    extends: str | None
+    items: int
+    messages: int
 
 
 @dataclass
@@ -58,6 +67,9 @@ class Turn:
     store: ResponseStore
     observer: TurnObserver
     conversation_sync: ConversationSync | None = None
+    # The previous response's input items and messages, as leading parts of `input_items` and
+    # `conversation`: the stored row keeps only what follows (None: it keeps everything).
+    inherited: Inheritance | None = None
     tools: TurnTools = field(default_factory=TurnTools)
     tool_choice: ChatToolChoice = field(default_factory=ChatToolChoice)
     max_infer_iters: int = 10
@@ -69,6 +81,8 @@ class Turn:
     _iterations_exhausted: bool = False
     _awaiting_client: bool = False
     _settled: bool = False
+    _created: bool = False
+    _stored_row: OpenResponse | None = None
 
     @property
     def should_store(self) -> bool:
@@ -80,6 +94,7 @@ class Turn:
                                 max_output_chars=self.max_output_chars)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         try:
+            await self._persist_created()
             for event in stream.start():
                 yield event
             try:
@@ -103,7 +118,7 @@ class Turn:
             for event in terminal:
                 yield event
         finally:
-            if not self._settled:
+            if self._created and not self._settled:
                 await self._persist_abandoned(stream)
             with anyio.CancelScope(shield=True):
                 await self.tools.aclose()
@@ -246,13 +261,24 @@ class Turn:
         return stream.fail(error.code or "server_error", _response_error_code(error), error.message,
                            self._usage.as_response_usage())
 
+    async def _persist_created(self) -> None:
+        """Store the response `in_progress` before the client learns its id: one INSERT. A crash
+        from here on leaves a row that start-up recovery marks `failed`, never a 404."""
+        if self.should_store:
+            inherited = self.inherited or Inheritance(extends=None, items=0, messages=0)
+            self._stored_row = await self.store.create(NewResponse(
+                response=self.response, input_items=self.input_items, extends=inherited.extends,
+                inherited_items=inherited.items, inherited_messages=inherited.messages,
+            ))
+        self._created = True
+
     async def _persist(self) -> None:
         if not self.should_store:
             await self.store.remember_unstored(self.response["id"])
             return
-        await self.store.save(StoredResponse(
-            response=self.response, input_items=self.input_items, messages=self.conversation,
-        ))
+        if self._stored_row is not None and not await self.store.finish(
+                self._stored_row, self.response, self.conversation):
+            logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
 
     async def _persist_keeping_the_answer(self) -> None:
         """Store the turn; if the database refuses, the client still gets the answer.
@@ -348,9 +374,10 @@ async def prepare_turn(
     context = ToolContext(includes=frozenset(request.include or ()), prior_items=tuple(prior_items),
                           input_items=tuple(items), history=tuple(history + new_messages))
     tools = await build_turn_tools(request.tools or [], tool_factories or {}, context)
+    inherited = Inheritance(previous.response["id"], len(prior_items), len(history)) if previous else None
     try:
         turn = _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,
-                         max_infer_iters, keyring)
+                         max_infer_iters, keyring, inherited)
     except BaseException:
         await tools.aclose()
         raise
@@ -361,19 +388,23 @@ async def prepare_turn(
 def _new_turn(
     request: CreateResponseRequest, route: Route, store: ResponseStore, sync: ConversationSync | None,
     tools: TurnTools, input_items: list[Item], conversation: list[Message], max_infer_iters: int,
-    keyring: Keyring | None,
+    keyring: Keyring | None, inherited: Inheritance | None = None,
 ) -> Turn:
     tool_choice = resolve_tool_choice(request.tool_choice, list(tools.declared))
     response_id = ids.response_id()
+    history = resume_history(conversation, tools.instances)
+    if inherited is not None and history[:inherited.messages] != conversation[:inherited.messages]:
+        inherited = None  # a resumed call changed the inherited history: store this turn's in full
     turn = Turn(
         request=request,
         route=route,
         response=new_response_object(request, response_id),
         observer=TurnObserver(response_id, request.model, route.provider.name, route.upstream_model),
         input_items=input_items,
-        conversation=resume_history(conversation, tools.instances),
+        conversation=history,
         store=store,
         conversation_sync=sync,
+        inherited=inherited,
         tools=tools,
         tool_choice=tool_choice,
         max_infer_iters=max_infer_iters,
@@ -441,5 +472,10 @@ async def _previous(request: CreateResponseRequest, store: ResponseStore) -> Sto
     if previous is None:
         raise NotFoundError(
             f"Previous response with id '{request.previous_response_id}' not found.", param="previous_response_id"
+        )
+    if previous.response["status"] == "in_progress":
+        raise InvalidRequestError(
+            f"Previous response '{request.previous_response_id}' is still in progress; continue it once it has "
+            "ended.", param="previous_response_id", code="previous_response_in_progress",
         )
     return previous

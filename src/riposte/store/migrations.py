@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Column, Connection, Table, inspect, select
+from sqlalchemy.schema import CreateColumn
 
 from riposte.store import schema
 
@@ -30,11 +31,31 @@ def _create_files_and_vector_stores(connection: Connection) -> None:
         table.create(connection, checkfirst=True)
 
 
+def _durable_turns_and_ingestion(connection: Connection) -> None:
+    """Chain storage (history_base, tombstones), in-flight owners, and the live instances table."""
+    for table, names in ((schema.responses, ("history_base", "deleted", "owner")),
+                         (schema.vector_store_files, ("owner", "attempts"))):
+        for name in names:
+            _add_column(connection, table, table.c[name])
+    for index in schema.responses.indexes:
+        index.create(connection, checkfirst=True)
+    schema.server_instances.create(connection, checkfirst=True)
+
+
+def _add_column(connection: Connection, table: Table, column: Column[object]) -> None:
+    """ALTER TABLE ADD COLUMN, unless the table was created (by 0001-0004) with it already."""
+    if column.name in {existing["name"] for existing in inspect(connection).get_columns(table.name)}:
+        return
+    definition = CreateColumn(column).compile(dialect=connection.dialect)
+    connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {definition}")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
     ("0003_create_unstored_responses", _create_unstored_responses),
     ("0004_create_files_and_vector_stores", _create_files_and_vector_stores),
+    ("0005_durable_turns_and_ingestion", _durable_turns_and_ingestion),
 ]
 
 

@@ -1,73 +1,141 @@
-"""Stored responses: the response object, its full chained input, and the chat messages behind it."""
+"""Stored responses: the response object, its chained input, and the chat messages behind it.
+
+A turn's row is written twice: once, `in_progress`, when the turn starts (before the client sees
+`response.created`), and once more when it ends. A response that continues another through
+`previous_response_id` stores only what its own turn added and points at the response it extends
+(`history_base`); its full history is rebuilt by walking that chain, so a chain of n turns takes
+space linear in n. A deleted response that later responses extend is kept as a hidden tombstone,
+and removed together with the last response that extends it.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Select, bindparam, delete, false, literal, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
 
+logger = logging.getLogger(__name__)
+
 Order = Literal["asc", "desc"]
+Item = dict[str, Any]
+_TABLE = schema.responses
 
 
 @dataclass(frozen=True)
 class StoredResponse:
     response: dict[str, Any]
-    input_items: list[dict[str, Any]]
+    input_items: list[Item]
     # Chat messages as sent upstream (without the instructions) plus the final assistant turn,
     # so a `previous_response_id` chain replays exactly what the model saw.
     messages: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
+class NewResponse:
+    """A turn as it starts: its response object (`in_progress`) and its input items."""
+
+    response: dict[str, Any]
+    # The previous response's full input items and output, then this turn's own input items.
+    input_items: list[Item]
+    # The response whose stored history leads this turn's (None: store the turn's full history),
+    # and how many leading input items and chat messages come from it.
+    extends: str | None
+    inherited_items: int
+    inherited_messages: int
+
+
+@dataclass(frozen=True)
+class OpenResponse:
+    """A response row written at the start of its turn, to be finished at its end."""
+
+    id: str
+    # The response whose history this row extends, or None when the row holds its full history.
+    extends: str | None
+    # How many of the turn's chat messages came from the extended response (they are not stored again).
+    inherited_messages: int
+
+
+@dataclass(frozen=True)
 class ResponsePage:
-    data: list[StoredResponse]
+    data: list[dict[str, Any]]
     has_more: bool
 
 
-class ResponseStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+class BrokenChainError(Exception):
+    """A stored chain is missing a link: a bug or a hand-edited database, never a client's error."""
 
-    async def save(self, stored: StoredResponse) -> None:
-        """Insert or replace: a response is written once, at its end."""
-        response = stored.response
-        row = {
-            "id": response["id"],
-            "created_at": float(response["created_at"]),
-            "model": response["model"],
-            "status": response["status"],
-            "previous_response_id": response.get("previous_response_id"),
-            "response": orjson.dumps(response).decode(),
-            "input_items": orjson.dumps(stored.input_items).decode(),
-            "messages": orjson.dumps(stored.messages).decode(),
-        }
+
+class ResponseStore:
+    def __init__(self, engine: AsyncEngine, owner: str | None = None) -> None:
+        self._engine = engine
+        # The server instance whose turns this store writes (see store/instances.py).
+        self._owner = owner
+
+    async def create(self, new: NewResponse) -> OpenResponse:
+        """Write the response `in_progress`, one statement. When it continues a response, only its
+        own items are stored, provided that response still exists; the insert locks it (PostgreSQL)
+        so a concurrent delete cannot remove it under the new link. If it was deleted meanwhile,
+        the row is written with its full history instead."""
+        response = new.response
+        row = {"id": response["id"], "created_at": float(response["created_at"]), "model": response["model"],
+               "status": response["status"], "previous_response_id": response.get("previous_response_id"),
+               "response": _dumps(response), "messages": "[]", "owner": self._owner}
+        previous = new.extends
         async with self._engine.begin() as connection:
-            await connection.execute(_upsert(self._engine.dialect.name), row)
+            if previous is not None:
+                own_items = _dumps(new.input_items[new.inherited_items:])
+                linked = {**row, "input_items": own_items, "history_base": previous}
+                if (await connection.execute(_linked_insert(self._engine.dialect.name), linked)).first():
+                    return OpenResponse(response["id"], previous, new.inherited_messages)
+            whole = {**row, "input_items": _dumps(new.input_items), "history_base": None}
+            await connection.execute(_TABLE.insert(), whole)
+        return OpenResponse(response["id"], None, 0)
+
+    async def finish(self, opened: OpenResponse, response: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
+        """Record the turn's end. False when the response was deleted while it ran (it stays deleted)."""
+        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false())
+                     .values(status=response["status"], response=_dumps(response),
+                             messages=_dumps(messages[opened.inherited_messages:]), owner=None))
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
 
     async def get(self, response_id: str) -> StoredResponse | None:
-        table = schema.responses
-        query = select(table.c.response, table.c.input_items, table.c.messages).where(table.c.id == response_id)
+        """The response with its full input items and messages, rebuilt along its chain."""
         async with self._engine.connect() as connection:
-            row = (await connection.execute(query)).first()
-        return _stored(row) if row is not None else None
+            rows = (await connection.execute(_chain_query(), {"id": response_id})).all()
+        if not rows or rows[-1].deleted:
+            return None
+        return _rebuilt(response_id, rows)
+
+    async def get_response(self, response_id: str) -> dict[str, Any] | None:
+        """Only the response object: what retrieving it returns."""
+        query = select(_TABLE.c.response).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false())
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(query)).scalar()
+        return orjson.loads(found) if found is not None else None
 
     async def delete(self, response_id: str) -> bool:
-        table = schema.responses
+        """Hide the response at once; drop its row, and tombstones it was the last to extend, when no
+        other response extends it."""
+        hide = (update(_TABLE).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false())
+                .values(deleted=True, owner=None))
         async with self._engine.begin() as connection:
-            result = await connection.execute(delete(table).where(table.c.id == response_id))
-        return bool(result.rowcount)
+            if not (await connection.execute(hide)).rowcount:
+                return False
+            await _purge(connection, response_id)
+        return True
 
     async def remember_unstored(self, response_id: str) -> None:
-        """Keep only the id of a `store: false` response, so chaining from it can be refused clearly."""
+        """Keep only the id of a `store: false` response, so chaining from one can be refused clearly."""
         async with self._engine.begin() as connection:
             await connection.execute(schema.unstored_responses.insert().values(id=response_id, created_at=time.time()))
 
@@ -77,35 +145,96 @@ class ResponseStore:
             found = (await connection.execute(select(table.c.id).where(table.c.id == response_id))).scalar()
         return found is not None
 
+    async def fail_in_progress(self, owners: list[str], message: str) -> list[str]:
+        """Mark the `in_progress` responses of these (dead) instances `failed`; returns their ids."""
+        if not owners:
+            return []
+        query = select(_TABLE.c.id, _TABLE.c.owner, _TABLE.c.response).where(
+            _TABLE.c.owner.in_(owners), _TABLE.c.status == "in_progress")
+        failed: list[str] = []
+        async with self._engine.begin() as connection:
+            for response_id, owner, text in (await connection.execute(query)).all():
+                response = _as_failed(orjson.loads(text), message)
+                # Still owned by the dead instance: a live one that finished it meanwhile wins.
+                statement = (update(_TABLE).where(_TABLE.c.id == response_id, _TABLE.c.owner == owner)
+                             .values(status="failed", response=_dumps(response), owner=None))
+                if (await connection.execute(statement)).rowcount:
+                    failed.append(response_id)
+        return failed
+
     async def list(self, *, after: str | None, limit: int, order: Order, model: str | None = None) -> ResponsePage:
-        table = schema.responses
-        query = select(table.c.response, table.c.input_items, table.c.messages)
+        query = select(_TABLE.c.response).where(_TABLE.c.deleted == false())
         if model:
-            query = query.where(table.c.model == model)
+            query = query.where(_TABLE.c.model == model)
         async with self._engine.connect() as connection:
             if after is not None:
-                cursor = (await connection.execute(select(table.c.seq).where(table.c.id == after))).scalar()
+                cursor = (await connection.execute(select(_TABLE.c.seq).where(_TABLE.c.id == after))).scalar()
                 if cursor is not None:
-                    query = query.where(table.c.seq > cursor if order == "asc" else table.c.seq < cursor)
-            ordering = table.c.seq.asc() if order == "asc" else table.c.seq.desc()
-            rows = (await connection.execute(query.order_by(ordering).limit(limit + 1))).all()
-        return ResponsePage(data=[_stored(r) for r in rows[:limit]], has_more=len(rows) > limit)
+                    query = query.where(_TABLE.c.seq > cursor if order == "asc" else _TABLE.c.seq < cursor)
+            ordering = _TABLE.c.seq.asc() if order == "asc" else _TABLE.c.seq.desc()
+            rows = (await connection.execute(query.order_by(ordering).limit(limit + 1))).scalars().all()
+        return ResponsePage(data=[orjson.loads(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+def _as_failed(response: dict[str, Any], message: str) -> dict[str, Any]:
+    return {**response, "status": "failed", "error": {"code": "server_error", "message": message}}
 
 
 @lru_cache(maxsize=4)
-def _upsert(dialect: str) -> Any:
-    """One statement, not a delete and an insert (each statement is several round trips to the
-    database driver, and this write is on every response's path), built once per dialect so that
-    its compiled form is cached too."""
-    table = schema.responses
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table)
-    replaced = ("created_at", "model", "status", "previous_response_id", "response", "input_items", "messages")
-    return statement.on_conflict_do_update(index_elements=[table.c.id],
-                                           set_={name: statement.excluded[name] for name in replaced})
+def _linked_insert(dialect: str) -> Any:
+    """INSERT ... SELECT from the extended row, so the row is written only if that one is there and
+    not deleted. FOR SHARE (PostgreSQL; SQLite has one writer at a time) holds it until commit."""
+    base = _TABLE.alias("base")
+    names = ("id", "created_at", "model", "status", "previous_response_id", "response", "input_items",
+             "messages", "owner", "history_base", "deleted")
+    values: list[Any] = [bindparam(name) for name in names[:-2]]
+    source: Select[Any] = (select(*values, base.c.id, literal(False))
+                           .where(base.c.id == bindparam("history_base"), base.c.deleted == false()))
+    if dialect == "postgresql":
+        source = source.with_for_update(read=True)
+    return _TABLE.insert().from_select(list(names), source).returning(_TABLE.c.id)
 
 
-def _stored(row: Any) -> StoredResponse:
-    return StoredResponse(
-        response=orjson.loads(row[0]), input_items=orjson.loads(row[1]), messages=orjson.loads(row[2])
-    )
+@lru_cache(maxsize=1)
+def _chain_query() -> Any:
+    """The row and every row it extends, the requested one last: one recursive query."""
+    start = (select(_TABLE.c.id, _TABLE.c.history_base, literal(0).label("depth"))
+             .where(_TABLE.c.id == bindparam("id")).cte("chain", recursive=True))
+    link = _TABLE.alias("link")
+    chain = start.union_all(select(link.c.id, link.c.history_base, start.c.depth + 1)
+                            .where(link.c.id == start.c.history_base))
+    return (select(_TABLE.c.id, _TABLE.c.history_base, _TABLE.c.deleted, _TABLE.c.response, _TABLE.c.input_items,
+                   _TABLE.c.messages)
+            .join_from(chain, _TABLE, _TABLE.c.id == chain.c.id).order_by(chain.c.depth.desc()))
+
+
+def _rebuilt(response_id: str, rows: Sequence[Any]) -> StoredResponse:
+    if rows[0].history_base is not None:
+        raise BrokenChainError(f"response {response_id} extends {rows[0].history_base}, which is not stored")
+    items: list[Item] = []
+    messages: list[dict[str, Any]] = []
+    previous_output: list[Item] = []
+    response: dict[str, Any] = {}
+    for row in rows:
+        response = orjson.loads(row.response)
+        items += previous_output
+        items += orjson.loads(row.input_items)
+        messages += orjson.loads(row.messages)
+        previous_output = response["output"]
+    return StoredResponse(response=response, input_items=items, messages=messages)
+
+
+async def _purge(connection: AsyncConnection, response_id: str) -> None:
+    """Remove a deleted row nothing extends any more, then, the same way, the tombstones above it."""
+    child = _TABLE.alias("child")
+    extended = select(child.c.id).where(child.c.history_base == bindparam("id")).exists()
+    statement = (delete(_TABLE).where(_TABLE.c.id == bindparam("id"), _TABLE.c.deleted == true(), ~extended)
+                 .returning(_TABLE.c.history_base))
+    current: str | None = response_id
+    while current is not None:
+        removed = (await connection.execute(statement, {"id": current})).first()
+        current = removed[0] if removed is not None else None
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+

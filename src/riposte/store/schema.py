@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Float,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -39,6 +41,17 @@ responses = Table(
     Column("response", Text, nullable=False),
     Column("input_items", Text, nullable=False),
     Column("messages", Text, nullable=False),
+    # Chain storage (migration 0005). A row whose `history_base` is set holds only what its turn
+    # added: `input_items` are the turn's new items, `messages` the chat messages after the base's.
+    # The full history is the base's full history, the base's output, then this row's own part.
+    # Null: the row holds its full history itself (every row written before 0005 is of this kind).
+    Column("history_base", String(100), nullable=True),
+    # Deleted, but kept while later rows extend its history; removed with the last of them.
+    Column("deleted", Boolean, nullable=False, server_default=false()),
+    # The server instance running the turn while the row is `in_progress`; null once it has ended.
+    Column("owner", String(64), nullable=True),
+    Index("ix_responses_history_base", "history_base"),
+    Index("ix_responses_owner", "owner"),
 )
 
 conversations = Table(
@@ -116,6 +129,10 @@ vector_store_files = Table(
     Column("max_chunk_size_tokens", Integer, nullable=False),
     Column("chunk_overlap_tokens", Integer, nullable=False),
     Column("attributes", Text, nullable=False),
+    # The server instance ingesting the file while it is `in_progress` (migration 0005), and how
+    # many times ingestion was started, so a file that keeps killing its server is not resumed forever.
+    Column("owner", String(64), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
     UniqueConstraint("vector_store_id", "file_id"),
 )
 
@@ -127,4 +144,20 @@ vector_store_file_batches = Table(
     Column("vector_store_id", String(100), nullable=False, index=True),
     Column("created_at", BigInteger, nullable=False),
     Column("cancelled", Boolean, nullable=False),
+)
+
+# Live server processes (migration 0005). Each process registers at start-up and beats every few
+# seconds; work owned by an instance found dead (same host and its process gone, or its heartbeat
+# stale) is recovered by whichever process notices first.
+server_instances = Table(
+    "server_instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    # hostname, boot id and pid namespace: instances with equal `host` see each other's processes.
+    Column("host", String(300), nullable=False),
+    Column("pid", Integer, nullable=False),
+    # The process's start time in clock ticks since boot (Linux), so a reused pid is not taken for it.
+    Column("process_start", BigInteger, nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.store import schema
@@ -91,9 +91,19 @@ _FILE_COLUMNS = (_FILES.c.vector_store_id, _FILES.c.file_id, _FILES.c.batch_id, 
 _BATCH_COLUMNS = (_BATCHES.c.id, _BATCHES.c.vector_store_id, _BATCHES.c.created_at, _BATCHES.c.cancelled)
 
 
+@dataclass(frozen=True)
+class OrphanedFiles:
+    """Files whose ingestion a dead instance left `in_progress`, now taken over or given up."""
+
+    resumed: list[StoreFileRecord]
+    failed: list[StoreFileRecord]
+
+
 class VectorStoreRecords:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, owner: str | None = None) -> None:
         self._engine = engine
+        # The server instance whose ingestions this writes (see store/instances.py).
+        self._owner = owner
 
     # ------------------------------------------------------------------ stores
 
@@ -170,6 +180,7 @@ class VectorStoreRecords:
             "last_error": _dumps(record.last_error) if record.last_error else None,
             "usage_bytes": record.usage_bytes, "max_chunk_size_tokens": record.max_chunk_size_tokens,
             "chunk_overlap_tokens": record.chunk_overlap_tokens, "attributes": _dumps(record.attributes),
+            "owner": self._owner, "attempts": 1,
         }
         async with self._engine.begin() as db:
             changed = await db.execute(update(_FILES).where(*_file_key(record.vector_store_id, record.file_id))
@@ -203,6 +214,31 @@ class VectorStoreRecords:
                 update(_FILES).where(*_file_key(store_id, file_id), _FILES.c.status == "in_progress")
                 .values(status=status, usage_bytes=usage_bytes, last_error=_dumps(last_error) if last_error else None))
         return bool(result.rowcount)
+
+    async def take_over_orphans(self, dead_owners: Sequence[str], max_attempts: int,
+                                last_error: dict[str, str]) -> OrphanedFiles:
+        """Claim the `in_progress` files of dead instances (or of a version that kept no owner) for
+        this instance, to ingest again; fail those already started `max_attempts` times."""
+        orphaned = and_(_FILES.c.status == "in_progress",
+                        or_(_FILES.c.owner.is_(None), _FILES.c.owner.in_(list(dead_owners))))
+        columns = (*_FILE_COLUMNS, _FILES.c.owner, _FILES.c.attempts)
+        resumed: list[StoreFileRecord] = []
+        failed: list[StoreFileRecord] = []
+        async with self._engine.begin() as db:
+            for row in (await db.execute(select(*columns).where(orphaned))).all():
+                record, owner, attempts = _store_file(row), row[-2], int(row[-1])
+                same_claim = (*_file_key(record.vector_store_id, record.file_id), _FILES.c.status == "in_progress",
+                              _FILES.c.owner.is_(None) if owner is None else _FILES.c.owner == owner)
+                if attempts < max_attempts:
+                    claim = update(_FILES).where(*same_claim).values(owner=self._owner, attempts=attempts + 1)
+                    if (await db.execute(claim)).rowcount:
+                        resumed.append(record)
+                    continue
+                give_up = update(_FILES).where(*same_claim).values(status="failed", owner=None,
+                                                                  last_error=_dumps(last_error))
+                if (await db.execute(give_up)).rowcount:
+                    failed.append(record)
+        return OrphanedFiles(resumed=resumed, failed=failed)
 
     async def update_attributes(self, store_id: str, file_id: str, attributes: dict[str, Any]) -> None:
         async with self._engine.begin() as db:

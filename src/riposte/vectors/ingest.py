@@ -16,7 +16,7 @@ import anyio
 from riposte.errors import NotFoundError, RiposteError
 from riposte.files.service import FileService
 from riposte.observability.metrics import INGESTION_FILES, INGESTION_QUEUE
-from riposte.store.vector_stores import FileStatus, VectorStoreRecords
+from riposte.store.vector_stores import FileStatus, StoreFileRecord, VectorStoreRecords
 from riposte.vectors.chunking import ChunkingStrategy, TextChunk, chunk_text, count_tokens
 from riposte.vectors.embeddings import EmbeddingError, EmbeddingModels
 from riposte.vectors.extract import ExtractionError, extract_text
@@ -62,6 +62,15 @@ class Ingestion:
         task = asyncio.create_task(self._run(job), name=f"ingest {job.file_id} into {job.store_id}")
         self._tasks[key] = task
         task.add_done_callback(lambda done: self._forget(key, done))
+
+    async def resume(self, records: list[StoreFileRecord]) -> None:
+        """Ingest again files whose ingestion a dead server left unfinished (the index write replaces
+        whatever part of them it had written)."""
+        for record in records:
+            strategy = ChunkingStrategy(max_chunk_size_tokens=record.max_chunk_size_tokens,
+                                        chunk_overlap_tokens=record.chunk_overlap_tokens)
+            await self.start(IngestJob(store_id=record.vector_store_id, file_id=record.file_id, strategy=strategy,
+                                       attributes=record.attributes))
 
     def _forget(self, key: _Key, done: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is done:
