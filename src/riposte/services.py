@@ -27,6 +27,7 @@ from riposte.tools.file_search_tool import file_search_factory
 from riposte.tools.web_search import PREVIEW_TYPES, WEB_SEARCH_TYPES
 from riposte.tools.web_search_tool import web_search_factory
 from riposte.vectors.embeddings import EmbeddingModels
+from riposte.vectors.extraction_worker import ExtractionLimits
 from riposte.vectors.factory import open_index
 from riposte.vectors.ingest import Ingestion
 from riposte.vectors.service import VectorStoreService
@@ -92,7 +93,8 @@ async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelR
     await files.purge_expired()
     index = await open_index(settings, engine)
     models = EmbeddingModels(router, settings.default_embedding_model)
-    ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency)
+    limits = ExtractionLimits(settings.extraction_timeout_seconds, settings.extraction_memory_mb)
+    ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency, limits)
     vector_stores = VectorStoreService(records, files, index, models, ingestion)
     web_search = WebSearchService(settings.web_search, settings.inference_mode, router.recordings, vector_stores,
                                   check_url=_allow_any_url)

@@ -83,8 +83,8 @@ def test_deleting_a_response_inside_a_chain_keeps_the_chain_continuable(
     upstream.enqueue(text_reply("still here"))
     client.responses.create(model="fake/m", input="question 4 " + "q" * 500, previous_response_id=ids[-1],
                             instructions="Be brief.")
-    assert upstream.requests[-1]["messages"][:-1] == _expected_messages(4) + [
-        {"role": "assistant", "content": "answer 3 " + "x" * 500}]
+    last_answer = {"role": "assistant", "content": "answer 3 " + "x" * 500}
+    assert upstream.requests[-1]["messages"][:-1] == [*_expected_messages(4), last_answer]
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="fake/m", input="x", previous_response_id=ids[1])
 

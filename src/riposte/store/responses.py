@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Select, bindparam, delete, false, literal, select, true, update
+from sqlalchemy import Select, bindparam, delete, false, literal, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
@@ -145,12 +145,13 @@ class ResponseStore:
             found = (await connection.execute(select(table.c.id).where(table.c.id == response_id))).scalar()
         return found is not None
 
-    async def fail_in_progress(self, owners: list[str], message: str) -> list[str]:
-        """Mark the `in_progress` responses of these (dead) instances `failed`; returns their ids."""
-        if not owners:
-            return []
-        query = select(_TABLE.c.id, _TABLE.c.owner, _TABLE.c.response).where(
-            _TABLE.c.owner.in_(owners), _TABLE.c.status == "in_progress")
+    async def fail_in_progress(self, owners: Sequence[str], message: str) -> list[str]:
+        """Mark `failed` the `in_progress` responses of these (dead) instances, and of instances no
+        longer registered at all; returns their ids."""
+        registered = select(schema.server_instances.c.id)
+        orphaned = or_(_TABLE.c.owner.in_(list(owners)), _TABLE.c.owner.not_in(registered))
+        query = select(_TABLE.c.id, _TABLE.c.owner, _TABLE.c.response).where(_TABLE.c.status == "in_progress",
+                                                                             orphaned)
         failed: list[str] = []
         async with self._engine.begin() as connection:
             for response_id, owner, text in (await connection.execute(query)).all():

@@ -217,10 +217,12 @@ class VectorStoreRecords:
 
     async def take_over_orphans(self, dead_owners: Sequence[str], max_attempts: int,
                                 last_error: dict[str, str]) -> OrphanedFiles:
-        """Claim the `in_progress` files of dead instances (or of a version that kept no owner) for
-        this instance, to ingest again; fail those already started `max_attempts` times."""
+        """Claim the `in_progress` files of dead or unregistered instances (or of a version that kept
+        no owner) for this instance, to ingest again; fail those already started `max_attempts` times."""
+        registered = select(schema.server_instances.c.id)
         orphaned = and_(_FILES.c.status == "in_progress",
-                        or_(_FILES.c.owner.is_(None), _FILES.c.owner.in_(list(dead_owners))))
+                        or_(_FILES.c.owner.is_(None), _FILES.c.owner.in_(list(dead_owners)),
+                            _FILES.c.owner.not_in(registered)))
         columns = (*_FILE_COLUMNS, _FILES.c.owner, _FILES.c.attempts)
         resumed: list[StoreFileRecord] = []
         failed: list[StoreFileRecord] = []

@@ -16,6 +16,7 @@ ErrorCode = Literal["unsupported_file", "invalid_file"]
 _TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown", ".csv"})
 _HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUPPORTED_SUFFIXES = _TEXT_SUFFIXES | _HTML_SUFFIXES | {".json", ".pdf"}
+_COSTLY_SUFFIXES = _HTML_SUFFIXES | {".pdf"}
 
 
 class ExtractionError(Exception):
@@ -27,10 +28,21 @@ class ExtractionError(Exception):
         self.message = message
 
 
-def extract_text(filename: str, data: bytes) -> str:
+def is_costly(filename: str, data: bytes) -> bool:
+    """PDF and HTML parsing can cost far more time and memory than the file's size suggests, so
+    these run in a bounded worker process (extraction_worker.py); plain text is decoded in place."""
+    return _suffix(filename, data) in _COSTLY_SUFFIXES
+
+
+def _suffix(filename: str, data: bytes) -> str:
     suffix = PurePosixPath(filename.lower()).suffix
     if not suffix and data.startswith(b"%PDF-"):
-        suffix = ".pdf"
+        return ".pdf"
+    return suffix
+
+
+def extract_text(filename: str, data: bytes) -> str:
+    suffix = _suffix(filename, data)
     if suffix == ".pdf":
         return _pdf_text(data)
     if suffix not in SUPPORTED_SUFFIXES and suffix:

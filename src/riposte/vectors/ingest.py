@@ -19,7 +19,8 @@ from riposte.observability.metrics import INGESTION_FILES, INGESTION_QUEUE
 from riposte.store.vector_stores import FileStatus, StoreFileRecord, VectorStoreRecords
 from riposte.vectors.chunking import ChunkingStrategy, TextChunk, chunk_text, count_tokens
 from riposte.vectors.embeddings import EmbeddingError, EmbeddingModels
-from riposte.vectors.extract import ExtractionError, extract_text
+from riposte.vectors.extract import ExtractionError, extract_text, is_costly
+from riposte.vectors.extraction_worker import ExtractionLimits, extract_in_worker
 from riposte.vectors.index import Attributes, EmbeddedChunk, IndexedFile, IndexUnavailableError, VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ def metadata_token_count(attributes: Attributes, filename: str) -> int:
 
 class Ingestion:
     def __init__(self, files: FileService, records: VectorStoreRecords, index: VectorIndex, models: EmbeddingModels,
-                 concurrency: int) -> None:
+                 concurrency: int, extraction_limits: ExtractionLimits) -> None:
         self._files = files
+        self._extraction_limits = extraction_limits
         self._records = records
         self._index = index
         self._models = models
@@ -129,7 +131,7 @@ class Ingestion:
         if store is None:
             return _failed("server_error", "The vector store was deleted.")
         record, data = await self._files.read(job.file_id)
-        text = await anyio.to_thread.run_sync(extract_text, record.filename, data)
+        text = await self._extract(record.filename, data)
         chunks = await anyio.to_thread.run_sync(chunk_text, text, job.strategy)
         if not chunks:
             raise ExtractionError("invalid_file", "The file contains no text to index.")
@@ -143,6 +145,12 @@ class Ingestion:
                               metadata_token_count=metadata_token_count(job.attributes, record.filename))
         await self._index.replace_file(job.store_id, indexed, _embedded(chunks, vectors))
         return Outcome(status="completed", usage_bytes=_usage_bytes(chunks, dimension))
+
+
+    async def _extract(self, filename: str, data: bytes) -> str:
+        if is_costly(filename, data):
+            return await extract_in_worker(filename, data, self._extraction_limits)
+        return await anyio.to_thread.run_sync(extract_text, filename, data)
 
 
 def _embedded(chunks: list[TextChunk], vectors: list[list[float]]) -> list[EmbeddedChunk]:
