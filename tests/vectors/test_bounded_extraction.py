@@ -13,9 +13,9 @@ from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
 from tests.conftest import server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream
-from tests.vectors.hostile_files import large_html, slow_pdf
-from tests.vectors.helpers import client, upload, wait_for_file
 from tests.unit.test_vector_pieces import minimal_pdf
+from tests.vectors.helpers import client, upload, wait_for_file
+from tests.vectors.hostile_files import large_html, slow_pdf
 
 
 @pytest.fixture
