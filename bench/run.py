@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import matrix, peers, procstat, report, servers
+from bench import matrix, peers, procstat, report, sections, servers
 from bench.bodies import Api
 from bench.loadgen import CellRun, Mode, Scenario, Target, run_cell, warm_up
 from bench.matrix import Group
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.json else None
-    args.out.write_text(report.render(result, before))
+    args.out.write_text(report.render(result, before) + sections.kept(args.out))
 
 
 def _plan(args: argparse.Namespace) -> list[Group]:

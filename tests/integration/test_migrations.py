@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from sqlalchemy import select
+import orjson
+import pytest
+from sqlalchemy import Connection, MetaData, Table, select, text
 
+from riposte.config import ProviderConfig
 from riposte.store import schema
 from riposte.store.database import create_engine, migrate
 from riposte.store.migrations import MIGRATIONS
+from tests.conftest import ADMIN_URL, run_admin_sql, server_factory
+from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
+from tests.integration.sdk import sdk
 
 
 def test_concurrent_migrations_apply_each_step_once(database_url: str) -> None:
@@ -25,3 +35,82 @@ def test_concurrent_migrations_apply_each_step_once(database_url: str) -> None:
                 await engine.dispose()
 
     assert asyncio.run(run()) == sorted(name for name, _ in MIGRATIONS)
+
+
+_ADDED_BY_0005 = {"responses": {"history_base", "deleted", "owner"}, "vector_store_files": {"owner", "attempts"}}
+
+
+def _create_pre_0005_schema(connection: Connection) -> None:
+    """The tables as migrations 0001-0004 left them, recorded as applied."""
+    old = MetaData()
+    for table in schema.metadata.sorted_tables:
+        if table.name == "server_instances":
+            continue
+        skipped = _ADDED_BY_0005.get(table.name, set())
+        Table(table.name, old, *[column._copy() for column in table.columns if column.name not in skipped])
+    old.create_all(connection)
+    for name, _ in MIGRATIONS[:4]:
+        connection.execute(schema.schema_migrations.insert().values(name=name, applied_at=time.time()))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    name = f"riposte_old_{secrets.token_hex(4)}"
+    run_admin_sql(ADMIN_URL, f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    finally:
+        run_admin_sql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_database_from_before_chain_storage_upgrades_and_its_responses_continue(
+    fresh_database_url: str, tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "one"},
+               {"role": "user", "content": "second"}, {"role": "assistant", "content": "two"}]
+    items = [{"id": "msg_a", "type": "message", "role": "user", "status": "completed",
+              "content": [{"type": "input_text", "text": "first"}]},
+             {"id": "msg_b", "type": "message", "role": "assistant", "status": "completed",
+              "content": [{"type": "output_text", "text": "one", "annotations": []}]},
+             {"id": "msg_c", "type": "message", "role": "user", "status": "completed",
+              "content": [{"type": "input_text", "text": "second"}]}]
+    output = [{"id": "msg_d", "type": "message", "role": "assistant", "status": "completed",
+               "content": [{"type": "output_text", "text": "two", "annotations": [], "logprobs": []}]}]
+
+    async def prepare() -> None:
+        engine = create_engine(fresh_database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_create_pre_0005_schema)
+                await connection.execute(text(
+                    "INSERT INTO responses (id, created_at, model, status, previous_response_id, response, "
+                    "input_items, messages) VALUES ('resp_old', 1, 'fake/m', 'completed', 'resp_older', :response, "
+                    ":items, :messages)"),
+                    {"response": orjson.dumps(_old_response(output)).decode(), "items": orjson.dumps(items).decode(),
+                     "messages": orjson.dumps(history).decode()})
+            assert await migrate(engine) == ["0005_durable_turns_and_ingestion"]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(prepare())
+    with server_factory(tmp_path / "data", fresh_database_url) as factory:
+        server = factory(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")])
+        client = sdk(server)
+        assert client.responses.retrieve("resp_old").status == "completed"
+        listed = client.responses.input_items.list("resp_old", order="asc").data
+        assert [item.id for item in listed] == ["msg_a", "msg_b", "msg_c"]
+        upstream.enqueue(text_reply("three"))
+        follow_up = client.responses.create(model="fake/m", input="third", previous_response_id="resp_old")
+        assert upstream.requests[-1]["messages"] == [*history, {"role": "user", "content": "third"}]
+        chained = client.responses.input_items.list(follow_up.id, order="asc", limit=100).data
+        assert [item.id for item in chained][:4] == ["msg_a", "msg_b", "msg_c", "msg_d"]
+
+
+def _old_response(output: list[dict[str, object]]) -> dict[str, object]:
+    return {"id": "resp_old", "object": "response", "created_at": 1, "status": "completed", "model": "fake/m",
+            "output": output, "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
+            "parallel_tool_calls": True, "temperature": None, "tool_choice": "auto", "tools": [], "top_p": None,
+            "previous_response_id": "resp_older"}

@@ -36,6 +36,7 @@ async def extract_in_worker(filename: str, data: bytes, limits: ExtractionLimits
     """The file's text, extracted by a child process; ExtractionError when it fails or exceeds a limit."""
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "riposte.vectors.extraction_child", filename, str(limits.memory_mb),
+        str(limits.timeout_seconds),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_SOURCE_ROOT, os.environ.get("PYTHONPATH")]))},
     )
