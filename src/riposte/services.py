@@ -14,8 +14,8 @@ from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
-from riposte.sealing import Keyring, load_keyring
 from riposte.recovery import Recovery
+from riposte.sealing import Keyring, load_keyring
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, ensure_database, migrate, redact_url
