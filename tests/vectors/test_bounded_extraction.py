@@ -19,11 +19,14 @@ from tests.vectors.hostile_files import large_html, slow_pdf
 
 
 @pytest.fixture
-def bounded_server(tmp_path: Path, embedding_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
-    """Small limits, so a test needs neither a minute nor a gigabyte to cross them."""
+def bounded_server(tmp_path: Path, embedding_upstream: ScriptedUpstream,
+                   request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    """A test's own limits (`@pytest.mark.parametrize("bounded_server", [{...}], indirect=True)`),
+    small, so that crossing them takes neither a minute nor a gigabyte."""
+    limits = getattr(request, "param", {})
     with server_factory(tmp_path / "data", f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}") as factory:
         yield factory(providers=[ProviderConfig(name="fake", base_url=embedding_upstream.base_url, api_key="x")],
-                      extraction_timeout_seconds=2, extraction_memory_mb=128)
+                      **limits)
 
 
 def _attach(server: RunningServer, name: str, data: bytes) -> tuple[str, str]:
@@ -35,6 +38,7 @@ def _attach(server: RunningServer, name: str, data: bytes) -> tuple[str, str]:
     return store.id, file_id
 
 
+@pytest.mark.parametrize("bounded_server", [{"extraction_timeout_seconds": 3}], indirect=True)
 def test_a_pdf_past_the_time_limit_fails_while_the_server_keeps_answering(bounded_server: RunningServer) -> None:
     store_id, file_id = _attach(bounded_server, "slow.pdf", slow_pdf(400_000))
     sdk = client(bounded_server)
@@ -47,6 +51,7 @@ def test_a_pdf_past_the_time_limit_fails_while_the_server_keeps_answering(bounde
     assert failed.last_error is not None and "extraction_timeout_seconds" in failed.last_error.message
 
 
+@pytest.mark.parametrize("bounded_server", [{"extraction_memory_mb": 128}], indirect=True)
 def test_html_past_the_memory_limit_fails_naming_the_setting(bounded_server: RunningServer) -> None:
     store_id, file_id = _attach(bounded_server, "huge.html", large_html(6_000_000))
     failed = wait_for_file(client(bounded_server), store_id, file_id)
