@@ -45,8 +45,12 @@ class Recovery:
         self._ingest_max_attempts = ingest_max_attempts
         self._task: asyncio.Task[None] | None = None
 
-    async def sweep(self) -> Recovered:
+    async def sweep(self, everything: bool = True) -> Recovered:
+        """Recover the work of dead instances. `everything` (at start-up) also takes work whose owner
+        is not registered at all, or that an older version left without an owner."""
         dead = [instance.id for instance in await self._registry.dead(self._stale_seconds)]
+        if not dead and not everything:
+            return Recovered()
         failed = await self._responses.fail_in_progress(dead, RESTARTED)
         files = await self._records.take_over_orphans(dead, self._ingest_max_attempts, _INGEST_GIVEN_UP)
         await self._ingestion.resume(files.resumed)
@@ -68,7 +72,7 @@ class Recovery:
             await asyncio.sleep(self._heartbeat_seconds)
             try:
                 await self._registry.beat()
-                await self.sweep()
+                await self.sweep(everything=False)
             except Exception:  # the database may be briefly unreachable: try again at the next beat
                 logger.exception("heartbeat or recovery sweep failed")
 

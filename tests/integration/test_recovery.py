@@ -8,6 +8,7 @@ import sys
 import time
 
 import httpx
+import openai
 import orjson
 
 from riposte.config import ProviderConfig
@@ -41,6 +42,15 @@ def _leave_in_progress(database_url: str, response_id: str, owner: str) -> None:
                       "WHERE id = :id", owner=owner, response=orjson.dumps(response).decode(), id=response_id)
 
 
+def _ingested_file(client: openai.OpenAI) -> tuple[str, str]:
+    store = client.vector_stores.create(name="docs", extra_body={"embedding_model": "fake/emb",
+                                                                 "embedding_dimension": 8})
+    file_id = upload(client, "rings.txt", "Saturn has rings.")
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+    assert wait_for_file(client, store.id, file_id).status == "completed"
+    return store.id, file_id
+
+
 def _servers(make_server: ServerFactory, upstream: ScriptedUpstream) -> RunningServer:
     return make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")])
 
@@ -52,11 +62,7 @@ def test_start_up_fails_the_turns_and_resumes_the_ingestions_of_a_dead_process(
     client = sdk(first)
     upstream.enqueue(text_reply("an answer"))
     response_id = client.responses.create(model="fake/m", input="hi").id
-    store = client.vector_stores.create(name="docs", extra_body={"embedding_model": "fake/emb",
-                                                                 "embedding_dimension": 8})
-    file_id = upload(client, "rings.txt", "Saturn has rings.")
-    client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
-    assert wait_for_file(client, store.id, file_id).status == "completed"
+    store_id, file_id = _ingested_file(client)
     first.stop()
 
     dead = "inst_dead_same_host"
@@ -72,7 +78,7 @@ def test_start_up_fails_the_turns_and_resumes_the_ingestions_of_a_dead_process(
     assert recovered.error is not None and recovered.error.code == "server_error"
     assert recovered.error.message.startswith("server restarted")
     assert client.responses.input_items.list(response_id).data[0].content[0].text == "hi"  # type: ignore[union-attr]
-    resumed = wait_for_file(client, store.id, file_id)
+    resumed = wait_for_file(client, store_id, file_id)
     assert resumed.status == "completed" and resumed.usage_bytes > 0
     assert sql(database_url, "SELECT id FROM server_instances WHERE id = :id", id=dead) == []
 
@@ -82,11 +88,7 @@ def test_a_file_whose_ingestion_was_interrupted_too_often_fails_with_last_error(
 ) -> None:
     first = _servers(make_server, upstream)
     client = sdk(first)
-    store = client.vector_stores.create(name="docs", extra_body={"embedding_model": "fake/emb",
-                                                                 "embedding_dimension": 8})
-    file_id = upload(client, "rings.txt", "Saturn has rings.")
-    client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
-    assert wait_for_file(client, store.id, file_id).status == "completed"
+    store_id, file_id = _ingested_file(client)
     first.stop()
     dead = "inst_dead_again"
     _register(database_url, dead, host_identity(), _dead_pid(), time.time())
@@ -94,7 +96,7 @@ def test_a_file_whose_ingestion_was_interrupted_too_often_fails_with_last_error(
                       "WHERE file_id = :file", owner=dead, file=file_id)
 
     client = sdk(_servers(make_server, upstream))
-    failed = client.vector_stores.files.retrieve(vector_store_id=store.id, file_id=file_id)
+    failed = client.vector_stores.files.retrieve(vector_store_id=store_id, file_id=file_id)
     assert failed.status == "failed"
     assert failed.last_error is not None and "server restarted" in failed.last_error.message
 

@@ -150,8 +150,9 @@ class ResponseStore:
         longer registered at all; returns their ids."""
         registered = select(schema.server_instances.c.id)
         orphaned = or_(_TABLE.c.owner.in_(list(owners)), _TABLE.c.owner.not_in(registered))
-        query = select(_TABLE.c.id, _TABLE.c.owner, _TABLE.c.response).where(_TABLE.c.status == "in_progress",
-                                                                             orphaned)
+        # Only a turn in flight has an owner, so the owner index finds them without a table scan.
+        query = select(_TABLE.c.id, _TABLE.c.owner, _TABLE.c.response).where(
+            _TABLE.c.owner.is_not(None), _TABLE.c.status == "in_progress", orphaned)
         failed: list[str] = []
         async with self._engine.begin() as connection:
             for response_id, owner, text in (await connection.execute(query)).all():
