@@ -3,6 +3,8 @@ upstream as before, and survive the deletion of any response in them."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -10,6 +12,8 @@ import openai
 import orjson
 import pytest
 
+from riposte.store.database import create_engine, migrate
+from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
 from tests.integration.sdk import sdk
@@ -125,3 +129,47 @@ def test_a_response_that_is_streaming_is_stored_in_progress_and_cannot_be_contin
 def fake_server_list(server: RunningServer) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = httpx.get(f"{server.base_url}/responses", params={"limit": 100}).json()["data"]
     return listed
+
+
+def test_a_continuation_racing_the_delete_of_its_previous_response_never_loses_its_history(
+    database_url: str,
+) -> None:
+    """Deleting a response while a turn continuing it is being stored: whichever wins, the new
+    response keeps its full history (linked to a kept tombstone, or stored whole)."""
+
+    async def race() -> None:
+        engine = create_engine(database_url)
+        await migrate(engine)
+        store = ResponseStore(engine, owner="inst_race")
+        try:
+            for attempt in range(15):
+                parent = _response(f"resp_race_parent_{attempt}_{time.time_ns()}", None)
+                await store.create(NewResponse(parent, [_item("a")], None, 0, 0))
+                await store.finish(OpenResponse(parent["id"], None, 0), {**parent, "status": "completed",
+                                   "output": [_item("b")]}, [{"role": "user", "content": "a"}])
+                child = _response(f"resp_race_child_{attempt}_{time.time_ns()}", parent["id"])
+                full_items = [_item("a"), _item("b"), _item("c")]
+                deleted, opened = await asyncio.gather(
+                    store.delete(parent["id"]),
+                    store.create(NewResponse(child, full_items, parent["id"], 2, 1)))
+                assert deleted
+                await store.finish(opened, {**child, "status": "completed", "output": []},
+                                   [{"role": "user", "content": "a"}, {"role": "user", "content": "c"}])
+                rebuilt = await store.get(child["id"])
+                assert rebuilt is not None
+                assert [item["id"] for item in rebuilt.input_items] == ["a", "b", "c"]
+                assert rebuilt.messages == [{"role": "user", "content": "a"}, {"role": "user", "content": "c"}]
+                assert await store.get(parent["id"]) is None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(race())
+
+
+def _response(response_id: str, previous: str | None) -> dict[str, Any]:
+    return {"id": response_id, "created_at": 1, "model": "m", "status": "in_progress", "output": [],
+            "previous_response_id": previous}
+
+
+def _item(item_id: str) -> dict[str, Any]:
+    return {"id": item_id, "type": "message", "role": "user", "content": [{"type": "input_text", "text": item_id}]}
