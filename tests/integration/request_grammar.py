@@ -114,3 +114,9 @@ def create_bodies() -> st.SearchStrategy[dict[str, Any]]:
                   "reasoning": field(st.fixed_dictionaries({"effort": st.sampled_from(["low", "high"])})),
                   "stream": st.booleans()},
     )
+
+
+def conversation_bodies() -> st.SearchStrategy[dict[str, Any]]:
+    """Create-conversation bodies: items of every kind, as they come back from a client."""
+    return st.fixed_dictionaries({"items": field(st.lists(ITEM, max_size=4))},
+                                 optional={"metadata": field(st.dictionaries(IDENT, TEXT, max_size=2))})

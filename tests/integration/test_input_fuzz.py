@@ -18,12 +18,13 @@ from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
 from tests.integration.module_servers import module_upstream, server, upstream
-from tests.integration.request_grammar import create_bodies
+from tests.integration.request_grammar import conversation_bodies, create_bodies
 
 __all__ = ["module_upstream", "server", "upstream"]  # fixtures
 
-# Per backend. Each case is one HTTP request; the whole module takes a few seconds per hundred.
+# Per backend. Each case is one HTTP request.
 FUZZ_CASES = 100
+CONVERSATION_FUZZ_CASES = 50
 
 
 @settings(max_examples=FUZZ_CASES, deadline=None, derandomize=True, database=None,
@@ -42,6 +43,21 @@ def test_no_request_body_makes_the_server_fail(server: RunningServer, upstream: 
             _assert_completed_stream(response)
         else:
             _assert_completed_and_stored(client, response.json())
+
+
+@settings(max_examples=CONVERSATION_FUZZ_CASES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(body=conversation_bodies())
+def test_no_conversation_body_makes_the_server_fail(server: RunningServer, body: dict[str, Any]) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        response = client.post("/conversations", content=_encoded(body), headers={"content-type": "application/json"})
+        if response.status_code >= 400:
+            _assert_client_error(response)
+            return
+        items = client.get(f"/conversations/{response.json()['id']}/items", params={"order": "asc"})
+        assert items.status_code == 200, items.text
+        assert len(items.json()["data"]) == len(body["items"] or [])
 
 
 def _encoded(body: dict[str, Any]) -> bytes:
