@@ -68,6 +68,7 @@ def test_body_over_the_limit_is_a_413(make_server: ServerFactory, upstream: Scri
     response = post(server, "/responses", json={"model": "fake/m", "input": "x" * 5000})
     assert response.status_code == 413
     assert error_of(response)["code"] == "payload_too_large"
+    assert error_of(response)["param"] == "body"
 
 
 def test_unknown_provider_or_model_is_a_404_model_not_found(

@@ -117,7 +117,7 @@ class BodySizeLimit:
             await self._reject(scope, receive, send, limit)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        error = PayloadTooLargeError(f"The request body exceeds the limit of {limit} bytes.")
+        error = PayloadTooLargeError(f"The request body exceeds the limit of {limit} bytes.", param="body")
         await error_response(error)(scope, receive, send)
 
 
