@@ -45,7 +45,12 @@ def test_a_chunk_with_choices_is_returned_as_is() -> None:
 def test_status_errors_keep_client_mistakes_and_map_the_rest_to_502(status: int, mapped: int) -> None:
     error = status_error(status, b'{"error": {"message": "backend exploded", "type": "server_error"}}')
     assert error.status_code == mapped
-    assert error.message == f"upstream returned {status}: backend exploded"
+    assert error.message.startswith(f"upstream returned {status}: backend exploded")
+
+
+def test_a_401_says_to_check_the_api_key() -> None:
+    assert "OPENAI_API_KEY" in status_error(401, b"bad key").message
+    assert "API key" not in status_error(403, b"forbidden").message
 
 
 def test_a_status_error_with_a_plain_text_body_quotes_the_text() -> None:
