@@ -15,6 +15,7 @@ from riposte.api import conversations, files, models, passthrough, responses, ve
 from riposte.api.errors import ErrorBoundary, install_error_handlers
 from riposte.api.middleware import BodySizeLimit, PrintableUrl, ReplayScope, RequestLog
 from riposte.api.openapi import install_openapi, returns
+from riposte.api.security import install_security
 from riposte.config import InferenceMode, Settings, load_settings
 from riposte.observability.logs import configure_logging
 from riposte.observability.metrics import exposition
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Uploads may exceed the JSON limit; the file service enforces max_file_bytes exactly.
     upload_limit = max(resolved.max_request_bytes, resolved.max_file_bytes + MULTIPART_OVERHEAD_BYTES)
     app.add_middleware(BodySizeLimit, max_bytes=resolved.max_request_bytes, path_limits={"/v1/files": upload_limit})
+    install_security(app, resolved.host, resolved.auth)
     # Inside the request log, so that it logs the 500 an unexpected error becomes.
     app.add_middleware(ErrorBoundary)
     app.add_middleware(RequestLog)  # outermost: it sees every status, the size limit's 413 included

@@ -11,6 +11,8 @@ from pathlib import Path
 import uvicorn
 
 from riposte import __version__
+from riposte.auth.cli import add_key_commands, check_serve_posture, run_keys
+from riposte.auth.posture import InsecureBindError
 from riposte.config import InferenceMode, SettingsError, load_settings
 from riposte.observability.logs import configure_logging
 from riposte.observability.startup import log_summary
@@ -34,10 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                        help="default info")
     serve.add_argument("--log-format", choices=["text", "json"], help="default text; json is one object a line")
+    serve.add_argument("--insecure-no-auth", action="store_true", default=None,
+                       help="serve a non-loopback address with no API key configured (anyone can use it)")
     sealing = commands.add_parser("sealing-keys", help="list or rotate the keys that seal encrypted reasoning")
     sealing.add_argument("action", choices=["list", "rotate"])
     sealing.add_argument("--config", type=Path, help="YAML settings file")
     sealing.add_argument("--data-dir", type=Path, help="where the key file lives (default .riposte)")
+    add_key_commands(commands)
     return parser
 
 
@@ -45,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sealing-keys":
         return _sealing_keys(args)
+    if args.command == "keys":
+        try:
+            settings = load_settings(args.config, {"data_dir": args.data_dir, "database_url": args.database_url})
+        except SettingsError as exc:
+            print(f"riposte: {exc}", file=sys.stderr)
+            return 2
+        return run_keys(args, settings)
     overrides = {
         "host": args.host,
         "port": args.port,
@@ -55,10 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         "database_url": args.database_url,
         "log_level": args.log_level,
         "log_format": args.log_format,
+        "insecure_no_auth": args.insecure_no_auth,
     }
     try:
         settings = load_settings(args.config, overrides)
     except SettingsError as exc:
+        print(f"riposte: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_serve_posture(settings)
+    except InsecureBindError as exc:
         print(f"riposte: {exc}", file=sys.stderr)
         return 2
     _export_for_workers(args.config, overrides)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from riposte.auth.settings import AuthSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
 from riposte.sealing import SealingKey
 
@@ -147,6 +148,10 @@ class Settings(BaseModel):
     instance_heartbeat_seconds: float = Field(default=10.0, gt=0)
     instance_stale_seconds: float = Field(default=30.0, gt=0)
     ingest_max_attempts: int = Field(default=2, ge=1)
+    # Authentication, browser protections and limits (docs/SECURITY.md).
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    # Serve a non-loopback address with no key configured: anyone who reaches the port is trusted.
+    insecure_no_auth: bool = False
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -213,6 +218,7 @@ _ENV_FIELDS = (
     "instance_heartbeat_seconds",
     "instance_stale_seconds",
     "ingest_max_attempts",
+    "insecure_no_auth",
 )
 
 

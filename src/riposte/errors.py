@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from riposte.redact import redact
+
 
 class RiposteError(Exception):
     """An error a client can be told about, in the OpenAI error envelope."""
@@ -21,6 +23,10 @@ class RiposteError(Exception):
 
     def envelope(self) -> dict[str, object]:
         return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}
+
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers the answer carries (e.g. Retry-After)."""
+        return {}
 
 
 class InvalidRequestError(RiposteError):
@@ -54,7 +60,8 @@ class UpstreamError(RiposteError):
     def __init__(
         self, message: str, *, status_code: int | None = None, code: str | None = None, param: str | None = None
     ) -> None:
-        super().__init__(message, param=param, code=code)
+        # Upstream text may echo the key it was sent (e.g. "Incorrect API key provided: sk-...").
+        super().__init__(redact(message), param=param, code=code)
         if status_code is not None:
             self.status_code = status_code
 
@@ -70,3 +77,39 @@ class ReplayMissError(RiposteError):
     error_type = "server_error"
     default_code = "recording_not_found"
     should_retry = False
+
+
+class AuthenticationError(RiposteError):
+    """No credentials, or credentials that do not verify (401, as OpenAI answers)."""
+
+    status_code = 401
+    error_type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class ForbiddenRequestError(RiposteError):
+    """A request refused by the browser protections (unknown Host, foreign Origin, wrong content type)."""
+
+    status_code = 403
+    error_type = "invalid_request_error"
+    default_code = "forbidden"
+
+    def __init__(self, message: str, *, status_code: int = 403, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message, param=param, code=code)
+        self.status_code = status_code
+
+
+class RateLimitError(RiposteError):
+    """A per-key limit was reached; the client may retry after `retry_after` seconds."""
+
+    status_code = 429
+    error_type = "requests"
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, param: str | None = None) -> None:
+        super().__init__(f"{message} Retry after {retry_after} s.", param=param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

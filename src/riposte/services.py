@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from riposte.auth.authenticator import Authenticator
+from riposte.auth.posture import check_posture
 from riposte.config import InferenceMode, Settings
 from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
@@ -16,11 +18,14 @@ from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
 from riposte.recovery import Recovery
 from riposte.sealing import Keyring, load_keyring
+from riposte.redact import register_secret
+from riposte.store.api_keys import ApiKeyStore
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, ensure_database, migrate, redact_url
 from riposte.store.files import FileStore
 from riposte.store.instances import InstanceRegistry, this_process
+from riposte.store.permissions import secure_data_dir, secure_database_files
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
 from riposte.tools.file_search_tool import file_search_factory
@@ -48,6 +53,7 @@ class Services:
     keyring: Keyring
     web_search: WebSearchService
     recovery: Recovery
+    auth: Authenticator
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
 
@@ -55,8 +61,14 @@ class Services:
     async def start(cls, settings: Settings) -> Services:
         if await ensure_database(settings.resolved_database_url):
             logger.info("created the PostgreSQL database named in %s", redact_url(settings.resolved_database_url))
+        for provider in settings.providers:
+            register_secret(provider.resolved_api_key())
+        secure_data_dir(settings.data_dir)
         engine = create_engine(settings.resolved_database_url)
         await migrate(engine)
+        secure_database_files(settings.resolved_database_url)
+        auth = Authenticator(ApiKeyStore(engine), settings.auth)
+        check_posture(settings.host, await auth.enabled(), settings.insecure_no_auth)
         recordings = None
         if settings.inference_mode is not InferenceMode.LIVE:
             recordings = RecordingStore(settings.resolved_recordings_dir)
@@ -71,7 +83,7 @@ class Services:
                             settings.ingest_max_attempts)
         started = cls(settings=settings, engine=engine, router=router, responses=responses,
                       conversations=ConversationStore(engine), recovery=recovery,
-                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), **files)
+                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth, **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
             started.tool_factories[tool_type] = web_search_factory(started.web_search)

@@ -21,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(error: RiposteError) -> Response:
-    headers = None if error.should_retry is None else {"x-should-retry": "true" if error.should_retry else "false"}
+    headers = error.headers()
+    if error.should_retry is not None:
+        headers["x-should-retry"] = "true" if error.should_retry else "false"
     return Response(orjson.dumps(error.envelope()), status_code=error.status_code, media_type="application/json",
                     headers=headers)
 

@@ -15,6 +15,7 @@ from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
+from riposte.auth.quotas import check_input_items
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import prepare_turn
@@ -28,6 +29,7 @@ router = APIRouter()
 @router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True))
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
+    check_input_items(body.input)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars)

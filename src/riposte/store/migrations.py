@@ -50,12 +50,17 @@ def _add_column(connection: Connection, table: Table, column: Column[object]) ->
     connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {definition}")
 
 
+def _create_api_keys(connection: Connection) -> None:
+    schema.api_keys.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
     ("0003_create_unstored_responses", _create_unstored_responses),
     ("0004_create_files_and_vector_stores", _create_files_and_vector_stores),
     ("0005_durable_turns_and_ingestion", _durable_turns_and_ingestion),
+    ("0006_create_api_keys", _create_api_keys),
 ]
 
 

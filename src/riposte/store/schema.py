@@ -161,3 +161,19 @@ server_instances = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
 )
+
+# API keys: only a salted hash of each secret (auth/keys.py); a revoked key keeps its row.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(40), primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("admin", Boolean, nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    # Per-key limit overrides (auth/settings.py LimitSettings), as JSON.
+    Column("limits", Text, nullable=False),
+)
