@@ -17,8 +17,8 @@ from riposte.files.service import FileService
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
 from riposte.recovery import Recovery
-from riposte.sealing import Keyring, load_keyring
 from riposte.redact import register_secret
+from riposte.sealing import Keyring, load_keyring
 from riposte.store.api_keys import ApiKeyStore
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
