@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import Request
@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.auth.authenticator import Authenticator
 from riposte.auth.posture import check_posture
+from riposte.auth.principal import current_principal
 from riposte.config import InferenceMode, Settings
 from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
@@ -25,6 +26,7 @@ from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, ensure_database, migrate, redact_url
 from riposte.store.files import FileStore
 from riposte.store.instances import InstanceRegistry, this_process
+from riposte.store.ownership import Owner
 from riposte.store.permissions import secure_data_dir, secure_database_files
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
@@ -39,6 +41,8 @@ from riposte.vectors.service import VectorStoreService
 from riposte.websearch.service import WebSearchService
 
 logger = logging.getLogger(__name__)
+# Projects whose views are kept at once; past this the cache starts over.
+_MAX_VIEWS = 1024
 
 
 @dataclass
@@ -56,6 +60,8 @@ class Services:
     auth: Authenticator
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
+    # Views of these services for one project each (owned_by), made once per project.
+    _views: dict[Owner, Services] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -91,6 +97,21 @@ class Services:
         recovery.start()
         return started
 
+    def owned_by(self, owner: Owner) -> Services:
+        """These services as one request's caller sees them: every store limited to its project."""
+        view = self._views.get(owner)
+        if view is None:
+            vector_stores = self.vector_stores.owned_by(owner)
+            view = replace(
+                self, responses=self.responses.owned_by(owner), conversations=self.conversations.owned_by(owner),
+                files=self.files.owned_by(owner), vector_stores=vector_stores,
+                tool_factories={**self.tool_factories, "file_search": file_search_factory(vector_stores)},
+            )
+            if len(self._views) >= _MAX_VIEWS:
+                self._views.clear()
+            self._views[owner] = view
+        return view
+
     async def close(self) -> None:
         await self.web_search.aclose()
         await self.vector_stores.aclose()
@@ -118,6 +139,7 @@ def _allow_any_url(url: str) -> None:
 
 
 async def services(request: Request) -> Services:
+    """The services as the request's authenticated caller sees them (api/security.py sets it)."""
     # async: FastAPI runs a plain-def dependency in a worker thread, one thread hop per request.
     found: Services = request.app.state.services
-    return found
+    return found.owned_by(current_principal.get().owner)

@@ -83,3 +83,14 @@ def test_too_many_input_items_get_429(deployment: Deployment, start_server: Call
                        json={"model": "fake/m", "input": items})
     assert_rate_limited(reply)
     assert reply.json()["error"]["param"] == "input"
+def test_the_file_storage_quota_gets_429(deployment: Deployment, start_server: Callable[..., RunningServer]) -> None:
+    key = deployment.create_key("team-a", "--file-storage-bytes", "1000")
+    server = start_server()
+    files = client(server, key).files
+    kept = files.create(file=("a.txt", b"a" * 600), purpose="assistants")
+    with pytest.raises(openai.RateLimitError) as raised:
+        files.create(file=("b.txt", b"b" * 600), purpose="assistants")
+    assert raised.value.response.headers["retry-after"]
+    assert [f.id for f in files.list()] == [kept.id]
+    files.delete(kept.id)
+    assert files.create(file=("b.txt", b"b" * 600), purpose="assistants").bytes == 600

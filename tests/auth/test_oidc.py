@@ -58,7 +58,8 @@ def idp() -> Iterator[IdentityProvider]:
 
 
 def test_tokens_map_a_claim_to_a_project(sqlite_server: ServerFactory, idp: IdentityProvider) -> None:
-    oidc = OidcSettings(jwks_url=idp.jwks_url, issuer=ISSUER, audience=AUDIENCE, project_claim="team")
+    oidc = OidcSettings(jwks_url=idp.jwks_url, issuer=ISSUER, audience=AUDIENCE, project_claim="team",
+                        admin_claim="roles", admin_value="riposte-admin")
     server = sqlite_server(auth=AuthSettings(oidc=oidc))
 
     def as_team(team: str, **claims: Any) -> openai.OpenAI:
@@ -66,6 +67,10 @@ def test_tokens_map_a_claim_to_a_project(sqlite_server: ServerFactory, idp: Iden
 
     mine = as_team("red").conversations.create(metadata={"who": "red"})
     assert as_team("red").conversations.retrieve(mine.id).id == mine.id
+    with pytest.raises(openai.NotFoundError):
+        as_team("blue").conversations.retrieve(mine.id)
+    admin = as_team("blue", roles=["riposte-admin"])
+    assert admin.conversations.retrieve(mine.id).metadata == {"who": "red"}
 
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     refused = [

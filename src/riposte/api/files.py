@@ -13,6 +13,7 @@ from starlette.responses import StreamingResponse
 
 from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import multipart_body, returns, returns_list
+from riposte.auth.principal import current_principal
 from riposte.errors import InvalidRequestError
 from riposte.services import Services, services
 from riposte.store.pagination import PageRequest
@@ -38,7 +39,8 @@ async def upload_file(request: Request, svc: Services = Depends(services)) -> Re
         purpose = form.get("purpose")
         if not isinstance(purpose, str) or not purpose:
             raise _missing("purpose")
-        record = await svc.files.upload(upload.filename or "upload", purpose, _chunks(upload), _expiry(form))
+        record = await svc.files.upload(upload.filename or "upload", purpose, _chunks(upload), _expiry(form),
+                                        quota_bytes=current_principal.get().limits.file_storage_bytes)
     return json_response(record.as_object())
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import PurePosixPath, PureWindowsPath
 
 from riposte import ids
-from riposte.errors import InvalidRequestError, NotFoundError
+from riposte.errors import InvalidRequestError, NotFoundError, RateLimitError
 from riposte.store.blobs import BlobStore
 from riposte.store.files import FilePage, FileRecord, FileStore
+from riposte.store.ownership import Owner
 from riposte.store.pagination import PageRequest
 
 # The purposes the create endpoint accepts (the SDK's `FilePurpose`).
@@ -30,8 +32,15 @@ class FileService:
     def _now(self) -> int:
         return int(self._clock())
 
+    def owned_by(self, owner: Owner) -> FileService:
+        """The same service over the owner's files only."""
+        view = copy.copy(self)
+        view._store = self._store.owned_by(owner)
+        return view
+
     async def upload(self, filename: str, purpose: str, content: AsyncIterator[bytes],
-                     expires_after_seconds: int | None = None) -> FileRecord:
+                     expires_after_seconds: int | None = None, quota_bytes: int | None = None) -> FileRecord:
+        """`quota_bytes`: what the owner's project may hold in all; beyond it the upload is a 429."""
         check_purpose(purpose)
         check_expiry(expires_after_seconds)
         file_id = await self._unused_id()
@@ -42,11 +51,22 @@ class FileService:
             expires_at=now + expires_after_seconds if expires_after_seconds is not None else None,
         )
         try:
+            if quota_bytes is not None:
+                await self._check_quota(size, quota_bytes)
             await self._store.insert(record)
         except BaseException:
             await self._blobs.delete(file_id)
             raise
         return record
+
+    async def _check_quota(self, size: int, quota_bytes: int) -> None:
+        used = await self._store.stored_bytes(self._now())
+        if used + size > quota_bytes:
+            # Waiting frees nothing by itself; an hour is a hint to delete files or raise the quota.
+            raise RateLimitError(
+                f"This upload of {size} bytes would exceed the project's file storage quota of {quota_bytes} bytes "
+                f"({used} in use).", retry_after=3600, param="file",
+            )
 
     async def _unused_id(self) -> str:
         return await ids.unused_scoped_id(ids.ScopedKind.FILE, self._store.exists)

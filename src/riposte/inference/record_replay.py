@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from riposte.auth.principal import current_principal
 from riposte.config import InferenceMode
 from riposte.errors import ReplayMissError
 from riposte.inference.recording import CHUNK_TYPE, COMPLETION_TYPE, EMBEDDINGS_TYPE, Recording, unwrap
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.scope import replay_scope
 from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, Upstream
+from riposte.store.ownership import DEFAULT_PROJECT
 
 
 class RecordReplayUpstream:
@@ -64,9 +66,9 @@ class RecordReplayUpstream:
         if self._mode in (InferenceMode.LIVE, InferenceMode.RECORD):
             return None
         scope = replay_scope.get()
-        recording = self._store.find(endpoint, body, scope)
+        recording = self._store.find(endpoint, body, scope, recording_project())
         if recording is None and self._mode is InferenceMode.REPLAY:
-            raise self._store.miss_error(endpoint, body, scope)
+            raise self._store.miss_error(endpoint, body, scope, recording_project())
         return recording
 
     def _live(self) -> Upstream:
@@ -85,7 +87,15 @@ class RecordReplayUpstream:
             is_streaming=is_streaming,
             type_name=type_name,
             scope=replay_scope.get(),
+            project=recording_project(),
         )
+
+
+def recording_project() -> str | None:
+    """The caller's project, which owns what it records; the default project's recordings stay
+    unmarked, exactly as before authentication existed."""
+    project = current_principal.get().project
+    return None if project == DEFAULT_PROJECT else project
 
 
 def _recorded_chunks(recording: Recording) -> list[JSON]:

@@ -37,6 +37,9 @@ class Recording:
     is_streaming: bool
     key: str = field(compare=False)
     loose_key: str = field(compare=False)
+    # The project that recorded it; None for recordings every project may replay (shipped ones,
+    # and the default project's).
+    project: str | None = field(default=None, compare=False)
 
 
 def normalize_value(value: Any) -> Any:
@@ -109,8 +112,11 @@ def loose_match_key(endpoint: str, body: JSON) -> str:
     return match_key(endpoint, {k: v for k, v in body.items() if k != "stream_options"})
 
 
-def recording_hash(key: str, test_id: str | None) -> str:
-    return hashlib.sha256(canonical_json({"key": key, "test_id": test_id}).encode()).hexdigest()
+def recording_hash(key: str, test_id: str | None, project: str | None = None) -> str:
+    identity: dict[str, Any] = {"key": key, "test_id": test_id}
+    if project:  # two projects recording the same request keep a file each
+        identity["project"] = project
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
@@ -136,6 +142,7 @@ def parse_recording(path: str, data: JSON) -> Recording | None:
         is_streaming=bool(response.get("is_streaming")),
         key=match_key(endpoint, body),
         loose_key=loose_match_key(endpoint, body),
+        project=data.get("project") if isinstance(data.get("project"), str) else None,
     )
 
 
@@ -158,7 +165,8 @@ def unwrap(obj: Any) -> Any:
 
 
 def recording_document(
-    *, test_id: str | None, url: str, endpoint: str, body: JSON, response_body: Any, is_streaming: bool, type_name: str
+    *, test_id: str | None, url: str, endpoint: str, body: JSON, response_body: Any, is_streaming: bool, type_name: str,
+    project: str | None = None,
 ) -> JSON:
     if is_streaming:
         wrapped: Any = [{"__type__": type_name, "__data__": chunk} for chunk in response_body]
@@ -178,6 +186,8 @@ def recording_document(
     }
     if test_id:
         document = {"test_id": test_id, **document}
+    if project:
+        document = {"project": project, **document}
     return document
 
 

@@ -98,10 +98,11 @@ class RecordingStore:
         names = {str(r.body.get("model")) for r in self._all if r.endpoint == endpoint and r.body.get("model")}
         return sorted(names)
 
-    def find(self, endpoint: str, body: JSON, scope: str | None) -> Recording | None:
-        """The best recording for a request: exact before loose, and the scope's own before others'."""
-        exact = self._by_key.get(match_key(endpoint, body), [])
-        loose = self._by_loose_key.get(loose_match_key(endpoint, body), [])
+    def find(self, endpoint: str, body: JSON, scope: str | None, project: str | None = None) -> Recording | None:
+        """The best recording for a request: exact before loose, and the scope's own before others'.
+        Only recordings of `project`, or of no project, are candidates."""
+        exact = _replayable_by(self._by_key.get(match_key(endpoint, body), []), project)
+        loose = _replayable_by(self._by_loose_key.get(loose_match_key(endpoint, body), []), project)
         if scope:
             for candidates in (exact, loose):
                 for recording in candidates:
@@ -112,11 +113,11 @@ class RecordingStore:
                 return candidates[0]
         return None
 
-    def miss_error(self, endpoint: str, body: JSON, scope: str | None) -> ReplayMissError:
+    def miss_error(self, endpoint: str, body: JSON, scope: str | None, project: str | None = None) -> ReplayMissError:
         key = match_key(endpoint, body)
         digest = recording_hash(key, scope)[:16]
         message = f"No recording matches POST {endpoint} (request hash {digest}, scope {scope!r})."
-        closest = self._closest(endpoint, key)
+        closest = self._closest(endpoint, key, project)
         if closest is None:
             return ReplayMissError(f"{message} There are no recordings for this endpoint in {self.directory}.")
         differences = describe_differences(normalize_body(body), normalize_body(closest.body))
@@ -125,8 +126,9 @@ class RecordingStore:
             f"differs at: {'; '.join(differences)}"
         )
 
-    def _closest(self, endpoint: str, key: str) -> Recording | None:
-        same_endpoint = [r for r in self._all if r.endpoint == endpoint]
+    def _closest(self, endpoint: str, key: str, project: str | None) -> Recording | None:
+        # Never another project's recording: the differences would show its content.
+        same_endpoint = [r for r in _replayable_by(self._all, project) if r.endpoint == endpoint]
         if not same_endpoint:
             return None
 
@@ -137,13 +139,13 @@ class RecordingStore:
 
     def write(
         self, *, endpoint: str, url: str, body: JSON, response_body: Any, is_streaming: bool, type_name: str,
-        scope: str | None,
+        scope: str | None, project: str | None = None,
     ) -> Path:
         document = recording_document(
             test_id=scope, url=url, endpoint=endpoint, body=body,
-            response_body=response_body, is_streaming=is_streaming, type_name=type_name,
+            response_body=response_body, is_streaming=is_streaming, type_name=type_name, project=project,
         )
-        path = self._write_document(recording_hash(match_key(endpoint, body), scope), document)
+        path = self._write_document(recording_hash(match_key(endpoint, body), scope, project), document)
         recording = parse_recording(str(path), document)
         if recording is not None:
             self._index(recording)
@@ -156,3 +158,7 @@ class RecordingStore:
         temporary.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
         temporary.replace(path)
         return path
+
+
+def _replayable_by(candidates: list[Recording], project: str | None) -> list[Recording]:
+    return [recording for recording in candidates if recording.project is None or recording.project == project]

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, exists, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.ownership import OwnedStore, Owner
 
 Item = dict[str, Any]
 Order = Literal["asc", "desc"]
@@ -48,21 +49,30 @@ class ItemIdConflict(Exception):
         self.item_id = item_id
 
 
-class ConversationStore:
+class ConversationStore(OwnedStore):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    def _owns(self, conversation_id: str) -> ColumnElement[bool]:
+        """Items are the conversation's project's: a condition for queries on conversation_items."""
+        if self._access.sees_all:
+            return true()
+        table = schema.conversations
+        return exists().where(table.c.id == conversation_id, self._access.visible(table))
+
     async def create(self, conversation: Conversation, items: Sequence[Item]) -> None:
         row = {"id": conversation.id, "created_at": float(conversation.created_at),
-               "metadata": orjson.dumps(conversation.metadata).decode(), "next_position": 0}
+               "metadata": orjson.dumps(conversation.metadata).decode(), "next_position": 0,
+               "project": self._access.project}
         async with self._engine.begin() as connection:
             await connection.execute(schema.conversations.insert().values(**row))
             if items:
-                await _append(connection, conversation.id, items)
+                await _append(connection, conversation.id, items, self._access)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         table = schema.conversations
-        query = select(table.c.id, table.c.created_at, table.c.metadata).where(table.c.id == conversation_id)
+        query = (select(table.c.id, table.c.created_at, table.c.metadata)
+                 .where(table.c.id == conversation_id, self._access.visible(table)))
         async with self._engine.connect() as connection:
             row = (await connection.execute(query)).first()
         if row is None:
@@ -71,7 +81,7 @@ class ConversationStore:
 
     async def update_metadata(self, conversation_id: str, metadata: dict[str, str]) -> Conversation | None:
         table = schema.conversations
-        statement = (update(table).where(table.c.id == conversation_id)
+        statement = (update(table).where(table.c.id == conversation_id, self._access.visible(table))
                      .values(metadata=orjson.dumps(metadata).decode()))
         async with self._engine.begin() as connection:
             changed = (await connection.execute(statement)).rowcount
@@ -82,8 +92,10 @@ class ConversationStore:
         items = schema.conversation_items
         table = schema.conversations
         async with self._engine.begin() as connection:
-            result = await connection.execute(delete(table).where(table.c.id == conversation_id))
-            await connection.execute(delete(items).where(items.c.conversation_id == conversation_id))
+            result = await connection.execute(delete(table).where(table.c.id == conversation_id,
+                                                                  self._access.visible(table)))
+            if result.rowcount:
+                await connection.execute(delete(items).where(items.c.conversation_id == conversation_id))
         return bool(result.rowcount)
 
     async def append(self, conversation_id: str, items: Sequence[Item]) -> bool:
@@ -92,12 +104,12 @@ class ConversationStore:
         Raises ItemIdConflict, appending nothing, when an item id is already taken.
         """
         async with self._engine.begin() as connection:
-            return await _append(connection, conversation_id, items)
+            return await _append(connection, conversation_id, items, self._access)
 
     async def all_items(self, conversation_id: str) -> list[Item]:
         """Every item, oldest first: the history a turn in this conversation replays."""
         table = schema.conversation_items
-        query = (select(table.c.item).where(table.c.conversation_id == conversation_id)
+        query = (select(table.c.item).where(table.c.conversation_id == conversation_id, self._owns(conversation_id))
                  .order_by(table.c.position.asc()))
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).scalars().all()
@@ -106,7 +118,7 @@ class ConversationStore:
     async def list_items(self, conversation_id: str, *, after: str | None, limit: int, order: Order) -> ItemPage:
         """One page of items. `after` must be an item of this conversation (see `get_item`)."""
         table = schema.conversation_items
-        query = select(table.c.item).where(table.c.conversation_id == conversation_id)
+        query = select(table.c.item).where(table.c.conversation_id == conversation_id, self._owns(conversation_id))
         async with self._engine.connect() as connection:
             if after is not None:
                 cursor = await _position(connection, conversation_id, after)
@@ -118,14 +130,16 @@ class ConversationStore:
 
     async def get_item(self, conversation_id: str, item_id: str) -> Item | None:
         table = schema.conversation_items
-        query = select(table.c.item).where(table.c.conversation_id == conversation_id, table.c.id == item_id)
+        query = select(table.c.item).where(table.c.conversation_id == conversation_id, table.c.id == item_id,
+                                           self._owns(conversation_id))
         async with self._engine.connect() as connection:
             row = (await connection.execute(query)).scalar()
         return orjson.loads(row) if row is not None else None
 
     async def delete_item(self, conversation_id: str, item_id: str) -> bool:
         table = schema.conversation_items
-        statement = delete(table).where(table.c.conversation_id == conversation_id, table.c.id == item_id)
+        statement = delete(table).where(table.c.conversation_id == conversation_id, table.c.id == item_id,
+                                        self._owns(conversation_id))
         async with self._engine.begin() as connection:
             result = await connection.execute(statement)
         return bool(result.rowcount)
@@ -135,13 +149,14 @@ class ConversationStore:
         if not item_ids:
             return set()
         table = schema.conversation_items
-        query = select(table.c.id).where(table.c.conversation_id == conversation_id, table.c.id.in_(item_ids))
+        query = select(table.c.id).where(table.c.conversation_id == conversation_id, table.c.id.in_(item_ids),
+                                         self._owns(conversation_id))
         async with self._engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
 
 
-async def _append(connection: AsyncConnection, conversation_id: str, items: Sequence[Item]) -> bool:
-    first = await _reserve_positions(connection, conversation_id, len(items))
+async def _append(connection: AsyncConnection, conversation_id: str, items: Sequence[Item], owner: Owner) -> bool:
+    first = await _reserve_positions(connection, conversation_id, len(items), owner)
     if first is None:
         return False
     if not items:
@@ -154,10 +169,11 @@ async def _append(connection: AsyncConnection, conversation_id: str, items: Sequ
     return True
 
 
-async def _reserve_positions(connection: AsyncConnection, conversation_id: str, count: int) -> int | None:
+async def _reserve_positions(connection: AsyncConnection, conversation_id: str, count: int,
+                             owner: Owner) -> int | None:
     """Bump the counter first, so the lock is taken before anything is read (no SQLite lock upgrade)."""
     table = schema.conversations
-    bumped = (update(table).where(table.c.id == conversation_id)
+    bumped = (update(table).where(table.c.id == conversation_id, owner.visible(table))
               .values(next_position=table.c.next_position + count).returning(table.c.next_position))
     end = (await connection.execute(bumped)).scalar()
     return None if end is None else int(end) - count

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.store import schema
+from riposte.store.ownership import OwnedStore
 from riposte.store.pagination import PageRequest, fetch_page
 
 
@@ -47,7 +48,7 @@ _COLUMNS = (schema.files.c.id, schema.files.c.filename, schema.files.c.purpose, 
             schema.files.c.created_at, schema.files.c.expires_at)
 
 
-class FileStore:
+class FileStore(OwnedStore):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
@@ -55,10 +56,11 @@ class FileStore:
         async with self._engine.begin() as connection:
             await connection.execute(schema.files.insert().values(
                 id=record.id, filename=record.filename, purpose=record.purpose, bytes=record.bytes,
-                created_at=record.created_at, expires_at=record.expires_at,
+                created_at=record.created_at, expires_at=record.expires_at, project=self._access.project,
             ))
 
     async def exists(self, file_id: str) -> bool:
+        """In any project: ids are unique across projects."""
         async with self._engine.connect() as connection:
             found = (await connection.execute(select(schema.files.c.id).where(schema.files.c.id == file_id))).first()
         return found is not None
@@ -66,24 +68,33 @@ class FileStore:
     async def get(self, file_id: str, now: int) -> FileRecord | None:
         """The file, unless it does not exist or has expired."""
         table = schema.files
-        query = select(*_COLUMNS).where(table.c.id == file_id, _live(now))
+        query = select(*_COLUMNS).where(table.c.id == file_id, _live(now), self._access.visible(table))
         async with self._engine.connect() as connection:
             row = (await connection.execute(query)).first()
         return FileRecord(*row) if row is not None else None
 
     async def list(self, page: PageRequest, purpose: str | None, now: int) -> FilePage:
         table = schema.files
-        query = select(*_COLUMNS).where(_live(now))
+        query = select(*_COLUMNS).where(_live(now), self._access.visible(table))
         if purpose is not None:
             query = query.where(table.c.purpose == purpose)
         async with self._engine.connect() as connection:
-            found = await fetch_page(connection, table, query, table.c.id, page)
+            found = await fetch_page(connection, table, query, table.c.id, page, [self._access.visible(table)])
         return FilePage(data=[FileRecord(*row) for row in found.rows], has_more=found.has_more)
 
     async def delete(self, file_id: str) -> bool:
         async with self._engine.begin() as connection:
-            result = await connection.execute(delete(schema.files).where(schema.files.c.id == file_id))
+            result = await connection.execute(delete(schema.files).where(schema.files.c.id == file_id,
+                                                                         self._access.visible(schema.files)))
         return bool(result.rowcount)
+
+    async def stored_bytes(self, now: int) -> int:
+        """The bytes of the owner's project's live files (its storage quota's use)."""
+        table = schema.files
+        query = select(func.coalesce(func.sum(table.c.bytes), 0)).where(
+            _live(now), table.c.project == self._access.project)
+        async with self._engine.connect() as connection:
+            return int((await connection.execute(query)).scalar() or 0)
 
     async def expired_ids(self, now: int) -> Sequence[str]:
         table = schema.files

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import Column, Connection, Table, inspect, select
+from sqlalchemy import Column, Connection, Table, inspect, select, text
 from sqlalchemy.schema import CreateColumn
 
 from riposte.store import schema
@@ -54,6 +54,14 @@ def _create_api_keys(connection: Connection) -> None:
     schema.api_keys.create(connection, checkfirst=True)
 
 
+def _add_project_ownership(connection: Connection) -> None:
+    """A `project` column on every owned table; rows from before authentication belong to 'default'."""
+    for name in schema.OWNED_TABLE_NAMES:
+        table = schema.metadata.tables[name]
+        _add_column(connection, table, table.c.project)
+        connection.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{name}_project ON {name} (project)"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -61,6 +69,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_create_files_and_vector_stores", _create_files_and_vector_stores),
     ("0005_durable_turns_and_ingestion", _durable_turns_and_ingestion),
     ("0006_create_api_keys", _create_api_keys),
+    ("0007_add_project_ownership", _add_project_ownership),
 ]
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Select, bindparam, delete, false, literal, or_, select, t
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.ownership import OwnedStore
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ class BrokenChainError(Exception):
     """A stored chain is missing a link: a bug or a hand-edited database, never a client's error."""
 
 
-class ResponseStore:
+class ResponseStore(OwnedStore):
+    """Responses of one project (OwnedStore); `owner` is the server instance running the turns."""
+
     def __init__(self, engine: AsyncEngine, owner: str | None = None) -> None:
         self._engine = engine
         # The server instance whose turns this store writes (see store/instances.py).
@@ -88,7 +91,8 @@ class ResponseStore:
         response = new.response
         row = {"id": response["id"], "created_at": float(response["created_at"]), "model": response["model"],
                "status": response["status"], "previous_response_id": response.get("previous_response_id"),
-               "response": _dumps(response), "messages": "[]", "owner": self._owner}
+               "response": _dumps(response), "messages": "[]", "owner": self._owner,
+               "project": self._access.project}
         previous = new.extends
         async with self._engine.begin() as connection:
             if previous is not None:
@@ -102,7 +106,8 @@ class ResponseStore:
 
     async def finish(self, opened: OpenResponse, response: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
         """Record the turn's end. False when the response was deleted while it ran (it stays deleted)."""
-        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false())
+        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(),
+                                          self._access.visible(_TABLE))
                      .values(status=response["status"], response=_dumps(response),
                              messages=_dumps(messages[opened.inherited_messages:]), owner=None))
         async with self._engine.begin() as connection:
@@ -112,13 +117,14 @@ class ResponseStore:
         """The response with its full input items and messages, rebuilt along its chain."""
         async with self._engine.connect() as connection:
             rows = (await connection.execute(_chain_query(), {"id": response_id})).all()
-        if not rows or rows[-1].deleted:
+        if not rows or rows[-1].deleted or not self._access.sees(rows[-1].project):
             return None
         return _rebuilt(response_id, rows)
 
     async def get_response(self, response_id: str) -> dict[str, Any] | None:
         """Only the response object: what retrieving it returns."""
-        query = select(_TABLE.c.response).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false())
+        query = select(_TABLE.c.response).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false(),
+                                                self._access.visible(_TABLE))
         async with self._engine.connect() as connection:
             found = (await connection.execute(query)).scalar()
         return orjson.loads(found) if found is not None else None
@@ -126,7 +132,8 @@ class ResponseStore:
     async def delete(self, response_id: str) -> bool:
         """Hide the response at once; drop its row, and tombstones it was the last to extend, when no
         other response extends it."""
-        hide = (update(_TABLE).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false())
+        hide = (update(_TABLE).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false(),
+                                     self._access.visible(_TABLE))
                 .values(deleted=True, owner=None))
         async with self._engine.begin() as connection:
             if not (await connection.execute(hide)).rowcount:
@@ -137,12 +144,14 @@ class ResponseStore:
     async def remember_unstored(self, response_id: str) -> None:
         """Keep only the id of a `store: false` response, so chaining from one can be refused clearly."""
         async with self._engine.begin() as connection:
-            await connection.execute(schema.unstored_responses.insert().values(id=response_id, created_at=time.time()))
+            await connection.execute(schema.unstored_responses.insert().values(
+                id=response_id, created_at=time.time(), project=self._access.project))
 
     async def was_unstored(self, response_id: str) -> bool:
         table = schema.unstored_responses
         async with self._engine.connect() as connection:
-            found = (await connection.execute(select(table.c.id).where(table.c.id == response_id))).scalar()
+            query = select(table.c.id).where(table.c.id == response_id, self._access.visible(table))
+            found = (await connection.execute(query)).scalar()
         return found is not None
 
     async def fail_in_progress(self, owners: Sequence[str], message: str) -> list[str]:
@@ -165,12 +174,13 @@ class ResponseStore:
         return failed
 
     async def list(self, *, after: str | None, limit: int, order: Order, model: str | None = None) -> ResponsePage:
-        query = select(_TABLE.c.response).where(_TABLE.c.deleted == false())
+        query = select(_TABLE.c.response).where(_TABLE.c.deleted == false(), self._access.visible(_TABLE))
         if model:
             query = query.where(_TABLE.c.model == model)
         async with self._engine.connect() as connection:
             if after is not None:
-                cursor = (await connection.execute(select(_TABLE.c.seq).where(_TABLE.c.id == after))).scalar()
+                cursor_query = select(_TABLE.c.seq).where(_TABLE.c.id == after, self._access.visible(_TABLE))
+                cursor = (await connection.execute(cursor_query)).scalar()
                 if cursor is not None:
                     query = query.where(_TABLE.c.seq > cursor if order == "asc" else _TABLE.c.seq < cursor)
             ordering = _TABLE.c.seq.asc() if order == "asc" else _TABLE.c.seq.desc()
@@ -187,10 +197,13 @@ def _linked_insert(dialect: str) -> Any:
     not deleted. FOR SHARE (PostgreSQL; SQLite has one writer at a time) holds it until commit."""
     base = _TABLE.alias("base")
     names = ("id", "created_at", "model", "status", "previous_response_id", "response", "input_items",
-             "messages", "owner", "history_base", "deleted")
+             "messages", "owner", "project", "history_base", "deleted")
     values: list[Any] = [bindparam(name) for name in names[:-2]]
+    # A chain never links across projects (an admin continuing another project's response stores
+    # its full history instead).
     source: Select[Any] = (select(*values, base.c.id, literal(False))
-                           .where(base.c.id == bindparam("history_base"), base.c.deleted == false()))
+                           .where(base.c.id == bindparam("history_base"), base.c.deleted == false(),
+                                  base.c.project == bindparam("project")))
     if dialect == "postgresql":
         source = source.with_for_update(read=True)
     return _TABLE.insert().from_select(list(names), source).returning(_TABLE.c.id)
@@ -205,7 +218,7 @@ def _chain_query() -> Any:
     chain = start.union_all(select(link.c.id, link.c.history_base, start.c.depth + 1)
                             .where(link.c.id == start.c.history_base))
     return (select(_TABLE.c.id, _TABLE.c.history_base, _TABLE.c.deleted, _TABLE.c.response, _TABLE.c.input_items,
-                   _TABLE.c.messages)
+                   _TABLE.c.messages, _TABLE.c.project)
             .join_from(chain, _TABLE, _TABLE.c.id == chain.c.id).order_by(chain.c.depth.desc()))
 
 

@@ -18,7 +18,13 @@ from sqlalchemy import (
     false,
 )
 
+from riposte.store.ownership import DEFAULT_PROJECT
+
 metadata = MetaData()
+
+# Tables whose rows belong to a project. Conversation items, vector store files and batches
+# belong to their parent's project.
+OWNED_TABLE_NAMES = ("responses", "unstored_responses", "conversations", "files", "vector_stores")
 
 schema_migrations = Table(
     "schema_migrations",
@@ -52,6 +58,8 @@ responses = Table(
     Column("owner", String(64), nullable=True),
     Index("ix_responses_history_base", "history_base"),
     Index("ix_responses_owner", "owner"),
+    # The project that owns the row (store/ownership.py); added by migration 0006.
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 conversations = Table(
@@ -63,6 +71,8 @@ conversations = Table(
     # The position the next appended item takes. An append bumps it first, which locks this row
     # until the append commits: the per-conversation lock that keeps concurrent turns in order.
     Column("next_position", BigInteger, nullable=False),
+    # The project that owns the row (store/ownership.py); added by migration 0006.
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 conversation_items = Table(
@@ -85,6 +95,8 @@ unstored_responses = Table(
     metadata,
     Column("id", String(100), primary_key=True),
     Column("created_at", Float, nullable=False),
+    # The project that owns the row (store/ownership.py); added by migration 0006.
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 files = Table(
@@ -97,6 +109,8 @@ files = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
+    # The project that owns the row (store/ownership.py); added by migration 0006.
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 vector_stores = Table(
@@ -113,6 +127,8 @@ vector_stores = Table(
     Column("embedding_model", String(300), nullable=False),
     # Null until the first embedding is known, for upstream models whose size was not given.
     Column("embedding_dimension", Integer, nullable=True),
+    # The project that owns the row (store/ownership.py); added by migration 0006.
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 vector_store_files = Table(

@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.store import schema
+from riposte.store.ownership import OwnedStore
 from riposte.store.pagination import PageRequest, fetch_page
 
 FileStatus = Literal["in_progress", "completed", "cancelled", "failed"]
@@ -99,7 +100,10 @@ class OrphanedFiles:
     failed: list[StoreFileRecord]
 
 
-class VectorStoreRecords:
+class VectorStoreRecords(OwnedStore):
+    """Stores are owned by projects; their files and batches are reached only through a store the
+    service has found for the caller first (VectorStoreService._store)."""
+
     def __init__(self, engine: AsyncEngine, owner: str | None = None) -> None:
         self._engine = engine
         # The server instance whose ingestions this writes (see store/instances.py).
@@ -113,21 +117,25 @@ class VectorStoreRecords:
                 id=record.id, name=record.name, description=record.description, created_at=record.created_at,
                 last_active_at=record.last_active_at, expires_after_days=record.expires_after_days,
                 metadata=_dumps(record.metadata), embedding_model=record.embedding_model,
-                embedding_dimension=record.embedding_dimension,
+                embedding_dimension=record.embedding_dimension, project=self._access.project,
             ))
 
     async def store_exists(self, store_id: str) -> bool:
+        """In any project: ids are unique across projects."""
         async with self._engine.connect() as db:
             return (await db.execute(select(_STORES.c.id).where(_STORES.c.id == store_id))).first() is not None
 
     async def get_store(self, store_id: str) -> StoreRecord | None:
         async with self._engine.connect() as db:
-            row = (await db.execute(select(*_STORE_COLUMNS).where(_STORES.c.id == store_id))).first()
+            query = select(*_STORE_COLUMNS).where(_STORES.c.id == store_id, self._access.visible(_STORES))
+            row = (await db.execute(query)).first()
         return _store(row) if row is not None else None
 
     async def list_stores(self, page: PageRequest) -> RecordPage:
         async with self._engine.connect() as db:
-            found = await fetch_page(db, _STORES, select(*_STORE_COLUMNS), _STORES.c.id, page)
+            visible = self._access.visible(_STORES)
+            found = await fetch_page(db, _STORES, select(*_STORE_COLUMNS).where(visible), _STORES.c.id, page,
+                                     [visible])
         return RecordPage(data=[_store(row) for row in found.rows], has_more=found.has_more)
 
     async def update_store(self, store_id: str, values: dict[str, Any]) -> None:
@@ -136,7 +144,8 @@ class VectorStoreRecords:
             values = {**values, "metadata": _dumps(values["metadata"])}
         if values:
             async with self._engine.begin() as db:
-                await db.execute(update(_STORES).where(_STORES.c.id == store_id).values(**values))
+                await db.execute(update(_STORES).where(_STORES.c.id == store_id, self._access.visible(_STORES))
+                                 .values(**values))
 
     async def set_dimension(self, store_id: str, dimension: int) -> None:
         async with self._engine.begin() as db:
@@ -145,9 +154,10 @@ class VectorStoreRecords:
 
     async def delete_store(self, store_id: str) -> bool:
         async with self._engine.begin() as db:
-            await db.execute(delete(_FILES).where(_FILES.c.vector_store_id == store_id))
-            await db.execute(delete(_BATCHES).where(_BATCHES.c.vector_store_id == store_id))
-            result = await db.execute(delete(_STORES).where(_STORES.c.id == store_id))
+            result = await db.execute(delete(_STORES).where(_STORES.c.id == store_id, self._access.visible(_STORES)))
+            if result.rowcount:
+                await db.execute(delete(_FILES).where(_FILES.c.vector_store_id == store_id))
+                await db.execute(delete(_BATCHES).where(_BATCHES.c.vector_store_id == store_id))
         return bool(result.rowcount)
 
     async def counts(self, store_ids: Sequence[str]) -> dict[str, FileCounts]:

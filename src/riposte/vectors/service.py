@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 from riposte import ids
 from riposte.errors import InvalidRequestError, NotFoundError
 from riposte.files.service import FileService
+from riposte.store.ownership import Owner
 from riposte.store.pagination import PageRequest
 from riposte.store.vector_stores import (
     BatchRecord,
@@ -78,6 +80,13 @@ class VectorStoreService:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def owned_by(self, owner: Owner) -> VectorStoreService:
+        """The same service over the owner's stores and files only; ingestion stays server-wide."""
+        view = copy.copy(self)
+        view._records = self._records.owned_by(owner)
+        view._files = self._files.owned_by(owner)
+        return view
 
     # ------------------------------------------------------------------ stores
 
