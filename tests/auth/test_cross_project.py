@@ -224,7 +224,8 @@ def test_file_search_and_input_files_over_another_projects_objects_find_nothing(
     missing = ghost(objects.store)
     outputs = []
     for store_id in (objects.store, missing):
-        upstream.enqueue(tool_calls_reply([("call_s1", "knowledge_search", '{"query": "secret"}')]), text_reply("nothing"))
+        upstream.enqueue(tool_calls_reply([("call_s1", "knowledge_search", '{"query": "secret"}')]),
+                         text_reply("nothing"))
         reply = beta.ok("POST", "/responses", {"model": "fake/m", "input": "search",
                                                 "tools": [{"type": "file_search", "vector_store_ids": [store_id]}],
                                                 "include": ["file_search_call.results"]})
