@@ -58,7 +58,7 @@ responses = Table(
     Column("owner", String(64), nullable=True),
     Index("ix_responses_history_base", "history_base"),
     Index("ix_responses_owner", "owner"),
-    # The project that owns the row (store/ownership.py); added by migration 0006.
+    # The project that owns the row (store/ownership.py); added by migration 0007.
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
@@ -71,7 +71,7 @@ conversations = Table(
     # The position the next appended item takes. An append bumps it first, which locks this row
     # until the append commits: the per-conversation lock that keeps concurrent turns in order.
     Column("next_position", BigInteger, nullable=False),
-    # The project that owns the row (store/ownership.py); added by migration 0006.
+    # The project that owns the row (store/ownership.py); added by migration 0007.
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
@@ -95,7 +95,7 @@ unstored_responses = Table(
     metadata,
     Column("id", String(100), primary_key=True),
     Column("created_at", Float, nullable=False),
-    # The project that owns the row (store/ownership.py); added by migration 0006.
+    # The project that owns the row (store/ownership.py); added by migration 0007.
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
@@ -109,7 +109,7 @@ files = Table(
     Column("bytes", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
-    # The project that owns the row (store/ownership.py); added by migration 0006.
+    # The project that owns the row (store/ownership.py); added by migration 0007.
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
@@ -127,7 +127,7 @@ vector_stores = Table(
     Column("embedding_model", String(300), nullable=False),
     # Null until the first embedding is known, for upstream models whose size was not given.
     Column("embedding_dimension", Integer, nullable=True),
-    # The project that owns the row (store/ownership.py); added by migration 0006.
+    # The project that owns the row (store/ownership.py); added by migration 0007.
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
