@@ -134,7 +134,7 @@ async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelR
     return {"files": files, "vector_stores": vector_stores, "web_search": web_search}
 
 
-def _allow_any_url(url: str) -> None:
+async def _allow_any_url(url: str) -> None:
     """Placeholder until the outbound policy module lands."""
 
 

@@ -356,3 +356,20 @@ async def test_agents_sdk_web_search_tool_runs_on_riposte(
     assert upstream.requests[0]["tools"][0]["function"]["name"] == "web_search"
     message = result.new_items[-1].raw_item
     assert message.content[0].annotations[0].url == SATURN_URL  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("choice", [{"type": "web_search"}, {"type": "web_search_preview_2025_03_11"}, "required"])
+def test_a_forced_web_search_applies_to_the_first_model_call_only(
+    make_server: ServerFactory, upstream: ScriptedUpstream, corpus: Path, choice: Any
+) -> None:
+    server = web_server(make_server, upstream, provider="offline", offline={"directory": str(corpus)})
+    upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "mars"}')]), text_reply("Two moons."))
+
+    # Leniently parsed: the SDK's ToolChoiceTypes has no "web_search" for the echoed tool_choice.
+    response = sdk(server).responses.create(model="fake/m", input="Moons of Mars?", tool_choice=choice,
+                                            tools=[{"type": "web_search_preview"}])
+
+    assert response.output_text == "Two moons."
+    forced = upstream.requests[0]["tool_choice"]
+    assert forced in ("required", {"type": "function", "function": {"name": "web_search"}})
+    assert upstream.requests[1].get("tool_choice") in (None, "auto")

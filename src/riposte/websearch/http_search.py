@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,7 @@ import httpx
 from riposte.websearch.results import WebSearchError
 
 # Raises when a URL may not be fetched (the outbound policy); returns otherwise.
-UrlCheck = Callable[[str], None]
+UrlCheck = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class SearchApi:
     async def fetch_json(self, method: str, path: str, **request: Any) -> Any:
         """One provider request; every failure becomes a WebSearchError naming the provider."""
         url = f"{self.base_url.rstrip('/')}{path}"
-        self.check_url(url)
+        await self.check_url(url)
         try:
             response = await self.client.request(method, url, **request)
         except httpx.HTTPError as exc:
