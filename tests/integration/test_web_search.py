@@ -241,8 +241,15 @@ def test_a_provider_that_fails_gives_a_failed_call_and_the_turn_goes_on(
     assert phases == ["response.web_search_call.in_progress", "response.web_search_call.searching"]
 
 
+@pytest.mark.parametrize("tool", [
+    {"type": "web_search"},
+    # What Codex sends in its cached and live modes.
+    {"type": "web_search", "external_web_access": False},
+    {"type": "web_search", "external_web_access": True, "search_content_types": ["text", "image"]},
+    {"type": "web_search", "external_web_access": False, "indexed_web_access": True},
+])
 def test_codex_shaped_tool_without_a_provider_fails_the_call_not_the_request(
-    make_server: ServerFactory, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+    make_server: ServerFactory, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch, tool: dict[str, Any]
 ) -> None:
     monkeypatch.delenv("TAVILY_API_KEY", raising=False)
     monkeypatch.delenv("BRAVE_API_KEY", raising=False)
@@ -250,7 +257,7 @@ def test_codex_shaped_tool_without_a_provider_fails_the_call_not_the_request(
     upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "rust 1.80"}')]),
                      text_reply("I cannot search the web here."))
 
-    response = strict_create(server, model="fake/m", input="What is new in Rust?", tools=[{"type": "web_search"}])
+    response = strict_create(server, model="fake/m", input="What is new in Rust?", tools=[tool])
 
     assert [item.type for item in response.output] == ["web_search_call", "message"]
     assert response.output[0].status == "failed"
@@ -319,6 +326,7 @@ def test_web_search_call_items_are_accepted_as_input_history(
 @pytest.mark.parametrize(("tool", "param"), [
     ({"type": "web_search", "search_context_size": "huge"}, "tools[0].search_context_size"),
     ({"type": "web_search", "search_content_types": ["image"]}, "tools[0].search_content_types"),
+    ({"type": "web_search", "indexed_web_access": "yes"}, "tools[0].indexed_web_access"),
     ({"type": "web_search", "filters": {"allowed_domains": "example.com"}}, "tools[0].filters.allowed_domains"),
     ({"type": "web_search", "user_location": {"country": "Germany"}}, "tools[0].user_location.country"),
     ({"type": "web_search_preview", "filters": {}}, "tools[0].filters"),

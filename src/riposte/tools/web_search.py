@@ -31,8 +31,9 @@ FUNCTION_DEFINITION: dict[str, Any] = {
     },
 }
 _FIELDS = {
+    # `indexed_web_access` is Codex's: searching an index is what the offline provider does anyway.
     "web_search": ("type", "filters", "user_location", "search_context_size", "external_web_access",
-                   "search_content_types", "image_settings"),
+                   "indexed_web_access", "search_content_types", "image_settings"),
     "preview": ("type", "user_location", "search_context_size", "search_content_types"),
 }
 _LOCATION_FIELDS = ("type", "city", "country", "region", "timezone")
@@ -82,10 +83,11 @@ def parse_web_search_tool(tool: dict[str, Any], param: str) -> WebSearchConfig:
     if size not in RESULTS_PER_CONTEXT:
         raise invalid(f"{param}.search_context_size", "must be one of low, medium, high")
     access = tool.get("external_web_access")
-    if access is not None and not isinstance(access, bool):
-        raise invalid(f"{param}.external_web_access", "must be a boolean")
-    if tool.get("image_settings") is not None:
-        raise invalid(f"{param}.image_settings", "image results are not supported by this server")
+    for name in ("external_web_access", "indexed_web_access"):
+        if tool.get(name) is not None and not isinstance(tool[name], bool):
+            raise invalid(f"{param}.{name}", "must be a boolean")
+    if tool.get("image_settings") is not None and not isinstance(tool["image_settings"], dict):
+        raise invalid(f"{param}.image_settings", "must be an object")
     return WebSearchConfig(
         type=kind, context_size=cast(ContextSize, size),
         allowed_domains=_allowed_domains(tool.get("filters"), f"{param}.filters"),
@@ -135,12 +137,14 @@ def _user_location(raw: Any, param: str, preview: bool) -> dict[str, Any] | None
 
 
 def _content_types(raw: Any, param: str) -> tuple[str, ...] | None:
+    # The kinds of results a search *may* return. The providers here return text only, which every
+    # allowed set admits (Codex asks for ["text", "image"]); a set without "text" cannot be served.
     if raw is None:
         return None
-    if not isinstance(raw, list) or not all(value in ("text", "image") for value in raw):
-        raise invalid(param, "must be a list of 'text' and 'image'")
-    if "image" in raw:
-        raise invalid(param, "image results are not supported by this server; use ['text']")
+    if not isinstance(raw, list) or not raw or not all(value in ("text", "image") for value in raw):
+        raise invalid(param, "must be a non-empty list of 'text' and 'image'")
+    if "text" not in raw:
+        raise invalid(param, "image-only search is not supported by this server; include 'text'")
     return tuple(raw)
 
 

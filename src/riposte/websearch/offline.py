@@ -13,7 +13,7 @@ from typing import Protocol
 from riposte.vectors.index import SearchHit, SearchMode
 from riposte.vectors.service import SearchRequest
 from riposte.websearch.corpus import FolderCorpus
-from riposte.websearch.results import SearchQuery, WebResult, WebSearchError, within_domains
+from riposte.websearch.results import NOT_CONFIGURED, SearchQuery, WebResult, WebSearchError, within_domains
 
 
 class StoreSearcher(Protocol):
@@ -37,10 +37,7 @@ class OfflineSearch:
 
     async def search(self, query: SearchQuery) -> list[WebResult]:
         if not self.configured:
-            raise WebSearchError(
-                "Offline web search has no corpus: set web_search.offline.directory or "
-                "web_search.offline.vector_store_id in the server configuration."
-            )
+            raise WebSearchError(NOT_CONFIGURED)
         found = [*await self._folder_results(query), *await self._store_results(query)]
         found.sort(key=lambda result: result.score or 0.0, reverse=True)
         best: dict[str, WebResult] = {}

@@ -16,6 +16,12 @@ from urllib.parse import urlsplit
 from riposte.errors import RiposteError
 
 ContextSize = Literal["low", "medium", "high"]
+# What the model reads when a search cannot run at all (no provider, or no offline corpus for a
+# tool without external web access): enough to answer without it.
+NOT_CONFIGURED = (
+    "Web search is not available: no search provider is configured on this server. Answer without "
+    "searching, and say that you could not search the web."
+)
 # How many results each search_context_size asks for; "medium" is Tavily's own default of 5.
 RESULTS_PER_CONTEXT: dict[str, int] = {"low": 3, "medium": 5, "high": 10}
 

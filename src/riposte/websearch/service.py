@@ -21,6 +21,7 @@ from riposte.websearch.brave import BraveSearch
 from riposte.websearch.http_search import SearchApi, UrlCheck
 from riposte.websearch.offline import OfflineSearch, StoreSearcher
 from riposte.websearch.results import (
+    NOT_CONFIGURED,
     SearchProvider,
     SearchQuery,
     WebResult,
@@ -34,11 +35,6 @@ from riposte.websearch.tavily import TavilySearch
 logger = logging.getLogger(__name__)
 
 TOOL_NAME = "web_search"
-# What the model reads when a search cannot run at all: enough to answer without it.
-NOT_CONFIGURED = (
-    "Web search is not available: no search provider is configured on this server. Answer without "
-    "searching, and say that you could not search the web."
-)
 
 
 @dataclass(frozen=True)
