@@ -11,6 +11,7 @@ import pytest
 from openai.types.responses import ResponseStreamEvent, WebSearchPreviewTool, WebSearchTool
 from pydantic import TypeAdapter
 
+from riposte.config import OfflineCorpusConfig, WebSearchSettings
 from riposte.engine.citation_filter import CitationFilter
 from riposte.errors import InvalidRequestError
 from riposte.inference.tool_recording import parse_tool_recording, tool_recording_document
@@ -19,6 +20,7 @@ from riposte.tools.citations import CitableUrls, scan_url_citations, url_key
 from riposte.tools.web_search import parse_web_search_tool, web_search_call_item
 from riposte.websearch.corpus import FolderCorpus
 from riposte.websearch.results import SearchQuery, WebResult, parse_results_content, results_content, within_domains
+from riposte.websearch.service import describe
 
 REFERENCE = Path(__file__).resolve().parents[1] / "recordings" / "reference"
 TAVILY_RECORDING = REFERENCE / "42c357284497af596ae6c9341b0c189daa31e88b25d0381a985f24203b7a5a38.json"
@@ -183,3 +185,12 @@ def test_a_web_search_event_for_another_kind_of_item_is_caught() -> None:
     events = search_stream(["in_progress", "searching", "completed"])
     events[3]["type"] = "response.file_search_call.in_progress"
     assert any("targets a 'web_search_call' item" in message for message in stream_grammar_errors(events))
+
+
+def test_the_start_up_summary_says_which_provider_searches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TAVILY_API_KEY", raising=False)
+    monkeypatch.delenv("BRAVE_API_KEY", raising=False)
+    assert "no provider configured" in describe(WebSearchSettings())
+    monkeypatch.setenv("BRAVE_API_KEY", "k")
+    assert describe(WebSearchSettings(offline=OfflineCorpusConfig(directory=Path("c")))) == (
+        "web search: brave; offline corpus: folder c")

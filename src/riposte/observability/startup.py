@@ -12,6 +12,7 @@ from riposte.config import InferenceMode, Settings
 from riposte.inference.router import ModelRouter
 from riposte.store.database import redact_url
 from riposte.vectors.service import VectorStoreService
+from riposte.websearch.service import describe as describe_web_search
 
 logger = logging.getLogger("riposte.startup")
 
@@ -32,6 +33,7 @@ def summary_lines(settings: Settings) -> list[str]:
         f"database: {redact_url(settings.resolved_database_url)}",
         f"data directory: {settings.data_dir.resolve()}",
         f"vector index: {settings.vector_index}",
+        describe_web_search(settings.web_search),
         f"logs: {settings.log_format} at level {settings.log_level}; metrics at "
         f"http://{settings.host}:{settings.port}/metrics; traces "
         + (f"to {settings.otlp_traces_endpoint}" if settings.otlp_traces_endpoint else "off"),

@@ -87,6 +87,17 @@ class WebSearchService:
         await self._client.aclose()
 
 
+def describe(settings: WebSearchSettings) -> str:
+    """One line for the start-up summary."""
+    provider = settings.provider or _first_set_up(settings)
+    offline = settings.offline
+    corpus = ", ".join(filter(None, [f"folder {offline.directory}" if offline.directory else None,
+                                     f"vector store {offline.vector_store_id}" if offline.vector_store_id else None]))
+    if provider is None:
+        return "web search: no provider configured (web_search calls fail and the model is told why)"
+    return f"web search: {provider}; offline corpus: {corpus or 'none'}"
+
+
 def _first_set_up(settings: WebSearchSettings) -> str | None:
     if settings.tavily.resolved_api_key():
         return "tavily"
