@@ -11,7 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from riposte.auth.settings import AuthSettings
+from riposte.engine.input_urls import InputUrlSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
+from riposte.outbound import OutboundPolicy
 from riposte.sealing import SealingKey
 
 
@@ -139,6 +141,10 @@ class Settings(BaseModel):
     # seals, all open. Empty: a key generated once into <data_dir>/sealing-keys (riposte sealing-keys).
     sealing_keys: list[str] = Field(default_factory=list)
     web_search: WebSearchSettings = Field(default_factory=WebSearchSettings)
+    # What the server may fetch on a client's behalf (MCP servers, search providers): riposte/outbound.py.
+    outbound: OutboundPolicy = Field(default_factory=OutboundPolicy)
+    # Image URLs in the input: forwarded to the backend, or fetched by the server and inlined.
+    input_urls: InputUrlSettings = Field(default_factory=InputUrlSettings)
     # Text extraction (PDF, HTML) runs in a child process with these limits; past them the file fails.
     extraction_timeout_seconds: float = Field(default=60.0, gt=0)
     extraction_memory_mb: int = Field(default=1024, ge=64)

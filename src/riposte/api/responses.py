@@ -16,6 +16,7 @@ from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
 from riposte.auth.quotas import check_input_items
+from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import prepare_turn
@@ -30,6 +31,7 @@ router = APIRouter()
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     body = await parse_body(request, CreateResponseRequest)
     check_input_items(body.input)
+    await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars)
