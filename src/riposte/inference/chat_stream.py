@@ -104,10 +104,12 @@ class ChatStreamClient:
         try:
             if response.status >= 400:
                 raise status_error(response.status, await response.read())
-            if response.content_type != _SSE and "Content-Type" in response.headers:
+            # The raw header, not aiohttp's parsed `content_type`, which parses it on every response.
+            content_type = response.headers.get("Content-Type")
+            if content_type is not None and not content_type.lower().startswith(_SSE):
                 raise UpstreamError(
-                    f"upstream answered a streaming request with content type {response.content_type!r}, "
-                    f"not {_SSE!r}: {await _quote(response)}")
+                    f"upstream answered a streaming request with content type "
+                    f"{content_type.split(';')[0].strip()!r}, not {_SSE!r}: {await _quote(response)}")
         except BaseException:
             response.close()
             raise
