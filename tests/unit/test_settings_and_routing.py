@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from riposte.config import InferenceMode, ProviderConfig, Settings, SettingsError, load_settings
 from riposte.errors import ModelNotFoundError
@@ -61,3 +63,24 @@ def test_a_slashed_model_id_that_names_no_provider_goes_whole_to_the_default() -
     routes = router(ProviderConfig(name="vllm", base_url="http://b/v1"))
     route = routes.resolve("meta-llama/Llama-3.1-8B-Instruct")
     assert (route.provider.name, route.upstream_model) == ("vllm", "meta-llama/Llama-3.1-8B-Instruct")
+
+
+def _readme_yaml_blocks() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return re.findall(r"```yaml\n(.*?)```", readme, re.S)
+
+
+def test_every_yaml_settings_block_in_the_readme_is_valid() -> None:
+    blocks = [block for block in _readme_yaml_blocks() if block.startswith("providers:")]
+    assert blocks
+    for block in blocks:
+        Settings.model_validate(yaml.safe_load(block))
+
+
+def test_the_readme_shows_the_real_provider_deadline_defaults() -> None:
+    [block] = [b for b in _readme_yaml_blocks() if "total_timeout_seconds" in b]
+    [documented] = yaml.safe_load(block)["providers"]
+    defaults = ProviderConfig(name="x", base_url="http://x/v1")
+    for key, value in documented.items():
+        if key.endswith("_seconds"):
+            assert getattr(defaults, key) == value, key
