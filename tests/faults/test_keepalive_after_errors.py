@@ -44,7 +44,8 @@ def port(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[int]:
 
 
 def _exchange(sock: socket.socket, path: str) -> bytes:
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: riposte\r\n\r\n".encode())
+    host, port = sock.getpeername()[:2]
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
         piece = sock.recv(65536)
