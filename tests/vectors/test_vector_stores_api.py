@@ -15,8 +15,10 @@ from openai.pagination import SyncCursorPage
 from openai.types import VectorStore, VectorStoreDeleted, VectorStoreSearchResponse
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch, VectorStoreFileDeleted
 
+from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream
+from tests.vectors.conftest import ServerFactory
 from tests.vectors.helpers import client, strict, upload, wait_for_file
 
 FAKE_MODEL = {"embedding_model": "fake/embedder"}
@@ -153,7 +155,6 @@ def test_search_with_filters_and_modes(vector_server: RunningServer) -> None:
     ("/vector_stores", {"chunking_strategy": {"type": "static", "static": {
         "max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}}}, 400,
      "chunking_strategy.static.max_chunk_size_tokens"),
-    ("/vector_stores", {"embedding_model": "nobody/model"}, 404, "embedding_model"),
     ("/vector_stores", {"embedding_model": "sentence-transformers/all-MiniLM-L6-v2", "embedding_dimension": 1536},
      400, "embedding_dimension"),
     ("/vector_stores", {"file_ids": ["file-missing"]}, 404, "file_ids[0]"),
@@ -176,6 +177,18 @@ def test_bad_requests_name_the_parameter(vector_server: RunningServer, path: str
     reply = httpx.post(url, json=raw)
     assert reply.status_code == status, reply.text
     assert reply.json()["error"]["param"] == param
+
+
+def test_an_embedding_model_outside_the_allow_list_is_a_404_at_creation(
+    make_vector_server: ServerFactory, embedding_upstream: ScriptedUpstream
+) -> None:
+    # Model ids naming no provider go whole to the default one (as chat's do), so "unknown" is
+    # what a provider's allow-list leaves out.
+    server = make_vector_server(providers=[ProviderConfig(name="fake", base_url=embedding_upstream.base_url,
+                                                          models=["embedder"])])
+    reply = httpx.post(f"{server.base_url}/vector_stores", json={"embedding_model": "fake/other"})
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"]["param"] == "embedding_model"
 
 
 def test_lists_paginate(vector_server: RunningServer) -> None:
