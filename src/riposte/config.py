@@ -48,6 +48,10 @@ class ProviderConfig(BaseModel):
     # (vLLM, most Python servers), nginx's 75 s and cloud load balancers' 60 s, so the pool drops a
     # connection before the upstream does; the rare race that remains is retried once.
     keepalive_seconds: float = Field(default=4.0, ge=0)
+    # The backend takes Chat Completions `custom` tools with a grammar `format` and constrains
+    # decoding to it (OpenAI does). Otherwise a custom tool is a function of one string, and its
+    # grammar is described to the model in the tool's description.
+    constrained_custom_tools: bool = False
 
     def resolved_api_key(self) -> str:
         if self.api_key:

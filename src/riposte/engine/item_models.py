@@ -147,12 +147,16 @@ class FunctionCallOutput(ItemModel):
     output: Content
 
     def check(self, param: str) -> None:
-        for index, part in enumerate(self.output if isinstance(self.output, list) else []):
-            if part.type not in _USER_PARTS:
-                raise InvalidRequestError(
-                    f"function_call_output parts of type '{part.type}' are not allowed: expected one of "
-                    f"{', '.join(sorted(_USER_PARTS))}.", param=f"{param}.output[{index}].type", code="invalid_value",
-                )
+        _check_output_parts(self.type, self.output, param)
+
+
+def _check_output_parts(kind: str, output: Any, param: str) -> None:
+    for index, part in enumerate(output if isinstance(output, list) else []):
+        if part.type not in _USER_PARTS:
+            raise InvalidRequestError(
+                f"{kind} parts of type '{part.type}' are not allowed: expected one of "
+                f"{', '.join(sorted(_USER_PARTS))}.", param=f"{param}.output[{index}].type", code="invalid_value",
+            )
 
 
 class SummaryText(_Model):
@@ -233,6 +237,134 @@ class McpApprovalResponse(ItemModel):
     reason: str | None = None
 
 
+# Client tool calls and their outputs (engine/client_tools.py, engine/client_items.py), with the
+# fields translation reads; the rest is the client's business and passes through.
+
+class CustomToolCall(ItemModel):
+    id_prefix = "ctc"
+    accepted_in_input = True
+
+    type: Literal["custom_tool_call"]
+    call_id: Name
+    name: Name
+    input: str
+    namespace: Name | None = None
+
+
+class CustomToolCallOutput(ItemModel):
+    id_prefix = "ctco"
+    accepted_in_input = True
+
+    type: Literal["custom_tool_call_output"]
+    call_id: Name
+    output: Content
+
+    def check(self, param: str) -> None:
+        _check_output_parts(self.type, self.output, param)
+
+
+class LocalShellAction(_Model):
+    type: Literal["exec"]
+    command: list[str]
+    env: dict[str, str] | None = None
+    timeout_ms: int | None = None
+    user: str | None = None
+    working_directory: str | None = None
+
+
+class LocalShellCall(ItemModel):
+    id_prefix = "lsh"
+    accepted_in_input = True
+
+    type: Literal["local_shell_call"]
+    call_id: Name
+    action: LocalShellAction
+
+
+class LocalShellCallOutput(ItemModel):
+    """Its `id` is the id of the call it answers (OpenAI's shape); `call_id` is accepted too."""
+
+    id_prefix = "lsho"
+    accepted_in_input = True
+
+    type: Literal["local_shell_call_output"]
+    call_id: Name | None = None
+    output: str
+
+    def check(self, param: str) -> None:
+        if self.call_id is None and self.id is None:
+            raise InvalidRequestError("local_shell_call_output needs the 'id' of the call it answers.",
+                                      param=f"{param}.id", code="missing_required_parameter")
+
+
+class ShellAction(_Model):
+    commands: list[str]
+    timeout_ms: int | None = None
+    max_output_length: int | None = None
+
+
+class ShellCall(ItemModel):
+    id_prefix = "sh"
+    accepted_in_input = True
+
+    type: Literal["shell_call"]
+    call_id: Name
+    action: ShellAction
+
+
+class ShellOutputChunk(_Model):
+    stdout: str
+    stderr: str
+    outcome: dict[str, Any]
+
+
+class ShellCallOutput(ItemModel):
+    id_prefix = "sho"
+    accepted_in_input = True
+
+    type: Literal["shell_call_output"]
+    call_id: Name
+    output: list[ShellOutputChunk]
+    max_output_length: int | None = None
+
+
+class ApplyPatchOperation(_Model):
+    type: Literal["create_file", "update_file", "delete_file"]
+    path: str
+    diff: str | None = None
+
+
+class ApplyPatchCall(ItemModel):
+    id_prefix = "apc"
+    accepted_in_input = True
+
+    type: Literal["apply_patch_call"]
+    call_id: Name
+    operation: ApplyPatchOperation
+
+
+class ApplyPatchCallOutput(ItemModel):
+    id_prefix = "apco"
+    accepted_in_input = True
+
+    type: Literal["apply_patch_call_output"]
+    call_id: Name
+    status: Literal["completed", "failed"]  # required here, and only these two
+    output: str | None = None
+
+
+class AdditionalTools(ItemModel):
+    """Client tools made available from this item on (`engine/turn_tools.additional_tools_in`)."""
+
+    id_prefix = "at"
+    has_status = False
+    accepted_in_input = True
+
+    type: Literal["additional_tools"]
+    role: Literal["developer"]
+    tools: list[dict[str, Any]]
+
+
 # Every item type the server knows, by its `type` tag.
 ITEM_MODELS: dict[str, type[ItemModel]] = {
     "message": Message,
@@ -245,6 +377,15 @@ ITEM_MODELS: dict[str, type[ItemModel]] = {
     "mcp_call": McpCall,
     "mcp_approval_request": McpApprovalRequest,
     "mcp_approval_response": McpApprovalResponse,
+    "custom_tool_call": CustomToolCall,
+    "custom_tool_call_output": CustomToolCallOutput,
+    "local_shell_call": LocalShellCall,
+    "local_shell_call_output": LocalShellCallOutput,
+    "shell_call": ShellCall,
+    "shell_call_output": ShellCallOutput,
+    "apply_patch_call": ApplyPatchCall,
+    "apply_patch_call_output": ApplyPatchCallOutput,
+    "additional_tools": AdditionalTools,
 }
 
 

@@ -7,6 +7,7 @@ cannot disagree. Events are plain dicts, built once and serialized once.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from typing import Any
 
 from riposte import ids
 from riposte.engine.citation_filter import CitationFilter
+from riposte.engine.client_items import CUSTOM_INPUT_KEY
+from riposte.engine.client_tools import ID_PREFIXES, ClientTool, call_item, custom_input
 from riposte.engine.response_object import ResponseObject, snapshot
 from riposte.errors import UpstreamError
 from riposte.tools.citations import CitableUrls
@@ -88,6 +91,10 @@ class ArgumentStream:
         return str(self.fields["type"])
 
 
+_ARGUMENTS_DELTA = "response.function_call_arguments.delta"
+_CUSTOM_INPUT_DELTA = "response.custom_tool_call_input.delta"
+
+
 @dataclass
 class ToolCall:
     """One tool call as the model streamed it."""
@@ -100,7 +107,11 @@ class ToolCall:
     output_index: int | None = None
     # Set when a server-side call's item streams its arguments (ArgumentStream).
     streamed: ArgumentStream | None = None
-    delta_event: str = "response.function_call_arguments.delta"
+    # The client tool behind a call that is not a plain function (custom, namespaced, shell...).
+    shape: ClientTool | None = None
+    # The event that streams the arguments as they come; None for client shapes whose item is only
+    # known once the call is complete (a custom tool's JSON wrapper, the built-ins' fields).
+    delta_event: str | None = _ARGUMENTS_DELTA
 
     @property
     def arguments(self) -> str:
@@ -138,17 +149,19 @@ class ResponseStream:
         seal_reasoning: ReasoningSealer | None = None,
         *, argument_streams: Mapping[str, ArgumentStream] | None = None,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        client_shapes: Mapping[str, ClientTool] | None = None,
     ) -> None:
         self.response = response
         # Characters the response may still produce, over all its upstream calls.
         self._output_budget = max_output_chars
         # Calls to these run on the server and get their own items; any other call is a client
-        # function call and becomes a function_call item.
+        # call: a function_call item, or the item of the client tool named in `client_shapes`.
         self._server_tool_names = server_tool_names
         self._seal_reasoning = seal_reasoning
         self._argument_streams = argument_streams or {}
         # Server-side tool items announced and not yet done, by item id (closed on failure).
         self._open_tool_items: dict[str, ToolItem] = {}
+        self._client_shapes = client_shapes or {}
         self._citable_files: dict[str, str] = {}
         self._citable_urls = CitableUrls()
         self._citations: CitationFilter | None = None
@@ -308,12 +321,13 @@ class ResponseStream:
         call = self._tool_calls.get(index)
         if call is None:
             call = self._tool_calls[index] = ToolCall(index=index)
-        function = delta.get("function") or {}
+        # A backend with native custom tools streams `custom.input` where functions stream arguments.
+        function = delta.get("function") or delta.get("custom") or {}
         if delta.get("id"):
             call.call_id = _checked(delta["id"], str, "delta.tool_calls[].id")
         if function.get("name"):
             call.name += _checked(function["name"], str, "delta.tool_calls[].function.name")
-        fragment = function.get("arguments") or ""
+        fragment = function.get("arguments") or function.get("input") or ""
         if fragment:
             self._spend(_checked(fragment, str, "delta.tool_calls[].function.arguments"))
         if call.item_id is None and call.name:
@@ -323,7 +337,7 @@ class ResponseStream:
                 self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
             call.argument_pieces.append(fragment)
-            if call.item_id is not None:
+            if call.item_id is not None and call.delta_event is not None:
                 self._emit({"type": call.delta_event, "item_id": call.item_id,
                             "output_index": call.output_index, "delta": fragment})
 
@@ -333,11 +347,25 @@ class ResponseStream:
     def _open_function_call(self, call: ToolCall) -> None:
         if not call.call_id:
             call.call_id = ids.call_id()
+        shape = call.shape = self._client_shapes.get(call.name)
+        if shape is not None:
+            self._open_shaped_call(call, shape)
+            return
         call.item_id = ids.function_call_id()
         call.output_index = self._add_item(_function_call_item(call, "in_progress"))
+        self._announce_early_arguments(call)
+
+    def _open_shaped_call(self, call: ToolCall, shape: ClientTool) -> None:
+        call.item_id = ids.new_id(ID_PREFIXES[shape.kind])
+        call.delta_event = (_ARGUMENTS_DELTA if shape.kind == "function"
+                            else _CUSTOM_INPUT_DELTA if shape.native_custom else None)
+        call.output_index = self._add_item(call_item(shape, call.item_id, call.call_id, "", "in_progress"))
+        self._announce_early_arguments(call)
+
+    def _announce_early_arguments(self, call: ToolCall) -> None:
         # Fragments that arrived before the name was known are announced now, as one delta.
-        if call.argument_pieces:
-            self._emit({"type": "response.function_call_arguments.delta", "item_id": call.item_id,
+        if call.argument_pieces and call.delta_event is not None:
+            self._emit({"type": call.delta_event, "item_id": call.item_id,
                         "output_index": call.output_index, "delta": call.arguments})
 
     def _open_streamed_tool_call(self, call: ToolCall, stream: ArgumentStream) -> None:
@@ -347,9 +375,7 @@ class ResponseStream:
         call.delta_event = f"response.{stream.item_type}_arguments.delta"
         tool_item = self.open_tool_item(stream.id_prefix, {**stream.fields, "arguments": ""})
         call.item_id, call.output_index = tool_item.item_id, tool_item.output_index
-        if call.argument_pieces:
-            self._emit({"type": call.delta_event, "item_id": call.item_id,
-                        "output_index": call.output_index, "delta": call.arguments})
+        self._announce_early_arguments(call)
 
     # -- items -------------------------------------------------------------------------------
 
@@ -409,15 +435,35 @@ class ResponseStream:
         for call in sorted(self._tool_calls.values(), key=lambda c: c.output_index or 0):
             if call.item_id is None or call.output_index is None:
                 continue
+            if call.shape is not None and call.shape.kind != "function":
+                self._close_shaped_call(call, call.shape, status)
+                continue
             arguments = call.arguments or "{}"
-            self._emit({"type": call.delta_event.removesuffix("delta") + "done", "item_id": call.item_id,
+            done_event = (call.delta_event or _ARGUMENTS_DELTA).removesuffix("delta") + "done"
+            self._emit({"type": done_event, "item_id": call.item_id,
                         "output_index": call.output_index, "arguments": arguments})
             call.argument_pieces = [arguments]
             if call.streamed is not None:
                 # A server-side item stays open: the turn runs the call and closes it.
                 self.response["output"][call.output_index]["arguments"] = arguments
                 continue
-            self._done_item(call.output_index, _function_call_item(call, status))
+            item = (_function_call_item(call, status) if call.shape is None
+                    else call_item(call.shape, call.item_id, call.call_id, arguments, status))
+            self._done_item(call.output_index, item)
+
+    def _close_shaped_call(self, call: ToolCall, shape: ClientTool, status: str) -> None:
+        assert call.item_id is not None and call.output_index is not None
+        if shape.kind == "custom":
+            text = custom_input(shape, call.arguments)
+            where = {"item_id": call.item_id, "output_index": call.output_index}
+            if text and call.delta_event is None:
+                # Inside a JSON wrapper the input is only known whole once the call is complete.
+                self._emit({"type": _CUSTOM_INPUT_DELTA, **where, "delta": text})
+            self._emit({"type": "response.custom_tool_call_input.done", **where, "input": text})
+        self._done_item(call.output_index, call_item(shape, call.item_id, call.call_id, call.arguments, status))
+        if shape.native_custom:
+            # History keeps every call in function form (`client_items.native_custom_calls`).
+            call.argument_pieces = [json.dumps({CUSTOM_INPUT_KEY: custom_input(shape, call.arguments)})]
 
     # -- server-side tool items -----------------------------------------------------------
 

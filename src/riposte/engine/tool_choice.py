@@ -45,7 +45,7 @@ class ChatToolChoice:
     def offered(self, definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.allowed_names is None:
             return definitions
-        return [d for d in definitions if d["function"]["name"] in self.allowed_names]
+        return [d for d in definitions if d[d["type"]]["name"] in self.allowed_names]
 
 
 def resolve_tool_choice(tool_choice: str | Mapping[str, Any] | None, tools: list[DeclaredTool]) -> ChatToolChoice:

@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from riposte.engine.client_items import (
+    CALL_ITEM_TYPES,
+    OUTPUT_ITEM_TYPES,
+    call_id_of,
+    chat_tool_call,
+    tool_message_content,
+)
 from riposte.engine.item_models import item_type
 from riposte.engine.items import Item
 from riposte.engine.request import CreateResponseRequest
@@ -14,6 +21,9 @@ from riposte.engine.tool_choice import ChatToolChoice
 from riposte.errors import InvalidRequestError
 
 Message = dict[str, Any]
+
+# Items that change what the model may call, not what it has seen: they never become messages.
+_NOT_SENT_UPSTREAM = frozenset({"additional_tools"})
 
 
 def items_to_messages(items: list[Item], history: list[Message]) -> list[Message]:
@@ -23,12 +33,14 @@ def items_to_messages(items: list[Item], history: list[Message]) -> list[Message
     output whose call is in `history` stays where the client put it. A reasoning item rides on the
     next assistant message as `reasoning_content`, which gpt-oss needs to continue tool use.
     """
-    known_calls = _call_ids_in(history) | {i["call_id"] for i in items if item_type(i) == "function_call"}
+    known_calls = _call_ids_in(history) | {call_id_of(i) for i in items if item_type(i) in CALL_ITEM_TYPES}
     outputs_by_call = _outputs_with_calls_in(items)
     messages: list[Message] = []
     pending_reasoning: str | None = None
     for index, item in enumerate(items):
         kind = item_type(item)
+        if kind in _NOT_SENT_UPSTREAM:
+            continue
         if kind == "reasoning":
             pending_reasoning = _reasoning_text(item)
             continue
@@ -36,22 +48,24 @@ def items_to_messages(items: list[Item], history: list[Message]) -> list[Message
             # A search that already ran on the server: the assistant message after it says what the
             # model made of it, and the upstream model has no result to pair the call with.
             continue
-        if kind == "function_call_output":
-            if item["call_id"] not in known_calls:
+        if kind in OUTPUT_ITEM_TYPES:
+            call_id = call_id_of(item)
+            if call_id not in known_calls:
                 raise InvalidRequestError(
-                    f"No tool call found for function call output with call_id {item['call_id']}.",
+                    f"No tool call found for {kind} with call_id {call_id}.",
                     param=f"input[{index}].call_id",
                 )
-            if item["call_id"] not in outputs_by_call:
+            if call_id not in outputs_by_call:
                 messages.append(_tool_message(item))
             continue
-        message = _function_call_message(item) if kind == "function_call" else _message(item)
+        is_call = kind in CALL_ITEM_TYPES
+        message = _function_call_message(item) if is_call else _message(item)
         if pending_reasoning is not None and message["role"] == "assistant":
             message["reasoning_content"] = pending_reasoning
             pending_reasoning = None
         messages.append(message)
-        if kind == "function_call" and item["call_id"] in outputs_by_call:
-            messages.append(_tool_message(outputs_by_call[item["call_id"]]))
+        if is_call and call_id_of(item) in outputs_by_call:
+            messages.append(_tool_message(outputs_by_call[call_id_of(item)]))
     return messages
 
 
@@ -60,8 +74,8 @@ def _call_ids_in(history: list[Message]) -> set[str]:
 
 
 def _outputs_with_calls_in(items: list[Item]) -> dict[str, Item]:
-    calls = {i["call_id"] for i in items if item_type(i) == "function_call"}
-    return {i["call_id"]: i for i in items if item_type(i) == "function_call_output" and i["call_id"] in calls}
+    calls = {call_id_of(i) for i in items if item_type(i) in CALL_ITEM_TYPES}
+    return {call_id_of(i): i for i in items if item_type(i) in OUTPUT_ITEM_TYPES and call_id_of(i) in calls}
 
 
 def _message(item: Item) -> Message:
@@ -90,7 +104,7 @@ def _chat_part(part: Item) -> dict[str, Any]:
 
 
 def _function_call_message(item: Item) -> Message:
-    return {"role": "assistant", "tool_calls": [tool_call(item["call_id"], item["name"], item["arguments"])]}
+    return {"role": "assistant", "tool_calls": [chat_tool_call(item)]}
 
 
 def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -98,10 +112,10 @@ def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
 
 
 def _tool_message(item: Item) -> Message:
-    output = item["output"]
+    output = tool_message_content(item)
     if isinstance(output, list):
         output = [_chat_part(p) for p in output if p.get("type") in ("input_text", "input_image", "input_file")]
-    return {"role": "tool", "tool_call_id": item["call_id"], "content": output}
+    return {"role": "tool", "tool_call_id": call_id_of(item), "content": output}
 
 
 def _reasoning_text(item: Item) -> str:
@@ -222,7 +236,7 @@ def _add_tools(body: dict[str, Any], request: CreateResponseRequest, tools: list
         return
     body["tools"] = tools
     if request.tool_choice is not None:
-        names = {t["function"]["name"] for t in tools}
+        names = {t[t["type"]]["name"] for t in tools}
         body["tool_choice"] = chat_tool_choice(request.tool_choice, names)
     if request.parallel_tool_calls is not None:
         body["parallel_tool_calls"] = request.parallel_tool_calls

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from riposte import ids
+from riposte.engine.client_items import native_custom_calls
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
 from riposte.engine.items import Item, input_as_items, stored_items
@@ -30,7 +31,7 @@ from riposte.engine.stream_state import (
 from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
 from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
-from riposte.engine.turn_tools import ToolFactory, TurnTools, build_turn_tools
+from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
 from riposte.inference.router import ModelRouter, Route
@@ -91,7 +92,8 @@ class Turn:
     async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
                                 argument_streams=self.tools.argument_streams(),
-                                max_output_chars=self.max_output_chars)
+                                max_output_chars=self.max_output_chars,
+                                client_shapes=self.tools.client_shapes)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         try:
             await self._persist_created()
@@ -202,7 +204,8 @@ class Turn:
 
     async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
         body = chat_request_body(
-            self.request, self.route.upstream_model, self._upstream_messages(),
+            self.request, self.route.upstream_model,
+            native_custom_calls(self._upstream_messages(), self.tools.native_custom_names),
             tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
             tool_choice=self.tool_choice, first_call=first,
         )
@@ -365,15 +368,20 @@ async def prepare_turn(
     validate_tools(request.tools or [])
     assert request.input is not None  # reject_unsupported guarantees it
     items = input_as_items(request.input)
-    new_items = stored_items(items)
     previous = await _previous(request, store)
+    new_items = stored_items(items)
     sync = await open_conversation(request.conversation, conversations, new_items)
     history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(_opened(items, keyring), history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
     context = ToolContext(includes=frozenset(request.include or ()), prior_items=tuple(prior_items),
                           input_items=tuple(items), history=tuple(history + new_messages))
-    tools = await build_turn_tools(request.tools or [], tool_factories or {}, context)
+    tools = await build_turn_tools(
+        request.tools or [], tool_factories or {}, context,
+        (additional_tools_in(previous.input_items, "previous_response_id") if previous else [])
+        + additional_tools_in(items, "input"),
+        native_grammar=route.provider.constrained_custom_tools,
+    )
     inherited = Inheritance(previous.response["id"], len(prior_items), len(history)) if previous else None
     try:
         turn = _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,

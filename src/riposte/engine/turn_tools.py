@@ -4,16 +4,18 @@ response object echoes them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from riposte.engine.client_items import NAMESPACE_SEPARATOR
+from riposte.engine.client_tools import CLIENT_TOOL_TYPES, ClientTool, client_tool_definitions
 from riposte.engine.tool_choice import DeclaredTool
-from riposte.engine.translate import chat_function_tool, echoed_function_tool
+from riposte.engine.translate import echoed_function_tool
 from riposte.errors import InvalidRequestError
 from riposte.tools.base import ArgumentStream, ServerTool, ToolContext, ToolFactory
 
-__all__ = ["ToolFactory", "TurnTools", "build_turn_tools"]
+__all__ = ["ToolFactory", "TurnTools", "additional_tools_in", "build_turn_tools"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,14 @@ class TurnTools:
     instances: tuple[ServerTool, ...] = ()
     # The request's tools as tool_choice refers to them, in request order.
     declared: tuple[DeclaredTool, ...] = ()
+    # Upstream function name -> the client tool behind it, for every client tool that is not a plain
+    # function (custom, namespaced, local_shell, shell, apply_patch): their calls become other items.
+    client_shapes: dict[str, ClientTool] = field(default_factory=dict)
+
+    @property
+    def native_custom_names(self) -> frozenset[str]:
+        """Custom tools the backend constrains natively: their calls go upstream as custom calls."""
+        return frozenset(name for name, shape in self.client_shapes.items() if shape.native_custom)
 
     def argument_streams(self) -> dict[str, ArgumentStream]:
         """Server calls whose items open while the model streams them, by function name."""
@@ -44,57 +54,99 @@ class TurnTools:
 
 
 async def build_turn_tools(
-    tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory], context: ToolContext | None = None
+    tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory], context: ToolContext | None = None,
+    additional_tools: Sequence[tuple[str, dict[str, Any]]] = (), native_grammar: bool = False,
 ) -> TurnTools:
-    """Build every tool of the request. If anything fails, the tools built so far are closed."""
-    context = context or ToolContext()
-    built: list[ServerTool] = []
+    """Build every tool of the request. If anything fails, the tools built so far are closed.
+
+    `additional_tools` are (param, tool) pairs from `additional_tools` input items: client tools the
+    model may also call, which the response's `tools` does not echo. `native_grammar`: the backend
+    takes custom tools with their grammar (the provider's `constrained_custom_tools`)."""
+    built = _ToolsBeingBuilt(native_grammar)
     try:
-        return await _build(tools, factories, context, built)
+        await built.add_request_tools(tools, factories, context or ToolContext())
+        for param, tool in additional_tools:
+            built.add_additional(tool, param)
+        return built.finish()
     except BaseException:
-        await TurnTools(instances=tuple(built)).aclose()
+        await TurnTools(instances=tuple(built.instances)).aclose()
         raise
 
 
-async def _build(
-    tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory], context: ToolContext, built: list[ServerTool]
-) -> TurnTools:
-    chat_definitions: list[dict[str, Any]] = []
-    server: dict[str, ServerTool] = {}
-    client_names: set[str] = set()
-    echoed: list[dict[str, Any]] = []
-    declared: list[DeclaredTool] = []
-    for index, tool in enumerate(tools):
-        kind = tool.get("type")
-        if kind == "function":
-            definition = chat_function_tool(tool, index)
-            _claim(definition["function"]["name"], index, client_names, server)
-            client_names.add(definition["function"]["name"])
-            echoed.append(echoed_function_tool(tool))
-            chat_definitions.append(definition)
-            declared.append(DeclaredTool("function", (definition["function"]["name"],)))
-        elif isinstance(kind, str) and kind in factories:
-            server_tool = await factories[kind](tool, index, context)
-            built.append(server_tool)
-            for name in server_tool.function_names():
-                _claim(name, index, client_names, server)
-                server[name] = server_tool
-            echoed.append(server_tool.echoed_config())
-            chat_definitions.extend(server_tool.chat_definitions())
-            declared.append(DeclaredTool(kind, server_tool.function_names(), tool.get("server_label")))
-        else:
+def additional_tools_in(items: Sequence[dict[str, Any]], where: str) -> list[tuple[str, dict[str, Any]]]:
+    """(param, tool) for each tool of each `additional_tools` item; `where` names the item list."""
+    return [
+        (f"{where}[{index}].tools[{position}]" if where == "input" else where, tool)
+        for index, item in enumerate(items) if item.get("type") == "additional_tools"
+        for position, tool in enumerate(item.get("tools") or []) if isinstance(tool, dict)
+    ]
+
+
+@dataclass
+class _ToolsBeingBuilt:
+    native_grammar: bool
+    chat_definitions: list[dict[str, Any]] = field(default_factory=list)
+    server: dict[str, ServerTool] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    shapes: list[ClientTool] = field(default_factory=list)
+    echoed: list[dict[str, Any]] = field(default_factory=list)
+    declared: list[DeclaredTool] = field(default_factory=list)
+    instances: list[ServerTool] = field(default_factory=list)
+
+    async def add_request_tools(
+        self, tools: list[dict[str, Any]], factories: Mapping[str, ToolFactory], context: ToolContext
+    ) -> None:
+        for index, tool in enumerate(tools):
+            kind = tool.get("type")
+            param = f"tools[{index}]"
+            if kind in CLIENT_TOOL_TYPES:
+                names = self.add_client(tool, param)
+                self.echoed.append(echoed_function_tool(tool) if kind == "function" else dict(tool))
+                self.declared.append(DeclaredTool(str(kind), names))
+            elif isinstance(kind, str) and kind in factories:
+                server_tool = await factories[kind](tool, index, context)
+                self.instances.append(server_tool)
+                for name in server_tool.function_names():
+                    self._claim(name, param)
+                    self.server[name] = server_tool
+                self.echoed.append(server_tool.echoed_config())
+                self.chat_definitions.extend(server_tool.chat_definitions())
+                self.declared.append(DeclaredTool(kind, server_tool.function_names(), tool.get("server_label")))
+            else:
+                raise InvalidRequestError(
+                    f"Tools of type '{kind}' are not supported by this server.", param=f"{param}.type",
+                    code="unsupported_value",
+                )
+
+    def add_additional(self, tool: dict[str, Any], param: str) -> None:
+        if tool.get("type") not in CLIENT_TOOL_TYPES:
             raise InvalidRequestError(
-                f"Tools of type '{kind}' are not supported by this server.", param=f"tools[{index}].type",
-                code="unsupported_value",
+                f"Tools of type '{tool.get('type')}' are not supported in additional_tools: only client tools "
+                f"({', '.join(sorted(CLIENT_TOOL_TYPES))}).", param=f"{param}.type", code="unsupported_value",
             )
-    return TurnTools(chat_definitions, server, frozenset(client_names), echoed, tuple(built), tuple(declared))
+        self.add_client(tool, param)
 
+    def add_client(self, tool: dict[str, Any], param: str) -> tuple[str, ...]:
+        client = client_tool_definitions(tool, param, self.native_grammar)
+        for shape in client.shapes:
+            self._claim(shape.upstream_name, param)
+        self.chat_definitions.extend(client.chat_definitions)
+        self.shapes.extend(client.shapes)
+        return tuple(shape.upstream_name for shape in client.shapes)
 
-def _claim(name: str, index: int, client_names: set[str], server: Mapping[str, ServerTool]) -> None:
-    """The model calls functions by name, so two tools may never offer the same one."""
-    if name in client_names or name in server:
-        raise InvalidRequestError(
-            f"Two tools offer a function named '{name}'; function names must be unique across all tools "
-            "and MCP servers (use allowed_tools to leave one out).",
-            param=f"tools[{index}]", code="duplicate_tool_name",
-        )
+    def _claim(self, name: str, param: str) -> None:
+        """The model calls functions by name, so two tools may never offer the same one."""
+        if name in self.taken:
+            raise InvalidRequestError(
+                f"Two tools offer a function named '{name}'; function names must be unique across all tools "
+                f"and MCP servers (namespace tools count as '<namespace>{NAMESPACE_SEPARATOR}<name>'; use "
+                "allowed_tools to leave an MCP tool out).",
+                param=param, code="duplicate_tool_name",
+            )
+        self.taken.add(name)
+
+    def finish(self) -> TurnTools:
+        plain = frozenset(s.upstream_name for s in self.shapes if s.kind == "function" and s.namespace is None)
+        shaped = {s.upstream_name: s for s in self.shapes if s.kind != "function" or s.namespace is not None}
+        return TurnTools(self.chat_definitions, self.server, plain, self.echoed, tuple(self.instances),
+                         tuple(self.declared), shaped)
