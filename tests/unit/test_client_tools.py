@@ -21,7 +21,7 @@ from riposte.engine.translate import items_to_messages
 from riposte.engine.turn_tools import TurnTools, additional_tools_in, build_turn_tools
 from riposte.engine.usage import Usage
 from riposte.errors import InvalidRequestError
-from riposte.testing.grammar import assert_valid_stream
+from riposte.testing.grammar import assert_valid_stream, stream_grammar_errors
 
 OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 STORED_ITEM: TypeAdapter[ResponseItem] = TypeAdapter(ResponseItem)
@@ -234,3 +234,31 @@ def test_stream_of_shaped_calls_is_valid_and_parses_as_sdk_events() -> None:
     assert custom["input"] == "*** Begin Patch\n*** End Patch\n" and custom["id"].startswith("ctc_")
     assert shell["action"]["commands"] == ["ls"] and shell["status"] == "completed"
     assert (spawn["name"], spawn["namespace"], spawn["arguments"]) == ("spawn", "agents", '{"n": 2}')
+
+
+def test_grammar_validator_checks_client_tool_items() -> None:
+    shapes = build([PATCH_TOOL, {"type": "namespace", "name": "agents", "description": "", "tools": [SPAWN]}], {})
+    stream = ResponseStream(new_response_object(CreateResponseRequest(model="m", input="x"), "resp_1"),
+                            frozenset(), client_shapes=shapes.client_shapes)
+    events = stream.start()
+    for chunk in (tool_call_chunk(0, "c0", "apply_patch", '{"input": "x"}'),
+                  tool_call_chunk(1, "c1", "agents__spawn", "{}")):
+        stream.feed(chunk)
+    stream.finish_call()
+    events += stream.drain() + stream.complete(Usage().as_response_usage())
+    assert stream_grammar_errors(events) == []
+
+    def renumbered(changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "sequence_number": n} for n, e in enumerate(changed)]
+
+    no_input_done = renumbered([e for e in events if e["type"] != "response.custom_tool_call_input.done"])
+    assert any("without its .done text event" in e for e in stream_grammar_errors(no_input_done))
+    moved = [dict(e) for e in events]
+    for event in moved:
+        if event["type"] == "response.output_item.done" and event["item"]["type"] == "function_call":
+            event["item"] = {**event["item"], "namespace": "other"}
+    assert any("['namespace'] differ" in e for e in stream_grammar_errors(moved))
+    opened = next(n for n, e in enumerate(events) if e["type"] == "response.output_item.added") + 1
+    misdirected = renumbered([*events[:opened], {"type": "response.shell_call_command.added", "output_index": 0,
+                                                 "command_index": 0, "command": "ls"}, *events[opened:]])
+    assert any("expected 'shell_call'" in e for e in stream_grammar_errors(misdirected))

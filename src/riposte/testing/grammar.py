@@ -37,7 +37,12 @@ _PART_DONE: Final = {"response.content_part.done": "content", "response.reasonin
 _INDEX_FIELD: Final = {"content": "content_index", "summary": "summary_index"}
 _ITEM_LIST_FIELD: Final = {"content": "content", "summary": "summary"}
 # Item fields that identify what the item is; they may not change between added and done.
-_STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label")
+_STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label", "namespace")
+# Items whose text stream always ends with its .done event before the item is done, even when
+# nothing was streamed (OpenAI sends `response.custom_tool_call_input.done` for every custom call).
+_ITEMS_WITH_REQUIRED_DONE_TEXT: Final = frozenset({"custom_tool_call"})
+# Events that address their item by output_index alone, and the item type they belong to.
+_INDEXED_ITEM_EVENTS: Final = {"response.shell_call_command": "shell_call"}
 # Item types whose wire form has no `status` (the MCP listing and approval items).
 _STATUSLESS_ITEM_TYPES: Final = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_response"})
 # Progress events of server-side tool items: `response.<item type>.<phase>`, only while the item is open.
@@ -261,7 +266,11 @@ class _Checker:
         item = self._open_item(position, event)
         if item is None:
             return
-        phase_of = _TOOL_PHASE_EVENTS.get(kind)
+        phase_of = _TOOL_PHASE_EVENTS.get(kind) or _INDEXED_ITEM_EVENTS.get(prefix)
+        if phase_of is not None and kind not in _TOOL_PHASE_EVENTS:
+            if item.type != phase_of:
+                self._error(position, event, f"targets a {item.type!r} item, expected {phase_of!r}")
+            return
         if phase_of is not None:
             if item.type != phase_of:
                 self._error(position, event, f"targets a {item.type!r} item, expected {phase_of!r}")
@@ -362,7 +371,9 @@ class _Checker:
         item_stream = next(
             (s for s in _TEXT_STREAMS.values() if s.family is None and s.target_type == state.type), None
         )
-        if item_stream is not None and (state.deltas or state.done_text is not None):
+        if state.type in _ITEMS_WITH_REQUIRED_DONE_TEXT and state.done_text is None:
+            self._error(position, event, f"{state.type} item done without its .done text event")
+        elif item_stream is not None and (state.deltas or state.done_text is not None):
             if state.done_text is None:
                 self._error(position, event, f"deltas streamed but no {state.type} .done event")
             elif item.get(item_stream.done_field) != state.done_text:
