@@ -137,7 +137,6 @@ class CodexRig:
 def codex_config(base_url: str) -> str:
     """A Codex user's config.toml for Riposte: a custom provider speaking the Responses API."""
     return f'''model_provider = "riposte"
-web_search = "disabled"
 
 [model_providers.riposte]
 name = "Riposte"
@@ -223,6 +222,8 @@ def test_codex_shell_round_trip(codex: CodexRig, tmp_path: Path, model: str | No
     assert "The shell said 42." in result.stdout
     first, second = codex.upstream.requests
     assert name in tool_names(first)
+    if model is CUSTOM_MODEL:
+        assert "web_search" in tool_names(first)  # Codex's web_search tool, accepted as it is
     assert first["messages"][-1]["content"][-1]["text"] == "Run the echo."
     # Codex ran the command and sent its real output back as the call's result.
     assert second["messages"][-2]["tool_calls"][0]["function"] == {"name": name, "arguments": arguments}
