@@ -171,3 +171,16 @@ def test_custom_tool_grammar_goes_upstream_natively_where_the_provider_constrain
                   input=[{"type": "custom_tool_call_output", "call_id": "call_n", "output": "applied"}])
     assert upstream.requests[1]["messages"][-2]["tool_calls"] == [
         {"id": "call_n", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch\n"}}]
+
+
+@pytest.mark.parametrize(("tool", "param"), [
+    ({"type": "custom", "name": 7}, "tools[0].name"),
+    ({"type": "namespace", "name": "ns", "tools": []}, "tools[0].description"),
+    ({"type": "namespace", "name": "ns", "description": "", "tools": [{"type": "shell"}]}, "tools[0].tools[0].type"),
+])
+def test_malformed_client_tool_definitions_are_400s_naming_the_field(
+    fake_server: RunningServer, tool: dict[str, Any], param: str
+) -> None:
+    reply = httpx.post(f"{fake_server.base_url}/responses", json={"model": "fake/m", "input": "hi", "tools": [tool]})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == param

@@ -30,8 +30,34 @@ class FunctionTool(ToolModel):
     strict: bool | None = None
 
 
+class CustomTool(ToolModel):
+    type: Literal["custom"]
+    name: Name
+    description: str | None = None
+    # Its values (text, or a lark/regex grammar) are checked where it is translated (client_tools).
+    format: dict[str, Any] | None = None
+
+
+class NamespaceTool(ToolModel):
+    type: Literal["namespace"]
+    name: Name
+    description: str
+    tools: list[dict[str, Any]]
+
+
+class ClientBuiltinTool(ToolModel):
+    """local_shell, shell and apply_patch: the client runs them; the definition is just the type."""
+
+    type: Literal["local_shell", "shell", "apply_patch"]
+
+
 TOOL_MODELS: dict[str, type[ToolModel]] = {
     "function": FunctionTool,
+    "custom": CustomTool,
+    "namespace": NamespaceTool,
+    "local_shell": ClientBuiltinTool,
+    "shell": ClientBuiltinTool,
+    "apply_patch": ClientBuiltinTool,
 }
 
 
