@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from riposte.config import ProviderConfig, Settings
 from riposte.testing.server import RunningServer
@@ -95,6 +96,7 @@ def test_an_upstream_closing_idle_connections_fails_no_request(
 ) -> None:
     resetting_upstream.reset()
     resets_before = resetting_upstream.connections.resets
+    retries_counted_before = counted_retries(resetting_upstream)
     resetting_upstream.enqueue(*[text_reply("fine") for _ in range(500)])
     with caplog.at_level(logging.WARNING, logger=RETRY_LOGGER):
         outcomes = _run(resetting_server, CALLS[name], workers=1, requests=250)
@@ -107,6 +109,16 @@ def test_an_upstream_closing_idle_connections_fails_no_request(
     # The stale connections were really met, and each was retried exactly once, with its cause.
     assert resets >= 80 and len(retries) == resets
     assert all("retrying once on a fresh connection" in r.getMessage() for r in retries)
+    assert counted_retries(resetting_upstream) - retries_counted_before == resets  # and in /metrics
+
+
+def counted_retries(upstream: ScriptedUpstream) -> float:
+    """riposte_upstream_retries_total for this upstream, over every cause (the server runs in
+    this process, so its metrics are in the default registry)."""
+    origin = upstream.base_url.removesuffix("/v1")
+    return sum(sample.value for family in REGISTRY.collect() if family.name == "riposte_upstream_retries"
+               for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("upstream") == origin)
 
 
 @pytest.mark.parametrize("name", sorted(CALLS))

@@ -14,10 +14,13 @@ import weakref
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx2 as httpx
 from aiohttp.client_proto import ResponseHandler
+
+from riposte.observability.metrics import UPSTREAM_RETRIES
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,8 @@ _HTTPX_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 def log_retry(url: str, cause: BaseException) -> None:
+    parts = urlsplit(url)
+    UPSTREAM_RETRIES.labels(f"{parts.scheme}://{parts.netloc}", type(cause).__name__).inc()
     logger.warning("upstream %s: a reused keep-alive connection failed before the answer began (%s: %s); "
                    "retrying once on a fresh connection", url, type(cause).__name__, cause)
 

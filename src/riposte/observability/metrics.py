@@ -40,8 +40,8 @@ RESPONSES = Counter("riposte_responses_total", "Finished Responses turns by fina
 UPSTREAM_ERRORS = Counter("riposte_upstream_errors_total", "Upstream failures by provider and kind.",
                           ["provider", "kind"])
 UPSTREAM_RETRIES = Counter("riposte_upstream_retries_total",
-                           "Upstream calls retried on a fresh connection, by provider and cause.",
-                           ["provider", "cause"])
+                           "Upstream calls retried on a fresh connection after a stale keep-alive one failed, "
+                           "by upstream (scheme://host:port) and cause.", ["upstream", "cause"])
 ACTIVE_STREAMS = Gauge("riposte_active_streams", "Server-sent event streams being written now.",
                        multiprocess_mode="livesum")
 TOOL_CALLS = Counter("riposte_tool_calls_total", "Server-side tool calls by tool type and outcome.",
