@@ -215,8 +215,9 @@ def test_file_search_and_input_files_over_another_projects_objects_find_nothing(
     deployment: Deployment, start_server: Callable[..., RunningServer], upstream: ScriptedUpstream
 ) -> None:
     """Indirect uses inside a turn: searching another project's vector store behaves exactly like
-    searching a store that does not exist (a failed file_search_call, nothing found), and an
-    input_file naming another project's file is answered as for a file that does not exist."""
+    searching a store that does not exist (a failed file_search_call, nothing found); an
+    item_reference to another project's item, and an input_file naming another project's file,
+    are answered as for ids that do not exist."""
     alpha_key, beta_key = deployment.create_key("alpha"), deployment.create_key("beta")
     server = start_server()
     alpha, beta = Caller(server, alpha_key), Caller(server, beta_key)
@@ -235,6 +236,16 @@ def test_file_search_and_input_files_over_another_projects_objects_find_nothing(
         tool_message = upstream.requests[-1]["messages"][-1]
         assert SECRET not in str(tool_message)
     assert outputs[0] == outputs[1] == ("failed", [])
+
+    output_item = alpha.ok("GET", f"/responses/{objects.resp}")["output"][0]["id"]
+    for item_id in (output_item, objects.item):  # a response's output item, a conversation's item
+        answers = []
+        for candidate in (item_id, ghost(item_id)):
+            reference = {"type": "item_reference", "id": candidate}
+            reply = beta.call("POST", "/responses", {"model": "fake/m", "input": [reference]})
+            answers.append((reply.status_code, reply.text.replace(candidate, "<id>")))
+        assert answers[0] == answers[1] and answers[0][0] >= 400, answers
+        assert SECRET not in answers[0][1]
 
     answers = []
     for file_id in (objects.file, ghost(objects.file)):
