@@ -119,12 +119,9 @@ def render(rows: dict[str, dict[str, list[float]]], input_mib: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.event_loop", description=__doc__.split("\n")[0])
+    parser = sections.parser("python -m bench.event_loop", __doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the neighbour keeps sending")
     parser.add_argument("--input-mib", type=int, default=25)
-    parser.add_argument("--riposte-src", type=Path, help="measure Riposte from this source tree")
-    parser.add_argument("--label", default="this build")
-    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     return parser.parse_args(argv)
 
 

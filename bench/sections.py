@@ -7,13 +7,26 @@ from scratch, carries the sections over unchanged.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
 _SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) (?P<data>.*?) -->\n.*?<!-- /section:(?P=name) -->\n",
                       re.DOTALL)
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A small bench module's command line, with the options they all share: which source tree to
+    measure, the label of its row, and the file that holds the section."""
+    arguments = argparse.ArgumentParser(prog=prog, description=description)
+    arguments.add_argument("--riposte-src", type=Path, help="measure Riposte from this source tree")
+    arguments.add_argument("--label", default="this build", help="the row's label in the section's table")
+    arguments.add_argument("--out", type=Path, default=RESULTS)
+    return arguments
 
 
 def data(path: Path, name: str) -> Any:

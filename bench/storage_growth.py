@@ -104,12 +104,9 @@ def render(rows: dict[str, list[Sample]], input_bytes: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.storage_growth", description=__doc__.split("\n")[0])
+    parser = sections.parser("python -m bench.storage_growth", __doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=100)
     parser.add_argument("--input-bytes", type=int, default=10_000)
-    parser.add_argument("--riposte-src", type=Path, help="measure Riposte from this source tree")
-    parser.add_argument("--label", default="this build")
-    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     return parser.parse_args(argv)
 
 
