@@ -184,3 +184,19 @@ def test_malformed_client_tool_definitions_are_400s_naming_the_field(
     reply = httpx.post(f"{fake_server.base_url}/responses", json={"model": "fake/m", "input": "hi", "tools": [tool]})
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(("tool_choice", "chosen"), [
+    ({"type": "custom", "name": "apply_patch"}, "apply_patch"),
+    ({"type": "shell"}, "shell"),
+])
+def test_tool_choice_names_client_tools_by_their_type(
+    fake_server: RunningServer, upstream: ScriptedUpstream, tool_choice: dict[str, Any], chosen: str
+) -> None:
+    upstream.enqueue(text_reply("ok"))
+    strict_create(fake_server, model="fake/m", input="go", tools=[CUSTOM_TOOL, {"type": "shell"}],
+                  tool_choice=tool_choice)
+    assert upstream.requests[0]["tool_choice"] == {"type": "function", "function": {"name": chosen}}
+    reply = httpx.post(f"{fake_server.base_url}/responses", json={
+        "model": "fake/m", "input": "go", "tools": [CUSTOM_TOOL], "tool_choice": {"type": "custom", "name": "nope"}})
+    assert reply.status_code == 400 and reply.json()["error"]["param"] == "tool_choice.name"

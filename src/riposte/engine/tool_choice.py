@@ -92,7 +92,7 @@ def _allowed_tools(tool_choice: Mapping[str, Any], tools: list[DeclaredTool]) ->
 def _named(ref: Mapping[str, Any], tools: list[DeclaredTool], param: str) -> list[str]:
     """The functions a tool reference stands for; a 400 if it names nothing the request declared."""
     kind = ref.get("type")
-    if kind == "function":
+    if kind == "function" or (kind == "custom" and "name" in ref):
         return [_function(ref, tools, param)]
     if kind == "mcp":
         return _mcp(ref, tools, param)
@@ -106,10 +106,11 @@ def _named(ref: Mapping[str, Any], tools: list[DeclaredTool], param: str) -> lis
 
 
 def _function(ref: Mapping[str, Any], tools: list[DeclaredTool], param: str) -> str:
-    name = ref.get("name")
-    if not any(t.type == "function" and name in t.function_names for t in tools):
+    """A function, or a custom tool (which goes upstream as a function of the same name), by name."""
+    name, kind = ref.get("name"), ref.get("type")
+    if not any(t.type == kind and name in t.function_names for t in tools):
         raise InvalidRequestError(
-            f"tool_choice names function '{name}', which is not among the tools.", param=f"{param}.name"
+            f"tool_choice names {kind} tool '{name}', which is not among the tools.", param=f"{param}.name"
         )
     return str(name)
 
