@@ -162,6 +162,8 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     # Serve a non-loopback address with no key configured: anyone who reaches the port is trusted.
     insecure_no_auth: bool = False
+    # Connecting to an MCP server, its handshake, a listing, and each tool call.
+    mcp_timeout_seconds: float = Field(default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

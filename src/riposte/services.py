@@ -31,6 +31,7 @@ from riposte.store.permissions import secure_data_dir, secure_database_files
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
 from riposte.tools.file_search_tool import file_search_factory
+from riposte.tools.mcp_tool import mcp_factory
 from riposte.tools.web_search import PREVIEW_TYPES, WEB_SEARCH_TYPES
 from riposte.tools.web_search_tool import web_search_factory
 from riposte.vectors.embeddings import EmbeddingModels
@@ -93,6 +94,7 @@ class Services:
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
             started.tool_factories[tool_type] = web_search_factory(started.web_search)
+        started.tool_factories["mcp"] = mcp_factory(settings.outbound, settings.mcp_timeout_seconds)
         await recovery.sweep()
         recovery.start()
         return started

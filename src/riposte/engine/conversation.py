@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from riposte.engine.item_models import item_type, validate_item
+from riposte.engine.item_models import validate_item
 from riposte.engine.items import Item, stored_items
 from riposte.engine.translate import Message, items_to_messages
 from riposte.errors import InvalidRequestError, NotFoundError
@@ -21,11 +21,6 @@ from riposte.store.conversations import ConversationStore, ItemIdConflict
 
 CONVERSATION_PREFIX = "conv_"
 MAX_ITEMS_PER_CALL = 20
-# Tool items whose work is done: what the model concluded from them follows as a message, and the
-# upstream model has no tool of that name to pair a replayed call with.
-_NOT_REPLAYED = frozenset({
-    "file_search_call", "web_search_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
-})
 
 
 @dataclass(frozen=True)
@@ -34,6 +29,8 @@ class ConversationSync:
     conversation_id: str
     history: list[Message]
     new_items: list[Item]
+    # The conversation's stored items, oldest first (server tools look for their earlier items).
+    items: tuple[Item, ...] = ()
 
     async def append_turn(self, output: list[Item]) -> None:
         """Append this turn's input and output items, atomically, after a successful turn."""
@@ -61,8 +58,9 @@ async def open_conversation(
     if store is None or await store.get(conversation_id) is None:
         raise NotFoundError(f"Conversation with id '{conversation_id}' not found.", param="conversation")
     await _reject_taken_ids(store, conversation_id, new_items)
-    history = history_messages(await store.all_items(conversation_id))
-    return ConversationSync(store=store, conversation_id=conversation_id, history=history, new_items=new_items)
+    items = await store.all_items(conversation_id)
+    return ConversationSync(store=store, conversation_id=conversation_id, history=history_messages(items),
+                            new_items=new_items, items=tuple(items))
 
 
 def new_conversation_items(raw: list[Any], param: str = "items") -> list[Item]:
@@ -110,31 +108,9 @@ def history_messages(items: list[Item]) -> list[Message]:
     single text part as equal (`_normalize_message` in inference/recording.py), since every chat
     API reads them the same way.
     """
-    replayable = [converted for item in items for converted in _replayable(item)]
     try:
-        return items_to_messages(replayable, [])
+        return items_to_messages(items, [])
     except InvalidRequestError as exc:
         raise InvalidRequestError(
             f"The conversation's items cannot be replayed: {exc.message}", param="conversation"
         ) from exc
-
-
-def _replayable(item: Item) -> list[Item]:
-    """The item as input items the translation understands."""
-    kind = item_type(item)
-    if kind in _NOT_REPLAYED:
-        return []
-    if kind == "mcp_call":
-        # An MCP call that ran on the server: replayed as the call and its result.
-        result = item.get("output") if item.get("output") is not None else item.get("error")
-        call = {"type": "function_call", "call_id": item["id"], "name": item["name"], "arguments": item["arguments"]}
-        output = {"type": "function_call_output", "call_id": item["id"], "output": _as_text(result)}
-        return [call, output]
-    return [item]
-
-
-def _as_text(value: Any) -> str:
-    if value is None or isinstance(value, str):
-        return value or ""
-    return str(value.get("message", value)) if isinstance(value, dict) else str(value)
-

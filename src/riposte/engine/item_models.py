@@ -198,6 +198,7 @@ class WebSearchCall(ItemModel):
 
 class McpListTools(ItemModel):
     id_prefix = "mcpl"
+    accepted_in_input = True  # clients that carry the history send MCP items back (the Agents SDK)
     has_status = False
 
     type: Literal["mcp_list_tools"]
@@ -208,6 +209,7 @@ class McpListTools(ItemModel):
 
 class McpCall(ItemModel):
     id_prefix = "mcp"
+    accepted_in_input = True  # clients that carry the history send MCP items back (the Agents SDK)
 
     type: Literal["mcp_call"]
     name: str
@@ -219,6 +221,7 @@ class McpCall(ItemModel):
 
 class McpApprovalRequest(ItemModel):
     id_prefix = "mcpr"
+    accepted_in_input = True  # clients that carry the history send MCP items back (the Agents SDK)
     has_status = False
 
     type: Literal["mcp_approval_request"]
@@ -229,6 +232,7 @@ class McpApprovalRequest(ItemModel):
 
 class McpApprovalResponse(ItemModel):
     id_prefix = "mcpa"
+    accepted_in_input = True  # clients that carry the history send MCP items back (the Agents SDK)
     has_status = False
 
     type: Literal["mcp_approval_response"]

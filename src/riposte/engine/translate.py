@@ -24,6 +24,9 @@ Message = dict[str, Any]
 
 # Items that change what the model may call, not what it has seen: they never become messages.
 _NOT_SENT_UPSTREAM = frozenset({"additional_tools"})
+_NOT_REPLAYED = frozenset({
+    "file_search_call", "web_search_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
+})
 
 
 def items_to_messages(items: list[Item], history: list[Message]) -> list[Message]:
@@ -33,6 +36,7 @@ def items_to_messages(items: list[Item], history: list[Message]) -> list[Message
     output whose call is in `history` stays where the client put it. A reasoning item rides on the
     next assistant message as `reasoning_content`, which gpt-oss needs to continue tool use.
     """
+    items = replayable_items(items)
     known_calls = _call_ids_in(history) | {call_id_of(i) for i in items if item_type(i) in CALL_ITEM_TYPES}
     outputs_by_call = _outputs_with_calls_in(items)
     messages: list[Message] = []
@@ -67,6 +71,31 @@ def items_to_messages(items: list[Item], history: list[Message]) -> list[Message
         if is_call and call_id_of(item) in outputs_by_call:
             messages.append(_tool_message(outputs_by_call[call_id_of(item)]))
     return messages
+
+
+def replayable_items(items: list[Item]) -> list[Item]:
+    """Items as the translation understands them. Server tool items whose work is done go
+    nowhere (what the model concluded from them follows as a message, and the listing and approval
+    items are the tools' own business); an MCP call that ran is the call and its result."""
+    replayable: list[Item] = []
+    for item in items:
+        kind = item_type(item)
+        if kind in _NOT_REPLAYED:
+            continue
+        if kind == "mcp_call":
+            result = item.get("output") if item.get("output") is not None else item.get("error")
+            replayable.append({"type": "function_call", "call_id": item["id"], "name": item["name"],
+                               "arguments": item["arguments"]})
+            replayable.append({"type": "function_call_output", "call_id": item["id"], "output": _as_text(result)})
+        else:
+            replayable.append(item)
+    return replayable
+
+
+def _as_text(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return value or ""
+    return str(value.get("message", value)) if isinstance(value, dict) else str(value)
 
 
 def _call_ids_in(history: list[Message]) -> set[str]:

@@ -374,8 +374,10 @@ async def prepare_turn(
     history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(_opened(items, keyring), history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
-    context = ToolContext(includes=frozenset(request.include or ()), prior_items=tuple(prior_items),
-                          input_items=tuple(items), history=tuple(history + new_messages))
+    context = ToolContext(includes=frozenset(request.include or ()),
+                          prior_items=tuple(prior_items) if previous else sync.items if sync else (),
+                          input_items=tuple(items), history=tuple(history + new_messages),
+                          prior_tools=tuple(previous.response.get("tools") or ()) if previous else ())
     tools = await build_turn_tools(
         request.tools or [], tool_factories or {}, context,
         (additional_tools_in(previous.input_items, "previous_response_id") if previous else [])

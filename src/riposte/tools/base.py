@@ -89,6 +89,8 @@ class ToolContext:
     input_items: tuple[dict[str, Any], ...] = ()
     # The chat messages the model has seen so far, this turn's input included.
     history: tuple[dict[str, Any], ...] = ()
+    # The tools of the previous response (previous_response_id), as it echoed them.
+    prior_tools: tuple[dict[str, Any], ...] = ()
 
 
 class ServerTool(Protocol):
