@@ -30,6 +30,9 @@ ADMIN_URL = os.environ.get("RIPOSTE_TEST_POSTGRES_ADMIN_URL", "postgresql://post
 
 ServerFactory = Callable[..., RunningServer]
 
+# Real MCP servers and a Riposte configured for them (tests/integration/mcp_fixtures.py).
+pytest_plugins = ["tests.integration.mcp_fixtures"]
+
 
 def run_admin_sql(admin_url: str, sql: str) -> None:
     """Run one statement on a PostgreSQL admin connection, on a loop of its own so that it also

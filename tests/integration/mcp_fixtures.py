@@ -39,23 +39,23 @@ def guarded_mcp() -> Iterator[McpTestServer]:
 
 
 @pytest.fixture(scope="module")
-def module_upstream() -> Iterator[ScriptedUpstream]:
+def mcp_upstream() -> Iterator[ScriptedUpstream]:
     with ScriptedUpstream() as fake:
         yield fake
 
 
 @pytest.fixture
-def model(module_upstream: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
-    module_upstream.reset()
-    yield module_upstream
-    assert module_upstream.pending == 0, "a scripted reply was never asked for"
+def mcp_model(mcp_upstream: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
+    mcp_upstream.reset()
+    yield mcp_upstream
+    assert mcp_upstream.pending == 0, "a scripted reply was never asked for"
 
 
 @pytest.fixture(scope="module")
-def riposte(tmp_path_factory: pytest.TempPathFactory, module_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
+def mcp_riposte(tmp_path_factory: pytest.TempPathFactory, mcp_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
     data: Path = tmp_path_factory.mktemp("mcp-riposte")
     with server_factory(data, f"sqlite+aiosqlite:///{data / 'riposte.db'}") as factory:
-        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")],
+        yield factory(providers=[ProviderConfig(name="fake", base_url=mcp_upstream.base_url, api_key="x")],
                       outbound=LOOPBACK, mcp_timeout_seconds=3.0)
 
 

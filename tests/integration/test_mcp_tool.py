@@ -14,16 +14,7 @@ from riposte.testing.server import RunningServer
 from riposte.tools.mcp_tool import DECLINED_MESSAGE
 from tests.fakes.mcp_server import McpTestServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply, tool_calls_reply
-from tests.integration.mcp_fixtures import (  # noqa: F401  (fixtures)
-    TOKEN,
-    boiling_mcp,
-    guarded_mcp,
-    mcp_tool,
-    model,
-    module_upstream,
-    riposte,
-    toolbox_mcp,
-)
+from tests.integration.mcp_fixtures import TOKEN, mcp_tool
 from tests.integration.sdk import stream_events, strict_create
 
 MODEL = "fake/m"
@@ -40,14 +31,14 @@ def types_of(events: list[Any]) -> list[str]:
 
 
 def test_an_mcp_call_runs_on_the_server_with_its_events_header_and_token(
-    riposte: RunningServer, model: ScriptedUpstream, toolbox_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
 ) -> None:
-    model.enqueue(boiling_call(), text_reply("It boils at -100 degrees."))
+    mcp_model.enqueue(boiling_call(), text_reply("It boils at -100 degrees."))
     before = len(toolbox_mcp.seen)
     tool = mcp_tool(toolbox_mcp, headers={"X-Tenant": "acme"}, authorization="secret-token",
                     allowed_tools=["get_boiling_point", "greet_everyone"])
 
-    events = stream_events(riposte, model=MODEL, input=QUESTION, tools=[tool])
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[tool])
 
     assert_valid_stream(events)
     mcp_events = [t for t in types_of(events) if "mcp" in t or t.startswith("response.output_item")]
@@ -65,8 +56,8 @@ def test_an_mcp_call_runs_on_the_server_with_its_events_header_and_token(
         "mcp_call", "get_boiling_point", BOILING_ARGS, "-100", None, "completed")
     assert message.content[0].text == "It boils at -100 degrees."
     # What the model saw: the two allowed tools as functions, then the call's result.
-    assert [t["function"]["name"] for t in model.requests[0]["tools"]] == ["greet_everyone", "get_boiling_point"]
-    assert model.requests[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_1",
+    assert [t["function"]["name"] for t in mcp_model.requests[0]["tools"]] == ["greet_everyone", "get_boiling_point"]
+    assert mcp_model.requests[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_1",
                                                  "content": [{"type": "text", "text": "-100"}]}
     # Header and bearer token reached the server; one session served listing and call, then closed.
     seen = toolbox_mcp.seen[before:]
@@ -78,35 +69,36 @@ def test_an_mcp_call_runs_on_the_server_with_its_events_header_and_token(
 
 
 def test_the_non_streaming_response_parses_and_is_stored(
-    riposte: RunningServer, model: ScriptedUpstream, boiling_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:
-    model.enqueue(boiling_call(), text_reply("-100 degrees."))
-    response = strict_create(riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(boiling_mcp)])
+    mcp_model.enqueue(boiling_call(), text_reply("-100 degrees."))
+    response = strict_create(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(boiling_mcp)])
     assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "message"]
-    stored = httpx.get(f"{riposte.base_url}/responses/{response.id}").json()
+    stored = httpx.get(f"{mcp_riposte.base_url}/responses/{response.id}").json()
     assert [item["id"] for item in stored["output"]] == [item.id for item in response.output]
     assert response.tools[0].type == "mcp" and response.tools[0].require_approval == "never"
 
 
 def test_allowed_tools_filters_by_name_and_by_read_only(
-    riposte: RunningServer, model: ScriptedUpstream, toolbox_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
 ) -> None:
-    model.enqueue(text_reply("ok"), text_reply("ok"))
-    by_name = strict_create(riposte, model=MODEL, input="hi", tools=[mcp_tool(toolbox_mcp, allowed_tools=["explode"])])
-    read_only = strict_create(riposte, model=MODEL, input="hi",
+    mcp_model.enqueue(text_reply("ok"), text_reply("ok"))
+    by_name = strict_create(mcp_riposte, model=MODEL, input="hi",
+                            tools=[mcp_tool(toolbox_mcp, allowed_tools=["explode"])])
+    read_only = strict_create(mcp_riposte, model=MODEL, input="hi",
                               tools=[mcp_tool(toolbox_mcp, allowed_tools={"read_only": True})])
     assert [t.name for t in by_name.output[0].tools] == ["explode"]
-    assert [t["function"]["name"] for t in model.requests[0]["tools"]] == ["explode"]
+    assert [t["function"]["name"] for t in mcp_model.requests[0]["tools"]] == ["explode"]
     assert [t.name for t in read_only.output[0].tools] == ["read_thermometer"]
-    assert [t["function"]["name"] for t in model.requests[1]["tools"]] == ["read_thermometer"]
+    assert [t["function"]["name"] for t in mcp_model.requests[1]["tools"]] == ["read_thermometer"]
 
 
 def test_approval_granted_runs_the_call_in_the_next_turn(
-    riposte: RunningServer, model: ScriptedUpstream, boiling_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:
     tools = [mcp_tool(boiling_mcp, require_approval="always")]
-    model.enqueue(boiling_call("call_ask"))
-    events = stream_events(riposte, model=MODEL, input=QUESTION, tools=tools)
+    mcp_model.enqueue(boiling_call("call_ask"))
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=tools)
     assert_valid_stream(events)
     first = events[-1].response
     assert first.status == "completed"
@@ -115,15 +107,15 @@ def test_approval_granted_runs_the_call_in_the_next_turn(
                                                                 BOILING_ARGS)
     assert "response.mcp_call_arguments.delta" not in types_of(events)
 
-    model.enqueue(text_reply("It boils at -100."))
-    events = stream_events(riposte, model=MODEL, previous_response_id=first.id, tools=tools, input=[
+    mcp_model.enqueue(text_reply("It boils at -100."))
+    events = stream_events(mcp_riposte, model=MODEL, previous_response_id=first.id, tools=tools, input=[
         {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}])
     assert_valid_stream(events)
     output = events[-1].response.output
     assert [item.type for item in output] == ["mcp_list_tools", "mcp_call", "message"]
     assert (output[1].output, output[1].approval_request_id) == ("-100", request.id)
     # The model's own call, then its result: exactly what a model that called the tool expects.
-    assert model.requests[1]["messages"][-2:] == [
+    assert mcp_model.requests[1]["messages"][-2:] == [
         {"role": "assistant", "content": "", "tool_calls": [
             {"id": "call_ask", "type": "function", "function": {"name": "get_boiling_point",
                                                                "arguments": BOILING_ARGS}}]},
@@ -132,36 +124,36 @@ def test_approval_granted_runs_the_call_in_the_next_turn(
 
 
 def test_approval_denied_tells_the_model_and_runs_nothing(
-    riposte: RunningServer, model: ScriptedUpstream, boiling_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:
     tools = [mcp_tool(boiling_mcp, require_approval={"always": {"tool_names": ["get_boiling_point"]}})]
-    model.enqueue(boiling_call("call_no"), text_reply("Then I cannot tell."))
-    first = strict_create(riposte, model=MODEL, input=QUESTION, tools=tools)
+    mcp_model.enqueue(boiling_call("call_no"), text_reply("Then I cannot tell."))
+    first = strict_create(mcp_riposte, model=MODEL, input=QUESTION, tools=tools)
     calls_before = boiling_mcp.rpc_calls("tools/call")
-    second = strict_create(riposte, model=MODEL, previous_response_id=first.id, tools=tools, input=[
+    second = strict_create(mcp_riposte, model=MODEL, previous_response_id=first.id, tools=tools, input=[
         {"type": "mcp_approval_response", "approval_request_id": first.output[1].id, "approve": False}])
     assert [item.type for item in second.output] == ["mcp_list_tools", "message"]
     assert boiling_mcp.rpc_calls("tools/call") == calls_before
-    assert model.requests[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_no",
+    assert mcp_model.requests[1]["messages"][-1] == {"role": "tool", "tool_call_id": "call_no",
                                                  "content": DECLINED_MESSAGE}
 
 
 def test_approval_response_sent_back_as_input_with_the_earlier_items(
-    riposte: RunningServer, model: ScriptedUpstream, boiling_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:
     tools = [mcp_tool(boiling_mcp, require_approval="always")]
-    model.enqueue(boiling_call("call_x"), text_reply("-100."))
-    first = strict_create(riposte, model=MODEL, input=QUESTION, tools=tools, store=False)
+    mcp_model.enqueue(boiling_call("call_x"), text_reply("-100."))
+    first = strict_create(mcp_riposte, model=MODEL, input=QUESTION, tools=tools, store=False)
     earlier = [item.model_dump(exclude_none=True) for item in first.output]
-    second = strict_create(riposte, model=MODEL, tools=tools, input=[
+    second = strict_create(mcp_riposte, model=MODEL, tools=tools, input=[
         {"role": "user", "content": QUESTION}, *earlier,
         {"type": "mcp_approval_response", "approval_request_id": first.output[1].id, "approve": True}])
     assert [item.type for item in second.output] == ["mcp_list_tools", "mcp_call", "message"]
     assert second.output[1].output == "-100"
 
 
-def test_an_unknown_approval_request_id_is_a_400(riposte: RunningServer, boiling_mcp: McpTestServer) -> None:
-    reply = httpx.post(f"{riposte.base_url}/responses", json={
+def test_an_unknown_approval_request_id_is_a_400(mcp_riposte: RunningServer, boiling_mcp: McpTestServer) -> None:
+    reply = httpx.post(f"{mcp_riposte.base_url}/responses", json={
         "model": MODEL, "tools": [mcp_tool(boiling_mcp)],
         "input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_nope", "approve": True}]})
     assert reply.status_code == 400
@@ -169,24 +161,24 @@ def test_an_unknown_approval_request_id_is_a_400(riposte: RunningServer, boiling
 
 
 def test_a_tool_that_raises_is_a_failed_call_and_the_model_goes_on(
-    riposte: RunningServer, model: ScriptedUpstream, toolbox_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
 ) -> None:
-    model.enqueue(tool_calls_reply([("call_e", "explode", '{"reason":"test"}')]), text_reply("It failed."))
-    events = stream_events(riposte, model=MODEL, input="Explode.", tools=[mcp_tool(toolbox_mcp)])
+    mcp_model.enqueue(tool_calls_reply([("call_e", "explode", '{"reason":"test"}')]), text_reply("It failed."))
+    events = stream_events(mcp_riposte, model=MODEL, input="Explode.", tools=[mcp_tool(toolbox_mcp)])
     assert_valid_stream(events)
     assert "response.mcp_call.failed" in types_of(events)
     call = events[-1].response.output[1]
     assert call.status == "failed" and call.output is None
     assert call.error is not None and call.error.type == "mcp_tool_execution_error"
     assert events[-1].response.status == "completed"
-    assert "explode" in json.dumps(model.requests[1]["messages"][-1]["content"])
+    assert "explode" in json.dumps(mcp_model.requests[1]["messages"][-1]["content"])
 
 
 def test_a_tool_that_hangs_times_out_as_a_failed_call(
-    riposte: RunningServer, model: ScriptedUpstream, toolbox_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
 ) -> None:
-    model.enqueue(tool_calls_reply([("call_t", "take_forever", "{}")]), text_reply("Too slow."))
-    events = stream_events(riposte, model=MODEL, input="Wait.", tools=[mcp_tool(toolbox_mcp)])
+    mcp_model.enqueue(tool_calls_reply([("call_t", "take_forever", "{}")]), text_reply("Too slow."))
+    events = stream_events(mcp_riposte, model=MODEL, input="Wait.", tools=[mcp_tool(toolbox_mcp)])
     assert_valid_stream(events)
     call = events[-1].response.output[1]
     assert call.status == "failed" and call.error is not None
@@ -194,42 +186,42 @@ def test_a_tool_that_hangs_times_out_as_a_failed_call(
 
 
 def test_a_server_that_is_down_is_a_failed_listing_and_the_turn_goes_on(
-    riposte: RunningServer, model: ScriptedUpstream
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream
 ) -> None:
-    model.enqueue(text_reply("No tools today."))
+    mcp_model.enqueue(text_reply("No tools today."))
     down = {"type": "mcp", "server_label": "down", "server_url": "http://127.0.0.1:9/mcp"}
-    events = stream_events(riposte, model=MODEL, input="hi", tools=[down])
+    events = stream_events(mcp_riposte, model=MODEL, input="hi", tools=[down])
     assert_valid_stream(events)
     assert "response.mcp_list_tools.failed" in types_of(events)
     listing = events[-1].response.output[0]
     assert listing.tools == [] and listing.error is not None and "down" in listing.error
     assert events[-1].response.status == "completed"
-    assert "tools" not in model.requests[0]
+    assert "tools" not in mcp_model.requests[0]
 
 
 def test_a_401_from_the_server_is_a_failed_listing_and_the_token_fixes_it(
-    riposte: RunningServer, model: ScriptedUpstream, guarded_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, guarded_mcp: McpTestServer
 ) -> None:
-    model.enqueue(text_reply("ok"), text_reply("ok"))
-    refused = strict_create(riposte, model=MODEL, input="hi", tools=[mcp_tool(guarded_mcp)])
+    mcp_model.enqueue(text_reply("ok"), text_reply("ok"))
+    refused = strict_create(mcp_riposte, model=MODEL, input="hi", tools=[mcp_tool(guarded_mcp)])
     assert refused.output[0].error is not None and "401" in refused.output[0].error
-    allowed = strict_create(riposte, model=MODEL, input="hi", tools=[mcp_tool(guarded_mcp, authorization=TOKEN)])
+    allowed = strict_create(mcp_riposte, model=MODEL, input="hi", tools=[mcp_tool(guarded_mcp, authorization=TOKEN)])
     assert allowed.output[0].error is None and len(allowed.output[0].tools) == 2
 
 
 def test_a_chained_turn_reuses_the_listing(
-    riposte: RunningServer, model: ScriptedUpstream, boiling_mcp: McpTestServer
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:
     tools = [mcp_tool(boiling_mcp)]
-    model.enqueue(text_reply("one"), text_reply("two"))
-    first = strict_create(riposte, model=MODEL, input="hi", tools=tools)
+    mcp_model.enqueue(text_reply("one"), text_reply("two"))
+    first = strict_create(mcp_riposte, model=MODEL, input="hi", tools=tools)
     sessions = boiling_mcp.rpc_calls("initialize")
     listings = boiling_mcp.rpc_calls("tools/list")
-    second = strict_create(riposte, model=MODEL, input="again", tools=tools, previous_response_id=first.id)
+    second = strict_create(mcp_riposte, model=MODEL, input="again", tools=tools, previous_response_id=first.id)
     assert (boiling_mcp.rpc_calls("tools/list"), boiling_mcp.rpc_calls("initialize")) == (listings, sessions)
     assert second.output[0].type == "mcp_list_tools" and second.output[0].id != first.output[0].id
     assert [t.name for t in second.output[0].tools] == [t.name for t in first.output[0].tools]
-    assert model.requests[1]["tools"] == model.requests[0]["tools"]
+    assert mcp_model.requests[1]["tools"] == mcp_model.requests[0]["tools"]
 
 
 @pytest.mark.parametrize("tools", [
@@ -237,11 +229,11 @@ def test_a_chained_turn_reuses_the_listing(
     "function and server",
 ])
 def test_function_names_colliding_across_tools_are_a_400(
-    riposte: RunningServer, boiling_mcp: McpTestServer, tools: str
+    mcp_riposte: RunningServer, boiling_mcp: McpTestServer, tools: str
 ) -> None:
     declared = [mcp_tool(boiling_mcp, "a"), mcp_tool(boiling_mcp, "b")] if tools == "two servers" else [
         {"type": "function", "name": "greet_everyone"}, mcp_tool(boiling_mcp)]
-    reply = httpx.post(f"{riposte.base_url}/responses", json={"model": MODEL, "input": "hi", "tools": declared})
+    reply = httpx.post(f"{mcp_riposte.base_url}/responses", json={"model": MODEL, "input": "hi", "tools": declared})
     assert reply.status_code == 400
     assert reply.json()["error"]["code"] == "duplicate_tool_name"
     assert reply.json()["error"]["param"] == "tools[1]"
@@ -256,9 +248,9 @@ def test_function_names_colliding_across_tools_are_a_400(
     ("allowed_tools", {"names": ["x"]}, "tools[0].allowed_tools"),
 ])
 def test_bad_mcp_tools_are_a_400_naming_the_field(
-    riposte: RunningServer, boiling_mcp: McpTestServer, field: str, value: object, param: str
+    mcp_riposte: RunningServer, boiling_mcp: McpTestServer, field: str, value: object, param: str
 ) -> None:
     tool = {**mcp_tool(boiling_mcp), field: value}
-    reply = httpx.post(f"{riposte.base_url}/responses", json={"model": MODEL, "input": "hi", "tools": [tool]})
+    reply = httpx.post(f"{mcp_riposte.base_url}/responses", json={"model": MODEL, "input": "hi", "tools": [tool]})
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param
