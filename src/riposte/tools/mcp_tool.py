@@ -220,16 +220,20 @@ def _resumed_calls(config: McpConfig, context: ToolContext) -> tuple[list[Resume
         answer = answers.get(request_id)
         if answer is None:
             resumed.append(ResumedCall(call, "unanswered"))
-        elif answer:
+        elif answer.get("approve"):
             approved[call.call_id] = request_id
             resumed.append(ResumedCall(call, "approved"))
         else:
-            resumed.append(ResumedCall(call, "declined", DECLINED_MESSAGE))
+            reason = answer.get("reason")
+            message = DECLINED_MESSAGE + (f" The user's reason: {reason}" if isinstance(reason, str) and reason else "")
+            resumed.append(ResumedCall(call, "declined", message))
     return resumed, approved
 
 
-def _approval_answers(input_items: Sequence[Mapping[str, Any]], requests: Mapping[str, Any]) -> dict[str, bool]:
-    answers: dict[str, bool] = {}
+def _approval_answers(
+    input_items: Sequence[Mapping[str, Any]], requests: Mapping[str, Any]
+) -> dict[str, Mapping[str, Any]]:
+    answers: dict[str, Mapping[str, Any]] = {}
     for index, item in enumerate(input_items):
         if item.get("type") != "mcp_approval_response":
             continue
@@ -239,7 +243,7 @@ def _approval_answers(input_items: Sequence[Mapping[str, Any]], requests: Mappin
                 f"No mcp_approval_request with id '{request_id}' in this response chain or input.",
                 param=f"input[{index}].approval_request_id",
             )
-        answers[str(request_id)] = bool(item.get("approve"))
+        answers[str(request_id)] = item
     return answers
 
 
