@@ -488,13 +488,17 @@ class ResponseStream:
         self._open_tool_items.pop(item.item_id, None)
         self._done_item(item.output_index, {"id": item.item_id, **fields})
 
+    def close_tool_item_as_is(self, item: ToolItem, status: str) -> None:
+        """Close a tool item as it stands, e.g. a call that will not run."""
+        fields = dict(self.response["output"][item.output_index])
+        if "status" in fields:
+            fields["status"] = status
+        self.close_tool_item(item, fields)
+
     def _close_tool_items(self, status: str) -> None:
         """The turn ended while tool items were open: close them as they stand."""
         for item in list(self._open_tool_items.values()):
-            fields = dict(self.response["output"][item.output_index])
-            if "status" in fields:
-                fields["status"] = status
-            self.close_tool_item(item, fields)
+            self.close_tool_item_as_is(item, status)
 
     # -- ending a call and the response ----------------------------------------------------
 

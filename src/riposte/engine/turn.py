@@ -81,6 +81,7 @@ class Turn:
     _last_result: CallResult | None = None
     _iterations_exhausted: bool = False
     _awaiting_client: bool = False
+    _server_calls_run: int = 0
     _settled: bool = False
     _created: bool = False
     _stored_row: OpenResponse | None = None
@@ -173,6 +174,12 @@ class Turn:
     async def _run_server_call(
         self, stream: ResponseStream, tool: ServerTool, call: ToolCall, resumed: bool = False
     ) -> AsyncGenerator[Event]:
+        limit = self.request.max_tool_calls
+        if limit is not None and self._server_calls_run >= limit:
+            self._skip_call(stream, call, limit)
+            for event in stream.drain():
+                yield event
+            return
         plan = tool.plan(call)
         item = stream.streamed_tool_item(call) or stream.open_tool_item(plan.id_prefix, plan.fields)
         for phase in plan.phases:
@@ -187,6 +194,7 @@ class Turn:
             return
         for event in stream.drain():
             yield event
+        self._server_calls_run += 1
         observation = self.observer.tool_call(str(plan.fields.get("type")), call.name, call.call_id)
         run = await tool.run(call)
         observation.done(run.failed, _tool_failure_cause(run))
@@ -235,6 +243,16 @@ class Turn:
         await self._account(result, body["messages"])
         self.conversation.append(_assistant_message(result))
         self._last_result = result
+
+    def _skip_call(self, stream: ResponseStream, call: ToolCall, limit: int) -> None:
+        """`max_tool_calls` is reached: the call does not run, the model hears why, and later
+        model calls of the turn may not call tools any more."""
+        item = stream.streamed_tool_item(call)
+        if item is not None:
+            stream.close_tool_item_as_is(item, "incomplete")
+        self.conversation.append({"role": "tool", "tool_call_id": call.call_id,
+                                  "content": f"Not run: this response may make at most {limit} tool calls."})
+        self.tool_choice = ChatToolChoice(first="none", later="none", allowed_names=self.tool_choice.allowed_names)
 
     def _upstream_messages(self) -> list[Message]:
         if self.request.instructions:
