@@ -41,7 +41,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
         ({"model": "fake/m", "input": "hi", "truncation": "auto"}, "truncation"),
         ({"model": "fake/m", "input": "hi", "include": ["computer_call_output.output.image_url"]}, "include[0]"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
-        ({"model": "fake/m", "input": "hi", "tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].type"),
+        ({"model": "fake/m", "input": "hi", "tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].server_url"),
         ({"model": "fake/m", "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
         ({"model": "fake/m", "input": "hi", "background": True}, "background"),
         ({"model": "fake/m", "input": "hi", "metadata": {"k": "v" * 600}}, "metadata"),

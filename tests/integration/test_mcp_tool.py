@@ -254,3 +254,35 @@ def test_bad_mcp_tools_are_a_400_naming_the_field(
     reply = httpx.post(f"{mcp_riposte.base_url}/responses", json={"model": MODEL, "input": "hi", "tools": [tool]})
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param
+
+
+def test_approval_inside_a_conversation(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
+) -> None:
+    conversation = httpx.post(f"{mcp_riposte.base_url}/conversations", json={}).json()["id"]
+    tools = [mcp_tool(boiling_mcp, require_approval="always", allowed_tools=["get_boiling_point"])]
+    mcp_model.enqueue(boiling_call("call_c"), text_reply("-100 it is."))
+    first = strict_create(mcp_riposte, model=MODEL, input=QUESTION, tools=tools, conversation=conversation)
+    second = strict_create(mcp_riposte, model=MODEL, tools=tools, conversation=conversation, input=[
+        {"type": "mcp_approval_response", "approval_request_id": first.output[1].id, "approve": True}])
+    assert [item.type for item in second.output] == ["mcp_list_tools", "mcp_call", "message"]
+    sent = mcp_model.requests[1]["messages"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "get_boiling_point"
+    assert sent[-1] == {"role": "tool", "tool_call_id": sent[-2]["tool_calls"][0]["id"],
+                        "content": [{"type": "text", "text": "-100"}]}
+    items = httpx.get(f"{mcp_riposte.base_url}/conversations/{conversation}/items?order=asc").json()["data"]
+    assert [item["type"] for item in items] == ["message", "mcp_list_tools", "mcp_approval_request",
+                                                "mcp_approval_response", "mcp_list_tools", "mcp_call", "message"]
+
+
+def test_a_conversation_turn_naming_its_tools_reuses_the_listing(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
+) -> None:
+    conversation = httpx.post(f"{mcp_riposte.base_url}/conversations", json={}).json()["id"]
+    tools = [mcp_tool(boiling_mcp, allowed_tools=["greet_everyone"])]
+    mcp_model.enqueue(text_reply("one"), text_reply("two"))
+    strict_create(mcp_riposte, model=MODEL, input="hi", tools=tools, conversation=conversation)
+    listings = boiling_mcp.rpc_calls("tools/list")
+    second = strict_create(mcp_riposte, model=MODEL, input="again", tools=tools, conversation=conversation)
+    assert boiling_mcp.rpc_calls("tools/list") == listings
+    assert [t.name for t in second.output[0].tools] == ["greet_everyone"]

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Operation = Callable[[ClientSession], Awaitable[Any]]
 _CLOSE_GRACE_SECONDS = 5.0
+# A session nobody has used for this long is closed even if its turn never said so (a safety net:
+# turns close their sessions on every path they know of).
+_IDLE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class McpConnection:
             async with AsyncExitStack() as stack:
                 session = await self._connect(stack)
                 self._ready.set_result(None)
-                while (request := await self._queue.get()) is not None:
+                while (request := await asyncio.wait_for(self._queue.get(), _IDLE_SECONDS)) is not None:
                     operation, current = request
                     await self._answer(session, operation, current)
                     current = None
