@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
@@ -25,6 +24,8 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from riposte.tools.mcp_failure import McpFailure
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -33,21 +34,6 @@ _CLOSE_GRACE_SECONDS = 5.0
 # A session nobody has used for this long is closed even if its turn never said so (a safety net:
 # turns close their sessions on every path they know of).
 _IDLE_SECONDS = 900.0
-
-
-@dataclass(frozen=True)
-class McpFailure(Exception):
-    """Why talking to an MCP server failed, in the shape of an `mcp_call` item's `error`."""
-
-    kind: str  # "http_error" or "mcp_protocol_error"
-    code: int
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
-
-    def as_item_error(self) -> dict[str, Any]:
-        return {"type": self.kind, "code": self.code, "message": self.message}
 
 
 class McpConnection:

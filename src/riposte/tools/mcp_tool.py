@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mcp_types
 import orjson
 
 from riposte.errors import InvalidRequestError
@@ -34,7 +33,12 @@ from riposte.tools.base import (
     ToolRun,
 )
 from riposte.tools.mcp_config import McpConfig, parse_mcp_tool
-from riposte.tools.mcp_session import McpConnection, McpFailure
+from riposte.tools.mcp_failure import McpFailure
+
+if TYPE_CHECKING:
+    import mcp_types
+
+    from riposte.tools.mcp_session import McpConnection
 
 DECLINED_MESSAGE = "The user declined to run this tool call, so it was not run."
 
@@ -126,6 +130,9 @@ def mcp_factory(policy: OutboundPolicy, timeout_seconds: float) -> ToolFactory:
     """The `mcp` entry of Services.tool_factories."""
 
     async def build(tool: dict[str, Any], index: int, context: ToolContext) -> ServerTool:
+        # The mcp SDK takes seconds to import: only servers whose requests use MCP pay for it.
+        from riposte.tools.mcp_session import McpConnection
+
         config = parse_mcp_tool(tool, f"tools[{index}]")
         await policy.check(config.server_url, f"tools[{index}].server_url")
         resumed, approved = _resumed_calls(config, context)
@@ -281,7 +288,7 @@ def _failed(fields: dict[str, Any], error: dict[str, Any], message: str | list[d
 
 def _content_parts(result: mcp_types.CallToolResult) -> list[dict[str, Any]]:
     """The result as text parts for the model: text blocks as they are, anything else as JSON."""
-    parts = [{"type": "text", "text": block.text if isinstance(block, mcp_types.TextContent)
+    parts = [{"type": "text", "text": block.text if block.type == "text"
               else orjson.dumps(block.model_dump(mode="json", by_alias=True, exclude_none=True)).decode()}
              for block in result.content]
     if not parts and result.structured_content is not None:
