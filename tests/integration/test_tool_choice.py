@@ -99,3 +99,22 @@ def test_a_choice_of_a_tool_not_given_is_a_400(
         "model": MODEL, "input": "hi", "tools": [mcp_tool(boiling_mcp)], "tool_choice": tool_choice})
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param
+
+
+@pytest.mark.parametrize(("tool", "choice"), [
+    ("web_search", {"type": "web_search"}),
+    ("web_search_preview", {"type": "web_search_preview"}),
+    ("web_search_preview_2025_03_11", {"type": "web_search_preview_2025_03_11"}),
+])
+def test_a_forced_web_search_does_not_loop(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, tool: str, choice: dict[str, str]
+) -> None:
+    # No search provider is set up on this server: the call fails, and the model still answers.
+    mcp_model.enqueue(tool_calls_reply([("call_ws", "web_search", '{"query":"boiling points"}')]),
+                      text_reply("I could not search."))
+    events = stream_events(mcp_riposte, model=MODEL, input="Search.", tools=[{"type": tool}], tool_choice=choice)
+    assert_valid_stream(events)
+    assert events[-1].response.output_text == "I could not search."
+    first, second = mcp_model.requests
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "web_search"}}
+    assert "tool_choice" not in second

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from riposte.engine.tool_choice import DeclaredTool, resolve_tool_choice
+from riposte.engine.tool_choice import DeclaredTool, echoed_tool_choice, resolve_tool_choice
 from riposte.errors import InvalidRequestError
 
 TOOLS = [
@@ -69,3 +69,17 @@ def test_a_choice_naming_nothing_declared_is_a_400_naming_the_parameter(choice: 
     with pytest.raises(InvalidRequestError) as raised:
         resolve_tool_choice(choice, TOOLS)  # type: ignore[arg-type]
     assert raised.value.param == param
+
+
+def test_web_search_choices_echo_in_a_form_the_sdk_parses() -> None:
+    from openai.types.responses import Response
+
+    adapter = Response.model_fields["tool_choice"].annotation
+    from pydantic import TypeAdapter
+
+    for choice in ({"type": "web_search"}, {"type": "web_search_2025_08_26"}, {"type": "web_search_preview"},
+                   {"type": "mcp", "server_label": "s", "name": "t"}, "required"):
+        echoed = echoed_tool_choice(choice)
+        TypeAdapter(adapter).validate_python(echoed)
+    assert echoed_tool_choice({"type": "web_search"}) == {
+        "type": "allowed_tools", "mode": "required", "tools": [{"type": "web_search"}]}

@@ -19,6 +19,8 @@ from riposte.errors import InvalidRequestError
 # Responses tool types that name one built-in tool family; dated variants share it.
 _WEB_SEARCH_TYPES = ("web_search", "web_search_preview")
 _MODES = ("auto", "required")
+# Hosted-tool types the SDK's `ToolChoiceTypes` can hold.
+_SDK_TOOL_TYPES = ("file_search", "web_search_preview", "web_search_preview_2025_03_11")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,16 @@ def resolve_tool_choice(tool_choice: str | Mapping[str, Any] | None, tools: list
         return ChatToolChoice(first=_function_choice(names[0]))
     # An MCP server without a tool name: one of its tools, whichever the model picks.
     return ChatToolChoice(first="required", allowed_names=frozenset(names))
+
+
+def echoed_tool_choice(tool_choice: str | Mapping[str, Any] | None) -> Any:
+    """The choice as the response object echoes it. The SDK's hosted-tool choice knows only the
+    preview names of web search, so `{"type": "web_search"}` is echoed in its equivalent form, a
+    required choice among exactly that tool."""
+    if isinstance(tool_choice, Mapping) and tool_choice.get("type") not in _SDK_TOOL_TYPES \
+            and _family(tool_choice.get("type")) == "web_search":
+        return {"type": "allowed_tools", "mode": "required", "tools": [dict(tool_choice)]}
+    return tool_choice
 
 
 def _require_tools(tools: list[DeclaredTool]) -> None:

@@ -28,7 +28,7 @@ from riposte.engine.stream_state import (
     ResponseStream,
     ToolCall,
 )
-from riposte.engine.tool_choice import ChatToolChoice, resolve_tool_choice
+from riposte.engine.tool_choice import ChatToolChoice, echoed_tool_choice, resolve_tool_choice
 from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
@@ -439,6 +439,8 @@ def _new_turn(
         seal_reasoning=_sealer(request, keyring),
     )
     turn.response["tools"] = tools.echoed
+    if request.tool_choice is not None:
+        turn.response["tool_choice"] = echoed_tool_choice(request.tool_choice)
     if sync is not None:
         turn.response["conversation"] = {"id": sync.conversation_id}
     # Validates the other choices (text.format and the like) before any byte is sent.
