@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -132,12 +133,8 @@ async def _file_services(settings: Settings, engine: AsyncEngine, router: ModelR
     ingestion = Ingestion(files, records, index, models, settings.ingest_concurrency, limits)
     vector_stores = VectorStoreService(records, files, index, models, ingestion)
     web_search = WebSearchService(settings.web_search, settings.inference_mode, router.recordings, vector_stores,
-                                  check_url=_allow_any_url)
+                                  check_url=partial(settings.outbound.check, param="web_search"))
     return {"files": files, "vector_stores": vector_stores, "web_search": web_search}
-
-
-async def _allow_any_url(url: str) -> None:
-    """Placeholder until the outbound policy module lands."""
 
 
 async def services(request: Request) -> Services:

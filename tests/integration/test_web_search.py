@@ -62,9 +62,14 @@ def search_api() -> Iterator[FakeSearch]:
         yield fake
 
 
-def web_server(make_server: ServerFactory, upstream: ScriptedUpstream, **web_search: Any) -> RunningServer:
+# The fake search API listens on loopback, which the outbound policy only allows when told to.
+LOOPBACK_ALLOWED = {"allow_loopback": True}
+
+
+def web_server(make_server: ServerFactory, upstream: ScriptedUpstream, outbound: dict[str, Any] | None = None,
+               **web_search: Any) -> RunningServer:
     return make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
-                       web_search=web_search)
+                       web_search=web_search, outbound=LOOPBACK_ALLOWED if outbound is None else outbound)
 
 
 def tool_message(request: dict[str, Any]) -> str:
@@ -241,6 +246,19 @@ def test_a_provider_that_fails_gives_a_failed_call_and_the_turn_goes_on(
     assert phases == ["response.web_search_call.in_progress", "response.web_search_call.searching"]
 
 
+def test_a_provider_url_the_outbound_policy_denies_is_never_contacted(
+    make_server: ServerFactory, upstream: ScriptedUpstream, search_api: FakeSearch
+) -> None:
+    server = web_server(make_server, upstream, outbound={}, provider="tavily",
+                        tavily={"base_url": search_api.base_url, "api_key": "k"})
+    upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "x"}')]), text_reply("No search."))
+
+    response = strict_create(server, model="fake/m", input="Search x", tools=[{"type": "web_search"}])
+
+    assert response.output[0].status == "failed" and search_api.connections == 0
+    assert "loopback" in tool_message(upstream.requests[1])
+
+
 @pytest.mark.parametrize("tool", [
     {"type": "web_search"},
     # What Codex sends in its cached and live modes.
@@ -276,7 +294,7 @@ def test_provider_calls_record_in_the_reference_format_and_replay_offline(
     search_api.results = [{"url": "https://example.org/a", "title": "A", "content": "Alpha."}]
     recorder = make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
                            inference_mode=InferenceMode.RECORD, recordings_dir=recordings,
-                           web_search={"provider": "tavily", "tavily": tavily})
+                           web_search={"provider": "tavily", "tavily": tavily}, outbound=LOOPBACK_ALLOWED)
     upstream.enqueue(tool_calls_reply([("call_1", "web_search", '{"query": "alpha"}')]), text_reply("Alpha."))
     first = strict_create(recorder, headers={"X-Riposte-Replay-Scope": "t1"}, model="fake/m", input="alpha?",
                           tools=[{"type": "web_search"}])
@@ -290,7 +308,7 @@ def test_provider_calls_record_in_the_reference_format_and_replay_offline(
     connections = search_api.connections
     replayer = make_server(providers=[ProviderConfig(name="fake", base_url="http://127.0.0.1:9/v1")],
                            inference_mode=InferenceMode.REPLAY, recordings_dir=recordings,
-                           web_search={"provider": "tavily", "tavily": tavily})
+                           web_search={"provider": "tavily", "tavily": tavily}, outbound=LOOPBACK_ALLOWED)
     second = strict_create(replayer, headers={"X-Riposte-Replay-Scope": "t1"}, model="fake/m", input="alpha?",
                            tools=[{"type": "web_search"}])
     assert second.output_text == first.output_text == "Alpha."

@@ -4,14 +4,16 @@ shape and echo, the folder corpus, tool-call recordings, and the grammar of its 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from openai.types.responses import ResponseStreamEvent, WebSearchPreviewTool, WebSearchTool
 from pydantic import TypeAdapter
 
-from riposte.config import OfflineCorpusConfig, WebSearchSettings
+from riposte.config import OfflineCorpusConfig, Settings, WebSearchSettings
 from riposte.engine.citation_filter import CitationFilter
 from riposte.errors import InvalidRequestError
 from riposte.inference.tool_recording import parse_tool_recording, tool_recording_document
@@ -194,3 +196,10 @@ def test_the_start_up_summary_says_which_provider_searches(monkeypatch: pytest.M
     monkeypatch.setenv("BRAVE_API_KEY", "k")
     assert describe(WebSearchSettings(offline=OfflineCorpusConfig(directory=Path("c")))) == (
         "web search: brave; offline corpus: folder c")
+
+
+def test_the_readme_web_search_settings_block_is_valid() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if b.startswith("web_search:")]
+    settings = Settings.model_validate(yaml.safe_load(block)).web_search
+    assert settings.provider == "tavily" and settings.offline.directory == Path("corpus")
