@@ -52,6 +52,9 @@ class ProviderConfig(BaseModel):
     # decoding to it (OpenAI does). Otherwise a custom tool is a function of one string, and its
     # grammar is described to the model in the tool's description.
     constrained_custom_tools: bool = False
+    # Whether the backend takes Chat Completions' `verbosity` (OpenAI's gpt-5 family does); only
+    # then does a request's `text.verbosity` go upstream.
+    supports_verbosity: bool = False
 
     def resolved_api_key(self) -> str:
         if self.api_key:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict
 
+from riposte.engine.request_fields import reject_unsupported_fields
 from riposte.errors import InvalidRequestError
 from riposte.metadata import metadata_within_limits
 from riposte.param_path import printable
@@ -20,6 +22,29 @@ SUPPORTED_INCLUDES: frozenset[str] = frozenset({
 MAX_MODEL_LENGTH = 256
 
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
+
+
+class ReasoningParam(TypedDict, total=False):
+    """`reasoning`: every key the SDK defines; an unknown one is a 400 naming it."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    effort: str | None
+    summary: Literal["auto", "concise", "detailed"] | None
+    generate_summary: Literal["auto", "concise", "detailed"] | None  # deprecated spelling of summary
+    # Which earlier reasoning goes back to the model: see engine/reasoning_context.py.
+    context: Literal["auto", "current_turn", "all_turns"] | None
+    # Only the standard execution mode exists here; "pro" is rejected in reject_unsupported.
+    mode: str
+
+
+class TextParam(TypedDict, total=False):
+    """`text`: the output format and verbosity; an unknown key is a 400 naming it."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    format: dict[str, Any] | None
+    verbosity: Literal["low", "medium", "high"] | None
 
 
 class CreateResponseRequest(BaseModel):
@@ -54,8 +79,8 @@ class CreateResponseRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     tool_choice: str | dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
-    text: dict[str, Any] | None = None
-    reasoning: dict[str, Any] | None = None
+    text: TextParam | None = None
+    reasoning: ReasoningParam | None = None
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
     prompt: dict[str, Any] | None = None
@@ -97,10 +122,10 @@ def reject_unsupported(request: CreateResponseRequest) -> None:
             "conversation or a response chain. Provide only one of them.",
             param="conversation", code="mutually_exclusive_parameters",
         )
-    for name in ("prompt", "context_management", "moderation", "image", "access_programs",
-                 "background_options", "prompt_cache_options"):
-        if getattr(request, name) is not None:
-            raise InvalidRequestError(f"'{name}' is not supported by this server.", param=name)
+    reject_unsupported_fields({name for name in request.model_fields_set if getattr(request, name) is not None})
+    if (request.reasoning or {}).get("mode", "standard") != "standard":
+        raise InvalidRequestError("Only reasoning mode 'standard' is supported by this server.",
+                                  param="reasoning.mode", code="unsupported_value")
     if request.input is None:
         raise InvalidRequestError("Missing required parameter: 'input'.", param="input",
                                   code="missing_required_parameter")

@@ -11,7 +11,6 @@ ResponseObject = dict[str, Any]
 
 
 def new_response_object(request: CreateResponseRequest, response_id: str) -> ResponseObject:
-    reasoning = request.reasoning or {}
     text = dict(request.text or {})
     text.setdefault("format", {"type": "text"})
     response: ResponseObject = {
@@ -33,7 +32,7 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
         "conversation": None,
         "prompt_cache_key": request.prompt_cache_key,
         "prompt_cache_retention": request.prompt_cache_retention,
-        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "reasoning": _echoed_reasoning(request),
         "safety_identifier": request.safety_identifier,
         "service_tier": request.service_tier or "default",
         "store": True if request.store is None else request.store,
@@ -54,6 +53,17 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
         # Not in the SDK's Response type (Codex sends it as an extra field); echoed only when given.
         response["client_metadata"] = dict(request.client_metadata)
     return response
+
+
+def _echoed_reasoning(request: CreateResponseRequest) -> dict[str, Any]:
+    reasoning = request.reasoning or {}
+    echoed: dict[str, Any] = {
+        "effort": reasoning.get("effort"),
+        "summary": reasoning.get("summary", reasoning.get("generate_summary")),
+    }
+    if reasoning.get("context") is not None:
+        echoed["context"] = reasoning["context"]
+    return echoed
 
 
 def _echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:

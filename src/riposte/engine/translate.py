@@ -5,6 +5,7 @@ No I/O here: unit tests check these functions byte for byte against the recordin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from riposte.engine.client_items import (
@@ -187,7 +188,7 @@ def chat_tool_choice(tool_choice: str | dict[str, Any], tool_names: set[str]) ->
     )
 
 
-def response_format(text: dict[str, Any]) -> dict[str, Any] | None:
+def response_format(text: Mapping[str, Any]) -> dict[str, Any] | None:
     format_ = text.get("format")
     if format_ is None:
         return None
@@ -214,6 +215,7 @@ def chat_request_body(
     max_tokens_param: str = "max_completion_tokens",
     tool_choice: ChatToolChoice | None = None,
     first_call: bool = True,
+    supports_verbosity: bool = False,
 ) -> dict[str, Any]:
     """The chat-completions body for one upstream call. Optional keys appear only when given,
     because the recordings (and strict backends) expect exactly the keys that were set."""
@@ -234,6 +236,9 @@ def chat_request_body(
         body["top_logprobs"] = request.top_logprobs
     if request.text is not None and (format_ := response_format(request.text)) is not None:
         body["response_format"] = format_
+    verbosity = (request.text or {}).get("verbosity")
+    if verbosity is not None and supports_verbosity:
+        body["verbosity"] = verbosity
     effort = (request.reasoning or {}).get("effort")
     if effort is not None:
         body["reasoning_effort"] = effort

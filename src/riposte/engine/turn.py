@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 import anyio
 
 from riposte import ids
+from riposte.engine.chat_sequence import valid_chat_sequence
 from riposte.engine.client_items import native_custom_calls
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
 from riposte.engine.items import Item, input_as_items, stored_items
+from riposte.engine.reasoning_context import reasoning_in_context
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
 from riposte.engine.stream_state import (
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 # Without a keyring (a turn built outside the server), sealing still works but no blob given
 # back from elsewhere opens: a fresh key no one else holds.
 _NO_KEYS = Keyring([new_key()])
+_NOT_RUN = "Not run: this response reached its max_tool_calls limit. Answer with what you have."
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -85,6 +88,7 @@ class Turn:
     _settled: bool = False
     _created: bool = False
     _stored_row: OpenResponse | None = None
+    _server_calls_run: int = 0
 
     @property
     def should_store(self) -> bool:
@@ -165,6 +169,11 @@ class Turn:
                 return
             self._awaiting_client = False
             for call in server_calls:
+                if self._tool_budget_spent():
+                    # max_tool_calls: the call is not run and gets no item; the model learns why.
+                    self.conversation.append({"role": "tool", "tool_call_id": call.call_id, "content": _NOT_RUN})
+                    continue
+                self._server_calls_run += 1
                 async for event in self._run_server_call(stream, self.tools.server[call.name], call):
                     yield event
             if len(server_calls) < len(calls) or self._awaiting_client:
@@ -210,12 +219,17 @@ class Turn:
         else:
             self.conversation.append(message)
 
+    def _tool_budget_spent(self) -> bool:
+        limit = self.request.max_tool_calls
+        return limit is not None and self._server_calls_run >= limit
+
     async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
         body = chat_request_body(
             self.request, self.route.upstream_model,
             native_custom_calls(self._upstream_messages(), self.tools.native_custom_names),
             tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
             tool_choice=self.tool_choice, first_call=first,
+            supports_verbosity=self.route.provider.supports_verbosity,
         )
         span = self.observer.upstream_call(body)
         try:
@@ -255,9 +269,10 @@ class Turn:
         self.tool_choice = ChatToolChoice(first="none", later="none", allowed_names=self.tool_choice.allowed_names)
 
     def _upstream_messages(self) -> list[Message]:
+        messages = reasoning_in_context(self.conversation, (self.request.reasoning or {}).get("context"))
         if self.request.instructions:
-            return [{"role": "system", "content": self.request.instructions}, *self.conversation]
-        return list(self.conversation)
+            return [{"role": "system", "content": self.request.instructions}, *messages]
+        return list(messages)
 
     async def _account(self, result: CallResult, sent: list[Message]) -> None:
         if result.usage:
@@ -420,7 +435,9 @@ def _new_turn(
 ) -> Turn:
     tool_choice = resolve_tool_choice(request.tool_choice, list(tools.declared))
     response_id = ids.response_id()
-    history = resume_history(conversation, tools.instances)
+    # A valid chat order may move a new tool message next to its call inside the inherited
+    # history; the prefix check below then stores the turn in full.
+    history = resume_history(valid_chat_sequence(conversation), tools.instances)
     if inherited is not None and history[:inherited.messages] != conversation[:inherited.messages]:
         inherited = None  # a resumed call changed the inherited history: store this turn's in full
     turn = Turn(
