@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses import ResponseItemList
+from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
@@ -16,6 +17,7 @@ from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
 from riposte.auth.quotas import check_input_items
+from riposte.engine.input_tokens import InputTokensRequest, count_request_input_tokens
 from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
@@ -43,6 +45,14 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
     if turn.failure is not None:
         raise turn.failure
     return json_response(turn.response)
+
+
+@router.post("/responses/input_tokens", openapi_extra=body(InputTokensRequest),
+             responses=returns(InputTokenCountResponse))
+async def count_input_tokens(request: Request, svc: Services = Depends(services)) -> Response:
+    parsed = await parse_body(request, InputTokensRequest)
+    tokens = await count_request_input_tokens(parsed, svc.responses, svc.conversations, svc.keyring)
+    return json_response({"object": "response.input_tokens", "input_tokens": tokens})
 
 
 @router.get("/responses", responses=returns_list(OpenAIResponse))

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 
@@ -17,6 +18,7 @@ from riposte.engine.chat_sequence import valid_chat_sequence
 from riposte.engine.client_items import native_custom_calls
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
+from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.reasoning_context import reasoning_in_context
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
@@ -254,7 +256,7 @@ class Turn:
         self.observer.upstream_done(span, result.finish_reason, result.usage)
         for event in stream.drain():
             yield event
-        await self._account(result, body["messages"])
+        await self._account(result, body)
         self.conversation.append(_assistant_message(result))
         self._last_result = result
 
@@ -274,12 +276,13 @@ class Turn:
             return [{"role": "system", "content": self.request.instructions}, *messages]
         return list(messages)
 
-    async def _account(self, result: CallResult, sent: list[Message]) -> None:
+    async def _account(self, result: CallResult, sent: dict[str, Any]) -> None:
         if result.usage:
             self._usage.add(usage_from_chunk(result.usage))
         else:
             output = result.text + (result.refusal or "") + "".join(c.arguments for c in result.tool_calls)
-            self._usage.add(await estimated_usage_off_loop(sent, output, result.reasoning))
+            self._usage.add(await estimated_usage_off_loop(sent["messages"], output, result.reasoning,
+                                                           sent.get("tools")))
 
     def _settle(self, stream: ResponseStream) -> list[Event]:
         usage = self._usage.as_response_usage()
@@ -400,9 +403,10 @@ async def prepare_turn(
     route = router.resolve(request.model)
     validate_tools(request.tools or [])
     assert request.input is not None  # reject_unsupported guarantees it
-    items = input_as_items(request.input)
-    previous = await _previous(request, store)
+    lookups: list[ItemLookup] = [store] if conversations is None else [store, conversations]
+    items = input_as_items(await resolve_item_references(request.input, lookups))
     new_items = stored_items(items)
+    previous = await load_previous(request, store)
     sync = await open_conversation(request.conversation, conversations, new_items)
     history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(_opened(items, keyring), history)
@@ -506,7 +510,7 @@ def _without_call(messages: list[Message], call_id: str) -> list[Message]:
     return kept
 
 
-async def _previous(request: CreateResponseRequest, store: ResponseStore) -> StoredResponse | None:
+async def load_previous(request: CreateResponseRequest, store: ResponseStore) -> StoredResponse | None:
     if request.previous_response_id is None:
         return None
     previous = await store.get(request.previous_response_id)

@@ -61,6 +61,11 @@ def count_message_tokens(messages: list[dict[str, Any]]) -> int:
     return 3 + sum(per_message_overhead + count_tokens(text) for text in texts)
 
 
+def count_input_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+    """The input of one upstream call: its messages and the tool definitions the model reads."""
+    return count_message_tokens(messages) + (sampled_token_count(orjson.dumps(tools).decode()) if tools else 0)
+
+
 def _message_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     pieces: list[str] = [str(message.get("role", ""))]
@@ -107,23 +112,28 @@ def usage_from_chunk(usage: dict[str, Any]) -> Usage:
     )
 
 
-def estimated_usage(messages: list[dict[str, Any]], output_text: str, reasoning_text: str) -> Usage:
-    """For backends (and recordings) that report no usage, so usage is never zero."""
+def estimated_usage(
+    messages: list[dict[str, Any]], output_text: str, reasoning_text: str, tools: list[dict[str, Any]] | None = None
+) -> Usage:
+    """For backends (and recordings) that report no usage, so usage is never zero. The input is
+    counted as `POST /v1/responses/input_tokens` counts it."""
     reasoning = sampled_token_count(reasoning_text)
     return Usage(
-        input_tokens=count_message_tokens(messages),
+        input_tokens=count_input_tokens(messages, tools),
         output_tokens=max(1, sampled_token_count(output_text) + reasoning),
         reasoning_tokens=reasoning,
     )
 
 
-async def estimated_usage_off_loop(messages: list[dict[str, Any]], output_text: str, reasoning_text: str) -> Usage:
+async def estimated_usage_off_loop(
+    messages: list[dict[str, Any]], output_text: str, reasoning_text: str, tools: list[dict[str, Any]] | None = None
+) -> Usage:
     """`estimated_usage`, in a worker thread when the texts are large."""
     size = len(output_text) + len(reasoning_text) + sum(_content_chars(message) for message in messages)
     # Loading the encoding takes about a second, once per process: never on the loop either.
-    if size <= INLINE_COUNT_CHARS and _encoding.cache_info().currsize:
+    if size <= INLINE_COUNT_CHARS and not tools and _encoding.cache_info().currsize:
         return estimated_usage(messages, output_text, reasoning_text)
-    return await anyio.to_thread.run_sync(estimated_usage, messages, output_text, reasoning_text)
+    return await anyio.to_thread.run_sync(estimated_usage, messages, output_text, reasoning_text, tools)
 
 
 def _content_chars(message: dict[str, Any]) -> int:

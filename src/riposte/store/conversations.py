@@ -136,6 +136,18 @@ class ConversationStore(OwnedStore):
             row = (await connection.execute(query)).scalar()
         return orjson.loads(row) if row is not None else None
 
+    async def find_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        """Items of any conversation this owner sees, by id (for `item_reference`); absent ids are left out."""
+        if not item_ids:
+            return {}
+        table = schema.conversation_items
+        owners = schema.conversations
+        query = (select(table.c.id, table.c.item).join(owners, owners.c.id == table.c.conversation_id)
+                 .where(table.c.id.in_(set(item_ids)), self._access.visible(owners)))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row[0]: orjson.loads(row[1]) for row in rows}
+
     async def delete_item(self, conversation_id: str, item_id: str) -> bool:
         table = schema.conversation_items
         statement = delete(table).where(table.c.conversation_id == conversation_id, table.c.id == item_id,

@@ -62,6 +62,12 @@ def _add_project_ownership(connection: Connection) -> None:
         connection.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{name}_project ON {name} (project)"))
 
 
+def _index_items_by_id(connection: Connection) -> None:
+    schema.response_items.create(connection, checkfirst=True)
+    for index in schema.conversation_items.indexes:
+        index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -70,6 +76,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0005_durable_turns_and_ingestion", _durable_turns_and_ingestion),
     ("0006_create_api_keys", _create_api_keys),
     ("0007_add_project_ownership", _add_project_ownership),
+    ("0008_index_items_by_id", _index_items_by_id),
 ]
 
 

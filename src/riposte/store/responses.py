@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Select, bindparam, delete, false, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
@@ -95,6 +97,8 @@ class ResponseStore(OwnedStore):
                "project": self._access.project}
         previous = new.extends
         async with self._engine.begin() as connection:
+            await _index_items(connection, self._access.project, response["id"],
+                               new.input_items[new.inherited_items:])
             if previous is not None:
                 own_items = _dumps(new.input_items[new.inherited_items:])
                 linked = {**row, "input_items": own_items, "history_base": previous}
@@ -111,7 +115,10 @@ class ResponseStore(OwnedStore):
                      .values(status=response["status"], response=_dumps(response),
                              messages=_dumps(messages[opened.inherited_messages:]), owner=None))
         async with self._engine.begin() as connection:
-            return bool((await connection.execute(statement)).rowcount)
+            if not (await connection.execute(statement)).rowcount:
+                return False
+            await _index_items(connection, self._access.project, opened.id, response["output"])
+        return True
 
     async def get(self, response_id: str) -> StoredResponse | None:
         """The response with its full input items and messages, rebuilt along its chain."""
@@ -138,8 +145,21 @@ class ResponseStore(OwnedStore):
         async with self._engine.begin() as connection:
             if not (await connection.execute(hide)).rowcount:
                 return False
+            items = schema.response_items
+            await connection.execute(delete(items).where(items.c.response_id == response_id))
             await _purge(connection, response_id)
         return True
+
+    async def find_items(self, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Stored responses' items (their own inputs and their outputs) by id; absent ids are left out."""
+        if not item_ids:
+            return {}
+        table = schema.response_items
+        query = select(table.c.item_id, table.c.item).where(table.c.item_id.in_(set(item_ids)),
+                                                            self._access.visible(table))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return {row[0]: orjson.loads(row[1]) for row in rows}
 
     async def remember_unstored(self, response_id: str) -> None:
         """Keep only the id of a `store: false` response, so chaining from one can be refused clearly."""
@@ -189,6 +209,23 @@ class ResponseStore(OwnedStore):
 
 def _as_failed(response: dict[str, Any], message: str) -> dict[str, Any]:
     return {**response, "status": "failed", "error": {"code": "server_error", "message": message}}
+
+
+async def _index_items(
+    connection: AsyncConnection, project: str, response_id: str, items: list[dict[str, Any]]
+) -> None:
+    """The first response to hold an id keeps it: a client re-sending an item does not move it."""
+    rows = [{"project": project, "item_id": item["id"], "response_id": response_id,
+             "item": orjson.dumps(item).decode()}
+            for item in items if isinstance(item.get("id"), str)]
+    if rows:
+        await connection.execute(_insert_new_items(connection.dialect.name), rows)
+
+
+@lru_cache(maxsize=4)
+def _insert_new_items(dialect: str) -> Any:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(schema.response_items).on_conflict_do_nothing(index_elements=["project", "item_id"])
 
 
 @lru_cache(maxsize=4)

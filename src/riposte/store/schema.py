@@ -62,6 +62,19 @@ responses = Table(
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
+# Every item a stored response holds (its own input items and its output), by id, so that an
+# `item_reference` input item resolves without reading whole responses (migration 0008). Rows
+# belong to their response's project.
+response_items = Table(
+    "response_items",
+    metadata,
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
+    Column("item_id", String(100), nullable=False),
+    Column("response_id", String(100), nullable=False, index=True),
+    Column("item", Text, nullable=False),
+    PrimaryKeyConstraint("project", "item_id"),
+)
+
 conversations = Table(
     "conversations",
     metadata,
@@ -86,6 +99,8 @@ conversation_items = Table(
     Column("item", Text, nullable=False),
     PrimaryKeyConstraint("conversation_id", "position"),
     UniqueConstraint("conversation_id", "id"),
+    # item_reference lookups by id alone (migration 0006).
+    Index("ix_conversation_items_id", "id"),
 )
 
 # Ids of responses created with `store: false`: only the id, so that chaining from one can be
