@@ -11,6 +11,7 @@ import openai
 import pytest
 from agents import (
     Agent,
+    ModelSettings,
     OpenAIConversationsSession,
     OpenAIResponsesModel,
     RunConfig,
@@ -20,7 +21,7 @@ from agents import (
 )
 
 from riposte.testing.server import RunningServer
-from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply, tool_calls_reply
+from tests.fakes.scripted_upstream import Reply, ScriptedUpstream, reasoning_reply, text_reply, tool_calls_reply
 
 # Tracing would export spans to OpenAI: never from a test.
 set_tracing_disabled(True)
@@ -139,3 +140,47 @@ async def test_conversation_id_runs_keep_tool_steps_in_the_conversation(
     assert tool_messages(upstream.requests[1]) == [("call_add", "2")]
     stored = [item.type async for item in client.conversations.items.list(conversation.id, order="asc")]
     assert stored == ["message", "function_call", "function_call_output", "message"]
+
+
+# The zero-data-retention recipe: `store=False` with `response_include=["reasoning.encrypted_content"]`,
+# the history carried by the client (`to_input_list()`). Turn 1's reasoning reaches the upstream in turn 2.
+
+
+def stateless_agent(client: openai.AsyncOpenAI) -> Agent[Any]:
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}."
+
+    return Agent(name="weather", instructions="Use the tool.", tools=[get_weather],
+                 model=OpenAIResponsesModel(model="fake/reasoner", openai_client=client),
+                 model_settings=ModelSettings(store=False, response_include=["reasoning.encrypted_content"]))
+
+
+async def test_reasoning_from_turn_one_reaches_the_upstream_in_turn_two(
+    client: openai.AsyncOpenAI, upstream: ScriptedUpstream
+) -> None:
+    reasoned_call = Reply(deltas=reasoning_reply("Paris needs the weather tool.", "").deltas
+                          + tool_calls_reply([("call_w", "get_weather", '{"city": "Paris"}')]).deltas,
+                          finish_reason="tool_calls")
+    upstream.enqueue(
+        reasoned_call,
+        reasoning_reply("The tool said sunny; answer briefly.", "Sunny in Paris."),
+        text_reply("Tomorrow too."),
+    )
+    agent = stateless_agent(client)
+
+    first = await Runner.run(agent, "Weather in Paris?", run_config=RUN_CONFIG)
+    reasoning_items = [i for i in first.to_input_list() if i.get("type") == "reasoning"]
+    assert reasoning_items and all(i.get("encrypted_content") for i in reasoning_items)
+    second = await Runner.run(agent, [*first.to_input_list(), {"role": "user", "content": "Tomorrow?"}],
+                              run_config=RUN_CONFIG)
+
+    assert (first.final_output, second.final_output) == ("Sunny in Paris.", "Tomorrow too.")
+    turn_two = upstream.requests[-1]["messages"]
+    carried = [m["reasoning_content"] for m in turn_two if m.get("reasoning_content")]
+    assert carried == ["Paris needs the weather tool.", "The tool said sunny; answer briefly."]
+    assert [m["role"] for m in turn_two] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert turn_two[-1] == {"role": "user", "content": "Tomorrow?"}
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(first.last_response_id or "")

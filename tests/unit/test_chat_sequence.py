@@ -93,19 +93,20 @@ def test_an_output_for_a_call_deep_in_history_is_moved_next_to_it() -> None:
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "user"]
 
 
-def test_empty_assistant_messages_are_dropped_and_their_reasoning_rides_on() -> None:
+def test_empty_assistant_messages_are_dropped() -> None:
     messages = valid_chat_sequence([
         {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "", "reasoning_content": "hmm"},
+        {"role": "assistant", "content": ""},
         {"role": "assistant", "content": [{"type": "text", "text": ""}]},
+        {"role": "assistant", "content": None},
         {"role": "assistant", "content": "answer"},
     ])
-    assert messages == [{"role": "user", "content": "q"},
-                        {"role": "assistant", "content": "answer", "reasoning_content": "hmm"}]
+    assert messages == [{"role": "user", "content": "q"}, {"role": "assistant", "content": "answer"}]
 
 
-def test_an_assistant_message_with_only_tool_calls_or_a_refusal_is_kept() -> None:
+def test_an_assistant_message_with_only_tool_calls_a_refusal_or_reasoning_is_kept() -> None:
     kept = [{"role": "assistant", "content": "", "refusal": "no"},
+            {"role": "assistant", "content": "", "reasoning_content": "thinking"},
             {"role": "assistant", "content": None, "tool_calls": [
                 {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "a", "content": "A"}]

@@ -3,8 +3,8 @@
 Rules (OpenAI's, which vLLM, Ollama and llama.cpp templates share):
 - the tool messages answering an assistant message's tool calls follow it directly, so a
   message that arrived between a call and its output moves after the outputs;
-- an assistant message has content, tool calls or a refusal: an empty one is dropped (its
-  reasoning, if any, rides on the next assistant message instead).
+- an assistant message has content, tool calls, a refusal or reasoning: one with none of them
+  (a turn that produced nothing) is dropped. Reasoning alone is kept: reasoning backends read it.
 
 Pure: history and new input go through it together, since an output may answer a call that is
 already in history.
@@ -22,19 +22,13 @@ def valid_chat_sequence(messages: list[Message]) -> list[Message]:
     called = {call.get("id") for message in messages for call in message.get("tool_calls") or ()}
     placed: set[int] = set()
     ordered: list[Message] = []
-    carried_reasoning: str | None = None
     for message in messages:
         if message.get("role") == "tool":
             if message.get("tool_call_id") not in called:
                 ordered.append(message)  # answers no call we know of: validation reported it already
             continue
-        if message.get("role") == "assistant":
-            if _is_empty_assistant(message):
-                carried_reasoning = message.get("reasoning_content") or carried_reasoning
-                continue
-            if carried_reasoning is not None and not message.get("reasoning_content"):
-                message = {**message, "reasoning_content": carried_reasoning}
-            carried_reasoning = None
+        if message.get("role") == "assistant" and _is_empty_assistant(message):
+            continue
         ordered.append(message)
         for call in message.get("tool_calls") or ():
             for answer in answers.get(call.get("id"), ()):
@@ -53,7 +47,7 @@ def _tool_messages_by_call(messages: list[Message]) -> dict[Any, list[Message]]:
 
 
 def _is_empty_assistant(message: Message) -> bool:
-    if message.get("tool_calls") or message.get("refusal"):
+    if message.get("tool_calls") or message.get("refusal") or message.get("reasoning_content"):
         return False
     content = message.get("content")
     if isinstance(content, str):
