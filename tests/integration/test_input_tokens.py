@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
+from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
@@ -49,6 +50,13 @@ def test_count_includes_conversation_history(fake_server: RunningServer, upstrea
     with_history = client.responses.input_tokens.count(input="Weather?", conversation=conversation.id).input_tokens
     _, used = used_input_tokens(client, upstream, input="Weather?", conversation=conversation.id)
     assert with_history == used > alone + 80
+
+
+def test_the_reply_is_the_sdks_type_exactly(fake_server: RunningServer) -> None:
+    reply = httpx.post(f"{fake_server.base_url}/responses/input_tokens", json={"input": "hi"}, timeout=30)
+    assert reply.status_code == 200
+    counted = InputTokenCountResponse.model_validate(reply.json(), strict=True)
+    assert set(reply.json()) == {"object", "input_tokens"} and counted.input_tokens > 0
 
 
 @pytest.mark.parametrize(("body", "param"), [
