@@ -24,7 +24,7 @@ from openai.types.responses.response_text_config_param import ResponseTextConfig
 from openai.types.shared_params.reasoning import Reasoning
 
 from riposte.config import ProviderConfig
-from riposte.engine.request import CreateResponseRequest, ReasoningParam, TextParam
+from riposte.engine.request import SUPPORTED_INCLUDES, CreateResponseRequest, ReasoningParam, TextParam
 from riposte.engine.request_fields import EXTENSIONS, REQUEST_FIELDS, Handling, readme_table
 from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
@@ -51,6 +51,11 @@ def test_the_request_model_takes_exactly_the_decided_fields() -> None:
 def test_reasoning_and_text_take_exactly_the_sdks_keys() -> None:
     assert keys(ReasoningParam) == keys(Reasoning)
     assert keys(TextParam) == keys(ResponseTextConfigParam)
+
+
+def test_the_include_row_lists_every_supported_value() -> None:
+    listed = set(re.findall(r"`([a-z_.]+)`", REQUEST_FIELDS["include"].how))
+    assert listed == SUPPORTED_INCLUDES
 
 
 def test_the_readme_table_is_the_generated_one() -> None:

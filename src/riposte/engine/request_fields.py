@@ -38,7 +38,7 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
     "image": FieldHandling(Handling.REJECTED, "request-level image options need an image tool, which Riposte lacks"),
     "include": FieldHandling(
         Handling.PARTLY, "`file_search_call.results`, `message.output_text.logprobs`, "
-        "`reasoning.encrypted_content`; other values 400"),
+        "`reasoning.encrypted_content`, `web_search_call.action.sources`; other values 400"),
     "input": FieldHandling(Handling.HONOURED, "string or items, translated to chat messages"),
     "instructions": FieldHandling(Handling.HONOURED, "system message first; never inherited through a chain"),
     "max_infer_iters": FieldHandling(Handling.HONOURED, "Riposte extension: upstream calls per turn (1–100)"),
