@@ -370,6 +370,15 @@ class AdditionalTools(ItemModel):
 
 
 # Every item type the server knows, by its `type` tag.
+class ItemReference(_Model):
+    """`{"type": "item_reference", "id": ...}` in a Responses `input`: a pointer to a stored item,
+    replaced by that item before the input is validated (engine/item_references.py). Not in
+    ITEM_MODELS, since it is never stored itself and a conversation cannot hold it."""
+
+    type: Literal["item_reference"]
+    id: ItemId
+
+
 ITEM_MODELS: dict[str, type[ItemModel]] = {
     "message": Message,
     "function_call": FunctionCall,
@@ -397,6 +406,14 @@ def item_type(item: dict[str, Any]) -> str:
     """The item's tag. An item without `type` is a message, as OpenAI reads EasyInputMessage."""
     value = item.get("type")
     return value if isinstance(value, str) else "message"
+
+
+def validate_reference(item: dict[str, Any], param: str) -> ItemReference:
+    """An item_reference, or a 400 naming the JSON path of its bad field."""
+    try:
+        return ItemReference.model_validate(item)
+    except ValidationError as exc:
+        raise invalid_value(exc, item, param) from exc
 
 
 def validate_item(item: Any, param: str, *, in_input: bool) -> ItemModel:

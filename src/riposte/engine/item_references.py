@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from riposte.engine.item_models import validate_reference
 from riposte.errors import InvalidRequestError
 
 Item = dict[str, Any]
@@ -47,15 +48,7 @@ async def resolve_item_references(raw: str | list[Any], stores: list[ItemLookup]
 
 
 def _referenced_ids(raw: list[Any]) -> list[str]:
-    ids: list[str] = []
-    for index, item in enumerate(raw):
-        if not _is_reference(item):
-            continue
-        if not isinstance(item.get("id"), str) or not item["id"]:
-            raise InvalidRequestError("An item_reference needs the 'id' of a stored item.",
-                                      param=f"input[{index}].id")
-        ids.append(item["id"])
-    return ids
+    return [validate_reference(item, f"input[{index}]").id for index, item in enumerate(raw) if _is_reference(item)]
 
 
 def _is_reference(item: Any) -> bool:
