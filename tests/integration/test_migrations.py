@@ -39,7 +39,7 @@ def test_concurrent_migrations_apply_each_step_once(database_url: str) -> None:
 
 _ADDED_BY_0005 = {"responses": {"history_base", "deleted", "owner"}, "vector_store_files": {"owner", "attempts"}}
 # Added after 0005: the API keys table (0006) and the owning project of each object (0007).
-_TABLES_ADDED_LATER = {"server_instances", "api_keys"}
+_TABLES_ADDED_LATER = {"server_instances", "api_keys", "response_items"}
 _ADDED_BY_0007 = set(schema.OWNED_TABLE_NAMES)
 
 
@@ -110,6 +110,10 @@ def test_a_database_from_before_chain_storage_upgrades_and_its_responses_continu
         assert upstream.requests[-1]["messages"] == [*history, {"role": "user", "content": "third"}]
         chained = client.responses.input_items.list(follow_up.id, order="asc", limit=100).data
         assert [item.id for item in chained][:4] == ["msg_a", "msg_b", "msg_c", "msg_d"]
+        # Items stored before the item index existed resolve as item_reference too (0006 backfills).
+        upstream.enqueue(text_reply("four"))
+        client.responses.create(model="fake/m", input=[{"type": "item_reference", "id": "msg_a"}])
+        assert upstream.requests[-1]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "first"}]}]
 
 
 def _old_response(output: list[dict[str, object]]) -> dict[str, object]:

@@ -49,7 +49,8 @@ class InputTokensRequest(BaseModel):
 
     def as_create(self) -> CreateResponseRequest:
         fields = self.model_dump(exclude_unset=True, exclude={"model", "personality"})
-        return CreateResponseRequest(model=self.model or "", **{"input": [], **fields})
+        # The model only routes a turn; a count needs none, so a placeholder stands in for it.
+        return CreateResponseRequest(model=self.model or "input-token-count", **{"input": [], **fields})
 
 
 async def count_request_input_tokens(

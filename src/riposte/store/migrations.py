@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import orjson
 from sqlalchemy import Column, Connection, Table, inspect, select, text
 from sqlalchemy.schema import CreateColumn
 
@@ -63,9 +64,24 @@ def _add_project_ownership(connection: Connection) -> None:
 
 
 def _index_items_by_id(connection: Connection) -> None:
+    """The item index behind `item_reference`, filled from the responses already stored: each row's
+    own input items and its output (the first row to hold an id keeps it, as on writes)."""
     schema.response_items.create(connection, checkfirst=True)
     for index in schema.conversation_items.indexes:
         index.create(connection, checkfirst=True)
+    responses = schema.responses
+    seen: set[str] = set()
+    rows = connection.execute(select(responses.c.id, responses.c.input_items, responses.c.response)
+                              .order_by(responses.c.seq)).all()
+    for response_id, input_items, response in rows:
+        fresh: list[dict[str, str]] = []
+        for item in [*orjson.loads(input_items), *(orjson.loads(response).get("output") or [])]:
+            item_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(item_id, str) and item_id not in seen:
+                seen.add(item_id)
+                fresh.append({"item_id": item_id, "response_id": response_id, "item": orjson.dumps(item).decode()})
+        if fresh:
+            connection.execute(schema.response_items.insert(), fresh)
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [
