@@ -26,7 +26,8 @@ def test_another_projects_items_do_not_resolve(
     for stored_id in (output_id, item_id):
         body = {"model": "fake/m", "input": [{"type": "item_reference", "id": stored_id}]}
         refused = beta.call("POST", "/responses", body)
-        missing = beta.call("POST", "/responses", {**body, "input": [{"type": "item_reference", "id": ghost(stored_id)}]})
+        never_existed = [{"type": "item_reference", "id": ghost(stored_id)}]
+        missing = beta.call("POST", "/responses", {**body, "input": never_existed})
         assert refused.status_code == missing.status_code == 400
         assert refused.json()["error"]["param"] == "input[0].id"
         assert refused.text.replace(stored_id, "<id>") == missing.text.replace(ghost_of(missing), "<id>")
