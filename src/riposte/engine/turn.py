@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 # Without a keyring (a turn built outside the server), sealing still works but no blob given
 # back from elsewhere opens: a fresh key no one else holds.
 _NO_KEYS = Keyring([new_key()])
-_NOT_RUN = "Not run: this response reached its max_tool_calls limit. Answer with what you have."
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
@@ -90,7 +89,6 @@ class Turn:
     _settled: bool = False
     _created: bool = False
     _stored_row: OpenResponse | None = None
-    _server_calls_run: int = 0
 
     @property
     def should_store(self) -> bool:
@@ -171,11 +169,6 @@ class Turn:
                 return
             self._awaiting_client = False
             for call in server_calls:
-                if self._tool_budget_spent():
-                    # max_tool_calls: the call is not run and gets no item; the model learns why.
-                    self.conversation.append({"role": "tool", "tool_call_id": call.call_id, "content": _NOT_RUN})
-                    continue
-                self._server_calls_run += 1
                 async for event in self._run_server_call(stream, self.tools.server[call.name], call):
                     yield event
             if len(server_calls) < len(calls) or self._awaiting_client:
@@ -220,10 +213,6 @@ class Turn:
             _insert_tool_result(self.conversation, message)
         else:
             self.conversation.append(message)
-
-    def _tool_budget_spent(self) -> bool:
-        limit = self.request.max_tool_calls
-        return limit is not None and self._server_calls_run >= limit
 
     async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
         body = chat_request_body(
