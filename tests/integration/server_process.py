@@ -39,7 +39,7 @@ class ServerProcess:
     def root_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = 120) -> ServerProcess:
         self._process = subprocess.Popen(self._args, env=self._env, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read, daemon=True)

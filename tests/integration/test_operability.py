@@ -199,6 +199,7 @@ def test_a_replay_miss_is_logged_with_its_hash_and_not_retried(tmp_path: Path) -
         assert miss["level"] == "warning" and "request hash" in str(miss["cause"])
 
 
+@pytest.mark.timeout(300)  # two worker processes start slowly on a busy machine
 def test_metrics_add_up_across_two_workers(tmp_path: Path, upstream: ScriptedUpstream) -> None:
     config = provider_config(tmp_path, upstream)
     with ServerProcess("--config", str(config), "--workers", "2", data_dir=tmp_path / "data") as server:
@@ -242,6 +243,7 @@ def attributes(span: Any) -> dict[str, Any]:
     return values
 
 
+@pytest.mark.timeout(300)
 def test_traces_reach_an_otlp_collector_with_genai_attributes(tmp_path: Path, upstream: ScriptedUpstream) -> None:
     received: list[ExportTraceServiceRequest] = []
     handler = type("Collector", (_Collector,), {"received": received})
