@@ -78,6 +78,7 @@ def test_a_completed_turn_writes_one_structured_request_line(
     assert raw.headers["x-request-id"] == "client-req-1"
 
     line = access_line(json_server, "client-req-1")
+    assert not [entry for entry in json_server.json_lines() if entry.get("logger") == "uvicorn.access"]
     assert line["level"] == "info"
     assert line["method"] == "POST" and line["path"] == "/v1/responses" and line["status"] == 200
     assert line["response_id"] == response.id and line["model"] == "fake/m" and line["provider"] == "fake"

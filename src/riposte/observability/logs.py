@@ -54,10 +54,14 @@ def configure_logging(level: str = "info", log_format: LogFormat = "text") -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # riposte.access writes the request line; uvicorn's own would say the same with less.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
     # Third-party chatter at debug would drown the request lines.
     for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
