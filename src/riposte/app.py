@@ -22,6 +22,8 @@ from riposte.observability.metrics import exposition
 from riposte.observability.startup import check_providers, warm_up_embeddings
 from riposte.observability.tracing import configure_tracing, shutdown_tracing
 from riposte.services import Services
+from riposte.ui.retention import expire_traces
+from riposte.ui.routes import install_inspector
 
 # Room for the multipart boundaries and form fields around an uploaded file.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -33,7 +35,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None]:
         app.state.services = await Services.start(resolved)
-        background = [asyncio.create_task(warm_up_embeddings(app.state.services.vector_stores))]
+        background = [asyncio.create_task(warm_up_embeddings(app.state.services.vector_stores)),
+                      asyncio.create_task(expire_traces(app.state.services.traces, resolved.inspector))]
         if resolved.inference_mode is not InferenceMode.REPLAY:
             background.append(asyncio.create_task(check_providers(app.state.services.router)))
         try:
@@ -51,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix="/v1")
     app.add_api_route("/health", models.health, methods=["GET"], responses=returns(models.Health))
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    install_inspector(app)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(ReplayScope)

@@ -15,6 +15,7 @@ from riposte.engine.input_urls import InputUrlSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
 from riposte.outbound import OutboundPolicy
 from riposte.sealing import SealingKey
+from riposte.ui.settings import InspectorSettings
 
 
 class InferenceMode(str, Enum):
@@ -167,6 +168,8 @@ class Settings(BaseModel):
     insecure_no_auth: bool = False
     # Connecting to an MCP server, its handshake, a listing, and each tool call.
     mcp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The web inspector at /ui and the turn traces it shows (README "Web inspector").
+    inspector: InspectorSettings = Field(default_factory=InspectorSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -78,6 +78,11 @@ class ReplayMissError(RiposteError):
     default_code = "recording_not_found"
     should_retry = False
 
+    def __init__(self, message: str, *, closest_recording: str | None = None) -> None:
+        super().__init__(message)
+        # The file name of the most similar recording, which the inspector shows side by side.
+        self.closest_recording = closest_recording
+
 
 class AuthenticationError(RiposteError):
     """No credentials, or credentials that do not verify (401, as OpenAI answers)."""

@@ -30,6 +30,7 @@ from riposte.store.instances import InstanceRegistry, this_process
 from riposte.store.ownership import Owner
 from riposte.store.permissions import secure_data_dir, secure_database_files
 from riposte.store.responses import ResponseStore
+from riposte.store.traces import TraceStore
 from riposte.store.vector_stores import VectorStoreRecords
 from riposte.tools.file_search_tool import file_search_factory
 from riposte.tools.mcp_tool import mcp_factory
@@ -60,6 +61,8 @@ class Services:
     web_search: WebSearchService
     recovery: Recovery
     auth: Authenticator
+    # Turn traces for the web inspector (engine/turn_trace.py).
+    traces: TraceStore
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
     # Views of these services for one project each (owned_by), made once per project.
@@ -91,7 +94,8 @@ class Services:
                             settings.ingest_max_attempts)
         started = cls(settings=settings, engine=engine, router=router, responses=responses,
                       conversations=ConversationStore(engine), recovery=recovery,
-                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth, **files)
+                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
+                      traces=TraceStore(engine), **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
             started.tool_factories[tool_type] = web_search_factory(started.web_search)
@@ -107,7 +111,7 @@ class Services:
             vector_stores = self.vector_stores.owned_by(owner)
             view = replace(
                 self, responses=self.responses.owned_by(owner), conversations=self.conversations.owned_by(owner),
-                files=self.files.owned_by(owner), vector_stores=vector_stores,
+                files=self.files.owned_by(owner), vector_stores=vector_stores, traces=self.traces.owned_by(owner),
                 tool_factories={**self.tool_factories, "file_search": file_search_factory(vector_stores)},
             )
             if len(self._views) >= _MAX_VIEWS:

@@ -36,7 +36,8 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
     await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
-                              keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars)
+                              keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
+                              capture_trace=svc.settings.inspector.captures_traces)
     if body.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:

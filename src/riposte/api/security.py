@@ -25,6 +25,9 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Endpoints that take form uploads rather than JSON.
 _FORM_PATHS = frozenset({"/v1/files"})
 _PUBLIC_PATHS = frozenset({"/health"})
+# The web inspector authenticates its pages from its own session cookie (riposte/ui/access.py),
+# and posts HTML forms guarded by a CSRF token (riposte/ui/session.py).
+INSPECTOR_PREFIX = "/ui/"
 
 
 def install_security(app: FastAPI, bound_host: str, settings: AuthSettings) -> None:
@@ -108,18 +111,28 @@ class BrowserGuard:
         method = scope["method"]
         if method in _UNSAFE_METHODS:
             origin = _header(scope, b"origin")
-            if origin is not None and not self._origin_allowed(origin):
+            if origin is not None and not self._origin_allowed(origin, scope):
                 return ForbiddenRequestError(f"Requests from origin '{origin}' are not allowed; see auth.cors_origins.",
                                              code="origin_not_allowed")
-        if method in _BODY_METHODS:
+        if method in _BODY_METHODS and not _is_inspector(scope["path"]):
             return _content_type_error(scope["path"], _header(scope, b"content-type"))
         return None
 
-    def _origin_allowed(self, origin: str) -> bool:
+    def _origin_allowed(self, origin: str, scope: Scope) -> bool:
         if origin in self.allowed_origins:
             return True
+        if _is_inspector(scope["path"]) and _same_origin(origin, _header(scope, b"host")):
+            return True  # the inspector's own forms
         host = urlsplit(origin).hostname
         return self.allowed_hosts is not None and host is not None and host.lower() in self.allowed_hosts
+
+
+def _is_inspector(path: str) -> bool:
+    return path.startswith(INSPECTOR_PREFIX)
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
 def _content_type_error(path: str, content_type: str | None) -> RiposteError | None:
@@ -144,7 +157,8 @@ class Authenticate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS or scope["method"] == "OPTIONS":
+        if (scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS or scope["method"] == "OPTIONS"
+                or _is_inspector(scope["path"]) or scope["path"] == "/ui"):
             await self.app(scope, receive, send)
             return
         authenticator = scope["app"].state.services.auth

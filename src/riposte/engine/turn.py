@@ -36,6 +36,7 @@ from riposte.engine.tool_choice import ChatToolChoice, echoed_tool_choice, resol
 from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
+from riposte.engine.turn_trace import TurnTrace
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
 from riposte.inference.router import ModelRouter, Route
@@ -89,6 +90,8 @@ class Turn:
     _settled: bool = False
     _created: bool = False
     _stored_row: OpenResponse | None = None
+    # What the turn did upstream, for the inspector; None when not captured (engine/turn_trace.py).
+    trace: TurnTrace | None = None
 
     @property
     def should_store(self) -> bool:
@@ -100,6 +103,8 @@ class Turn:
                                 max_output_chars=self.max_output_chars,
                                 client_shapes=self.tools.client_shapes)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
+        if self.trace is not None:
+            self.trace.started()
         try:
             await self._persist_created()
             for event in stream.start():
@@ -127,6 +132,8 @@ class Turn:
         finally:
             if self._created and not self._settled:
                 await self._persist_abandoned(stream)
+            if self.trace is not None:
+                self.trace.ended()
             with anyio.CancelScope(shield=True):
                 await self.tools.aclose()
 
@@ -200,8 +207,11 @@ class Turn:
             yield event
         self._server_calls_run += 1
         observation = self.observer.tool_call(str(plan.fields.get("type")), call.name, call.call_id)
+        traced = self.trace.tool_started(str(plan.fields.get("type")), call) if self.trace is not None else None
         run = await tool.run(call)
         observation.done(run.failed, _tool_failure_cause(run))
+        if traced is not None:
+            traced.done(run)
         if run.final_phase is not None:
             stream.tool_phase(item, run.final_phase)
         stream.close_tool_item(item, run.item)
@@ -223,6 +233,7 @@ class Turn:
             supports_verbosity=self.route.provider.supports_verbosity,
         )
         span = self.observer.upstream_call(body)
+        traced = self.trace.upstream_started() if self.trace is not None else None
         try:
             async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
                 async for chunk in chunks:
@@ -240,9 +251,13 @@ class Turn:
                            self.max_output_chars)
         except BaseException as exc:  # the client leaving (GeneratorExit) ends the span too
             self.observer.upstream_failed(span, exc)
+            if traced is not None:
+                traced.failed(body, exc)
             raise
         result = stream.finish_call()
         self.observer.upstream_done(span, result.finish_reason, result.usage)
+        if traced is not None:
+            traced.answered(body, result, self.observer.call_first_chunk_at)
         for event in stream.drain():
             yield event
         await self._account(result, body)
@@ -305,7 +320,7 @@ class Turn:
             await self.store.remember_unstored(self.response["id"])
             return
         if self._stored_row is not None and not await self.store.finish(
-                self._stored_row, self.response, self.conversation):
+                self._stored_row, self.response, self.conversation, self.trace.steps if self.trace else None):
             logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
 
     async def _persist_keeping_the_answer(self) -> None:
@@ -386,8 +401,10 @@ async def prepare_turn(
     max_infer_iters: int = 10,
     keyring: Keyring | None = None,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    capture_trace: bool = False,
 ) -> Turn:
-    """Everything that can fail because of the request fails here, before a stream starts."""
+    """Everything that can fail because of the request fails here, before a stream starts.
+    `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only)."""
     reject_unsupported(request)
     route = router.resolve(request.model)
     validate_tools(request.tools or [])
@@ -418,6 +435,8 @@ async def prepare_turn(
         await tools.aclose()
         raise
     turn.max_output_chars = max_output_chars
+    if capture_trace and turn.should_store:
+        turn.trace = TurnTrace(turn.response)
     return turn
 
 

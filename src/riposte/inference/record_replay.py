@@ -10,6 +10,7 @@ from riposte.config import InferenceMode
 from riposte.errors import ReplayMissError
 from riposte.inference.recording import CHUNK_TYPE, COMPLETION_TYPE, EMBEDDINGS_TYPE, Recording, unwrap
 from riposte.inference.recording_store import RecordingStore
+from riposte.inference.recordings_used import note_recording
 from riposte.inference.scope import replay_scope
 from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, Upstream
 from riposte.store.ownership import DEFAULT_PROJECT
@@ -27,6 +28,7 @@ class RecordReplayUpstream:
     async def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
         recording = self._lookup(CHAT_ENDPOINT, body)
         if recording is not None:
+            note_recording(recording.path, "replayed")
             for chunk in _recorded_chunks(recording):
                 yield chunk
             return
@@ -79,7 +81,7 @@ class RecordReplayUpstream:
     def _write(self, endpoint: str, body: JSON, response_body: Any, *, is_streaming: bool, type_name: str) -> None:
         if self._mode not in (InferenceMode.RECORD, InferenceMode.RECORD_IF_MISSING):
             return
-        self._store.write(
+        path = self._store.write(
             endpoint=endpoint,
             url=self._base_url + endpoint.removeprefix("/v1"),
             body=body,
@@ -89,6 +91,7 @@ class RecordReplayUpstream:
             scope=replay_scope.get(),
             project=recording_project(),
         )
+        note_recording(str(path), "recorded")
 
 
 def recording_project() -> str | None:

@@ -93,6 +93,13 @@ class RecordingStore:
             self._index_tool_call(recording)
         return path
 
+    def by_name(self, name: str, project: str | None) -> Recording | None:
+        """A recording by its file name, if `project` may replay it (the inspector's view)."""
+        for recording in _replayable_by(self._all, project):
+            if Path(recording.path).name == name:
+                return recording
+        return None
+
     def model_names(self, endpoint: str) -> list[str]:
         """Upstream models the recordings hold answers from, so replay mode can list them."""
         names = {str(r.body.get("model")) for r in self._all if r.endpoint == endpoint and r.body.get("model")}
@@ -123,7 +130,7 @@ class RecordingStore:
         differences = describe_differences(normalize_body(body), normalize_body(closest.body))
         return ReplayMissError(
             f"{message} Closest recording: {Path(closest.path).name} (test_id {closest.test_id!r}); "
-            f"differs at: {'; '.join(differences)}"
+            f"differs at: {'; '.join(differences)}", closest_recording=Path(closest.path).name,
         )
 
     def _closest(self, endpoint: str, key: str, project: str | None) -> Recording | None:

@@ -29,6 +29,9 @@ class TurnObserver:
         self._upstream_model = upstream_model
         self._started = time.perf_counter()
         self._awaiting_first_chunk = True
+        self._call_awaiting_first_chunk = True
+        # When the current upstream call's first chunk came (perf_counter), for the turn's trace.
+        self.call_first_chunk_at: float | None = None
         self._span: Span = trace.INVALID_SPAN
 
     def started(self, conversation_id: str | None = None) -> None:
@@ -43,13 +46,18 @@ class TurnObserver:
                                        attributes=attributes)
 
     def chunk(self) -> None:
-        """Called for every upstream chunk; only the first of the turn is timed."""
-        if self._awaiting_first_chunk:
-            self._awaiting_first_chunk = False
-            metrics.TIME_TO_FIRST_TOKEN.labels(self._provider, self._upstream_model).observe(
-                time.perf_counter() - self._started)
+        """Called for every upstream chunk; only the first of each call is timed (one check per chunk)."""
+        if self._call_awaiting_first_chunk:
+            self._call_awaiting_first_chunk = False
+            self.call_first_chunk_at = time.perf_counter()
+            if self._awaiting_first_chunk:
+                self._awaiting_first_chunk = False
+                metrics.TIME_TO_FIRST_TOKEN.labels(self._provider, self._upstream_model).observe(
+                    self.call_first_chunk_at - self._started)
 
     def upstream_call(self, body: dict[str, Any]) -> Span:
+        self._call_awaiting_first_chunk = True
+        self.call_first_chunk_at = None
         attributes: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": self._provider,
                                       "gen_ai.request.model": self._upstream_model}
         for key, attribute in (("temperature", "gen_ai.request.temperature"), ("top_p", "gen_ai.request.top_p"),

@@ -84,6 +84,10 @@ def _index_items_by_id(connection: Connection) -> None:
             connection.execute(schema.response_items.insert(), fresh)
 
 
+def _create_response_traces(connection: Connection) -> None:
+    schema.response_traces.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -93,6 +97,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0006_create_api_keys", _create_api_keys),
     ("0007_add_project_ownership", _add_project_ownership),
     ("0008_index_items_by_id", _index_items_by_id),
+    ("0009_response_traces", _create_response_traces),
 ]
 
 

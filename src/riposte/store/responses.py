@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
 from riposte.store.ownership import OwnedStore
+from riposte.store.traces import insert_trace
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,10 @@ class ResponseStore(OwnedStore):
             await connection.execute(_TABLE.insert(), whole)
         return OpenResponse(response["id"], None, 0)
 
-    async def finish(self, opened: OpenResponse, response: dict[str, Any], messages: list[dict[str, Any]]) -> bool:
-        """Record the turn's end. False when the response was deleted while it ran (it stays deleted)."""
+    async def finish(self, opened: OpenResponse, response: dict[str, Any], messages: list[dict[str, Any]],
+                     trace: list[dict[str, Any]] | None = None) -> bool:
+        """Record the turn's end, with its trace for the inspector when it has one. False when the
+        response was deleted while it ran (it stays deleted)."""
         statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(),
                                           self._access.visible(_TABLE))
                      .values(status=response["status"], response=_dumps(response),
@@ -118,6 +121,8 @@ class ResponseStore(OwnedStore):
             if not (await connection.execute(statement)).rowcount:
                 return False
             await _index_items(connection, self._access.project, opened.id, response["output"])
+            if trace is not None:
+                await insert_trace(connection, self._access.project, opened.id, trace)
         return True
 
     async def get(self, response_id: str) -> StoredResponse | None:
@@ -147,6 +152,8 @@ class ResponseStore(OwnedStore):
                 return False
             items = schema.response_items
             await connection.execute(delete(items).where(items.c.response_id == response_id))
+            traces = schema.response_traces
+            await connection.execute(delete(traces).where(traces.c.response_id == response_id))
             await _purge(connection, response_id)
         return True
 

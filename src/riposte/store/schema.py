@@ -75,6 +75,19 @@ response_items = Table(
     PrimaryKeyConstraint("project", "item_id"),
 )
 
+# What each stored turn did upstream, for the web inspector (engine/turn_trace.py): one row per
+# response, written with the turn's final store write, removed after `inspector.trace_retention_days`
+# (migration 0009). Rows belong to their response's project.
+response_traces = Table(
+    "response_traces",
+    metadata,
+    Column("response_id", String(100), primary_key=True),
+    Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
+    Column("created_at", Float, nullable=False, index=True),
+    # JSON list of steps (upstream calls and tool calls, in order).
+    Column("steps", Text, nullable=False),
+)
+
 conversations = Table(
     "conversations",
     metadata,

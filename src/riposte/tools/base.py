@@ -37,6 +37,9 @@ class ToolRun:
     citable_files: dict[str, str] = field(default_factory=dict)
     # url -> title of sources the model may cite by linking to them (web_search only).
     citable_urls: dict[str, str] = field(default_factory=dict)
+    # What the call found, for the inspector's trace (engine/turn_trace.py): file_search's chunks
+    # (vector_store_id, file_id, filename, chunk_index, score, text).
+    sources: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,11 @@ def file_search_call_item(item_id: str, outcome: FileSearchOutcome, include_resu
             "results": results}
 
 
+def traced_sources(outcome: FileSearchOutcome) -> tuple[dict[str, Any], ...]:
+    """The chunks found, as the inspector's trace keeps them (with each chunk's index in its file)."""
+    return tuple({**_result_object(result), "chunk_index": result.hit.chunk_index} for result in outcome.results)
+
+
 def _result_object(result: FileSearchResult) -> dict[str, Any]:
     hit = result.hit
     attributes: Attributes = dict(hit.attributes)

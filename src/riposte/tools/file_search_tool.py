@@ -18,6 +18,7 @@ from riposte.tools.file_search import (
     parse_tool,
     query_from_arguments,
     run_file_search,
+    traced_sources,
 )
 
 
@@ -52,7 +53,7 @@ class FileSearchTool(SimpleServerTool):
                        tool_message_content=outcome.tool_message_content(),
                        failed=outcome.status == "failed",
                        final_phase="completed" if outcome.status != "failed" else None,
-                       citable_files=outcome.cited_files())
+                       citable_files=outcome.cited_files(), sources=traced_sources(outcome))
 
 
 def _item_fields(outcome: FileSearchOutcome, include_results: bool) -> dict[str, Any]:

@@ -97,6 +97,10 @@ class VectorIndex(Protocol):
         """Best first, at most `query.limit`, none scoring below `query.score_threshold`."""
         ...
 
+    async def chunk_counts(self, store_id: str) -> dict[str, int]:
+        """How many chunks each file of the store has in the index (the web inspector shows it)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -111,6 +111,16 @@ class PgVectorIndex:
             if key is not None:
                 await db.execute(text(f"DELETE FROM riposte_chunks_{key} WHERE file_id = :f"), {"f": file_id})
 
+    async def chunk_counts(self, store_id: str) -> dict[str, int]:
+        await self._setup()
+        async with self._engine.connect() as db:
+            key = await _store_key(db, store_id)
+            if key is None:
+                return {}
+            counted = text(f"SELECT file_id, count(*) FROM riposte_chunks_{key} GROUP BY file_id")
+            rows = (await db.execute(counted)).all()
+        return {str(row[0]): int(row[1]) for row in rows}
+
     async def update_attributes(self, store_id: str, file_id: str, attributes: Attributes) -> None:
         await self._setup()
         async with self._engine.begin() as db:

@@ -266,6 +266,11 @@ class VectorStoreService:
         ranked = sorted(hits.values(), key=lambda hit: hit.score, reverse=True)
         return ranked[: request.max_num_results]
 
+    async def chunk_counts(self, store_id: str) -> dict[str, int]:
+        """file id -> chunks indexed, for the store's files (the web inspector's view)."""
+        await self._store(store_id)
+        return await self.index.chunk_counts(store_id)
+
     async def warm_up(self) -> bool:
         """Load the local embedding model now if a store uses it, so the first search after a
         restart does not wait for it (about 10 s cold). True when a model was loaded."""

@@ -263,6 +263,14 @@ class SqliteVecIndex:
     async def search(self, store_id: str, query: SearchQuery) -> list[SearchHit]:
         return await self._read(lambda db: _search(db, store_id, query, self._frequencies, self._matrices))
 
+    async def chunk_counts(self, store_id: str) -> dict[str, int]:
+        def work(db: Connection) -> dict[str, int]:
+            rows = db.execute("SELECT c.file_id, count(*) FROM chunks c JOIN index_stores s ON s.key = c.store_key "
+                              "WHERE s.store_id = ? GROUP BY c.file_id", (store_id,)).fetchall()
+            return {str(row[0]): int(row[1]) for row in rows}
+
+        return await self._read(work)
+
     async def aclose(self) -> None:
         def close_all() -> None:
             with self._write_lock:

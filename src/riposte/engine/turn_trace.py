@@ -1,0 +1,117 @@
+"""What a turn did, step by step, for the web inspector: each upstream call (the request body as
+sent, the answer assembled from what the turn already holds, timing, tokens, the recording it
+replayed) and each server-side tool call (arguments, what went back to the model, duration).
+
+Nothing here runs per token: a step is noted once per upstream call and once per tool call, and
+the whole trace is written with the turn's final store write (store/traces.py). A turn that is
+not stored, or a server with capture off, has no trace at all.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from riposte.engine.response_object import ResponseObject
+from riposte.engine.stream_state import CallResult, ToolCall
+from riposte.errors import ReplayMissError, RiposteError
+from riposte.inference.recordings_used import recordings_used
+from riposte.tools.base import ToolRun
+
+Step = dict[str, Any]
+# Longest tool result kept in a trace step; the model's own copy is in the next call's body.
+MAX_TOOL_RESULT_CHARS = 20_000
+
+# Turns of this process in flight, by response id: the inspector's live view reads their response
+# object as the turn updates it. Registered when a traced turn starts, removed when it ends.
+running: dict[str, TurnTrace] = {}
+
+
+class TurnTrace:
+    def __init__(self, response: ResponseObject) -> None:
+        self.response = response
+        self.steps: list[Step] = []
+
+    def started(self) -> None:
+        running[self.response["id"]] = self
+
+    def ended(self) -> None:
+        running.pop(self.response["id"], None)
+
+    def upstream_started(self) -> UpstreamStep:
+        return UpstreamStep(self)
+
+    def tool_started(self, tool_type: str, call: ToolCall) -> ToolStep:
+        return ToolStep(self, tool_type, call)
+
+
+class UpstreamStep:
+    """One upstream call being traced; `answered` or `failed` ends it."""
+
+    def __init__(self, trace: TurnTrace) -> None:
+        self._trace = trace
+        self._started_at = time.time()
+        self._started = time.perf_counter()
+        self._recordings: list[dict[str, str]] = []
+        recordings_used.set(self._recordings)
+
+    def answered(self, body: dict[str, Any], result: CallResult, first_chunk_at: float | None) -> None:
+        step = self._common(body)
+        step["answer"] = assembled_completion(result)
+        if first_chunk_at is not None:
+            step["first_chunk_ms"] = round((first_chunk_at - self._started) * 1000, 1)
+        self._trace.steps.append(step)
+
+    def failed(self, body: dict[str, Any], error: BaseException) -> None:
+        step = self._common(body)
+        step["error"] = error_record(error)
+        self._trace.steps.append(step)
+
+    def _common(self, body: dict[str, Any]) -> Step:
+        recordings_used.set(None)
+        return {"kind": "upstream_call", "started_at": self._started_at,
+                "duration_ms": round((time.perf_counter() - self._started) * 1000, 1),
+                "request": body, "recordings": self._recordings}
+
+
+class ToolStep:
+    def __init__(self, trace: TurnTrace, tool_type: str, call: ToolCall) -> None:
+        self._trace = trace
+        self._step: Step = {"kind": "tool_call", "tool_type": tool_type, "name": call.name, "call_id": call.call_id,
+                            "arguments": call.arguments, "started_at": time.time()}
+        self._started = time.perf_counter()
+
+    def done(self, run: ToolRun) -> None:
+        content = run.tool_message_content
+        result = content if isinstance(content, str) else _text_parts(content)
+        self._step.update(duration_ms=round((time.perf_counter() - self._started) * 1000, 1), failed=run.failed,
+                          result=result[:MAX_TOOL_RESULT_CHARS], result_truncated=len(result) > MAX_TOOL_RESULT_CHARS,
+                          status=run.item.get("status"), error=run.item.get("error"), sources=list(run.sources))
+        self._trace.steps.append(self._step)
+
+
+def assembled_completion(result: CallResult) -> dict[str, Any]:
+    """The streamed answer as one chat completion message, the way a non-streamed call returns it."""
+    message: dict[str, Any] = {"role": "assistant", "content": result.text or None}
+    if result.refusal:
+        message["refusal"] = result.refusal
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    if result.tool_calls:
+        message["tool_calls"] = [{"id": c.call_id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}} for c in result.tool_calls]
+    return {"object": "chat.completion", "finish_reason": result.finish_reason, "message": message,
+            "usage": result.usage}
+
+
+def error_record(error: BaseException) -> dict[str, Any]:
+    record: dict[str, Any] = {"type": type(error).__name__, "message": str(error) or type(error).__name__}
+    if isinstance(error, RiposteError):
+        record.update(message=error.message, code=error.code, status=error.status_code)
+    if isinstance(error, ReplayMissError) and error.closest_recording is not None:
+        record["closest_recording"] = error.closest_recording
+    return record
+
+
+def _text_parts(parts: list[dict[str, Any]]) -> str:
+    return "\n".join(str(part.get("text", "")) for part in parts if isinstance(part, dict))
