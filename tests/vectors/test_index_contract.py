@@ -219,6 +219,19 @@ async def test_replacing_deleting_and_updating_a_file(index: VectorIndex) -> Non
     assert await index.search(STORE, vector_query(unit(1, 0))) == []
 
 
+async def test_chunk_counts_per_file_follow_replacement_and_deletion(index: VectorIndex) -> None:
+    assert await index.chunk_counts("vs_unknown") == {}
+    await index.ensure_store(STORE, 2)
+    await index.ensure_store("vs_other", 2)
+    await add(index, "file-a", ["one", "two", "three"], [unit(1, 0), unit(1, 1), unit(0, 1)])
+    await add(index, "file-b", ["only"], [unit(1, 0)])
+    await add(index, "file-c", ["elsewhere"], [unit(1, 0)], store="vs_other")
+    assert await index.chunk_counts(STORE) == {"file-a": 3, "file-b": 1}
+    await add(index, "file-a", ["new"], [unit(1, 0)])
+    await index.delete_file(STORE, "file-b")
+    assert await index.chunk_counts(STORE) == {"file-a": 1}
+
+
 async def test_stores_are_isolated_and_droppable(index: VectorIndex) -> None:
     await index.ensure_store("vs_one", 2)
     await index.ensure_store("vs_one", 2)  # idempotent
