@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from riposte import __version__
-from riposte.api import conversations, files, models, passthrough, responses, vector_stores
+from riposte.api import conversations, files, models, passthrough, responses, vector_stores, websocket
 from riposte.api.errors import ErrorBoundary, install_error_handlers
 from riposte.api.middleware import BodySizeLimit, PrintableUrl, ReplayScope, RequestLog
 from riposte.api.openapi import install_openapi, returns
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.services.close()
 
     app = FastAPI(title="Riposte", version=__version__, lifespan=lifespan)
-    for router in (responses.router, passthrough.router, models.router, conversations.router, files.router,
-                   vector_stores.router):
+    for router in (responses.router, websocket.router, passthrough.router, models.router, conversations.router,
+                   files.router, vector_stores.router):
         app.include_router(router, prefix="/v1")
     app.add_api_route("/health", models.health, methods=["GET"], responses=returns(models.Health))
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)

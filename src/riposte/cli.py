@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from riposte import __version__
+from riposte.api.websocket_settings import uvicorn_websocket_options
 from riposte.auth.cli import add_key_commands, check_serve_posture, run_keys
 from riposte.auth.posture import InsecureBindError
 from riposte.config import InferenceMode, SettingsError, load_settings
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         log_config=None,  # the logging configured above, in this process and in each worker
         access_log=False,  # Riposte writes its own request line (riposte.access)
+        **uvicorn_websocket_options(settings.websocket, settings.max_request_bytes),
     )
     return 0
 

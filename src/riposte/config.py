@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from riposte.api.websocket_settings import WebSocketSettings
 from riposte.auth.settings import AuthSettings
 from riposte.engine.input_urls import InputUrlSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
@@ -170,6 +171,8 @@ class Settings(BaseModel):
     mcp_timeout_seconds: float = Field(default=30.0, gt=0)
     # The web inspector at /ui and the turn traces it shows (README "Web inspector").
     inspector: InspectorSettings = Field(default_factory=InspectorSettings)
+    # WebSocket mode on /v1/responses (api/websocket.py).
+    websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

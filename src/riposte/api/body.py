@@ -16,15 +16,18 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 async def json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    return decode_json_object(await request.body(), _max_depth(request), "The request body")
+
+
+def decode_json_object(raw: bytes | str, max_depth: int, what: str, param: str = "body") -> dict[str, Any]:
+    """One JSON object, nested at most `max_depth` levels (an HTTP body, a WebSocket message)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc}.", param="body",
-                                  code="invalid_json") from exc
+        raise InvalidRequestError(f"{what} is not valid JSON: {exc}.", param=param, code="invalid_json") from exc
     if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.", param="body", code="invalid_json")
-    check_depth(data, _max_depth(request))
+        raise InvalidRequestError(f"{what} must be a JSON object.", param=param, code="invalid_json")
+    check_depth(data, max_depth)
     return data
 
 
@@ -34,7 +37,11 @@ def _max_depth(request: Request) -> int:
 
 
 async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
-    data = await json_object(request)
+    return validated(await json_object(request), model)
+
+
+def validated(data: dict[str, Any], model: type[ModelT]) -> ModelT:
+    """`data` as `model`, or a 400 naming the first parameter that does not fit."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,9 @@ from riposte.auth.limiter import RequestLimiter
 from riposte.auth.principal import current_principal
 from riposte.errors import RateLimitError
 
+# Where a WebSocket connection finds the limiter its requests are counted by.
+LIMITER_SCOPE_KEY = "riposte.request_limiter"
+
 
 class RequestLimits:
     def __init__(self, app: ASGIApp) -> None:
@@ -16,6 +19,11 @@ class RequestLimits:
         self.limiter = RequestLimiter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # A connection is not a request: each `response.create` on it is counted (api/websocket.py).
+            scope[LIMITER_SCOPE_KEY] = self.limiter
+            await self.app(scope, receive, send)
+            return
         principal = current_principal.get()
         limits = principal.limits
         if scope["type"] != "http" or (limits.max_concurrent_requests is None and limits.requests_per_minute is None):

@@ -62,6 +62,10 @@ def _request_id(scope: Scope) -> str:
             text = bytes(value).decode("latin-1")
             if _CLIENT_REQUEST_ID.fullmatch(text):
                 return text
+    return new_request_id()
+
+
+def new_request_id() -> str:
     return f"req_{secrets.token_hex(12)}"
 
 
@@ -76,7 +80,11 @@ def _route_template(scope: Scope) -> str:
 
 
 def _log_request(scope: Scope, record: RequestRecord, status: int, seconds: float) -> None:
-    route = _route_template(scope)
+    log_request_line(_route_template(scope), record, status, seconds)
+
+
+def log_request_line(route: str, record: RequestRecord, status: int, seconds: float) -> None:
+    """The request's log line and HTTP metrics (also one per `response.create` over a WebSocket)."""
     metrics.HTTP_REQUESTS.labels(route, record.method, str(status)).inc()
     metrics.HTTP_SECONDS.labels(route, record.method).observe(seconds)
     fields = {**record.fields(), "status": status, "duration_ms": round(seconds * 1000, 1)}
@@ -137,7 +145,7 @@ class PrintableUrl:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             error = _control_characters_in_url(scope)
             if error is not None:
                 await error_response(error)(scope, receive, send)
@@ -168,7 +176,7 @@ class ReplayScope:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # a WebSocket's scope covers all its turns
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

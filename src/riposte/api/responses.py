@@ -16,12 +16,10 @@ from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
-from riposte.auth.quotas import check_input_items
+from riposte.api.turn_start import start_turn
 from riposte.engine.input_tokens import InputTokensRequest, count_request_input_tokens
-from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
-from riposte.engine.turn import prepare_turn
 from riposte.errors import InvalidRequestError, NotFoundError
 from riposte.services import Services, services
 from riposte.store.responses import StoredResponse
@@ -31,14 +29,8 @@ router = APIRouter()
 
 @router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True))
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
-    body = await parse_body(request, CreateResponseRequest)
-    check_input_items(body.input)
-    await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
-    turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
-                              tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
-                              keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
-                              capture_trace=svc.settings.inspector.captures_traces)
-    if body.stream:
+    turn = await start_turn(await parse_body(request, CreateResponseRequest), svc)
+    if turn.request.stream:
         return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:
         async for _ in events:

@@ -20,7 +20,11 @@ from riposte.errors import ForbiddenRequestError, RiposteError
 
 WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# A WebSocket upgrade acts like a write: its messages create responses.
+_WEBSOCKET_UPGRADE = "WEBSOCKET"
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", _WEBSOCKET_UPGRADE})
+# The ASGI scopes that are requests from a client (not the lifespan).
+_CONNECTIONS = frozenset({"http", "websocket"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Endpoints that take form uploads rather than JSON.
 _FORM_PATHS = frozenset({"/v1/files"})
@@ -79,7 +83,7 @@ class HostAllowList:
         self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in _CONNECTIONS:
             host = _header(scope, b"host")
             if host is not None and host_name(host) not in self.hosts:
                 error = ForbiddenRequestError(f"Host '{host}' is not served here; see auth.allowed_hosts.",
@@ -100,7 +104,7 @@ class BrowserGuard:
         self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in _CONNECTIONS:
             error = self._check(scope)
             if error is not None:
                 await _refuse(error, scope, receive, send)
@@ -108,7 +112,9 @@ class BrowserGuard:
         await self.app(scope, receive, send)
 
     def _check(self, scope: Scope) -> RiposteError | None:
-        method = scope["method"]
+        # A browser page may open a WebSocket to any address and no preflight asks first: an
+        # upgrade from a foreign Origin is refused like a cross-site write.
+        method = scope["method"] if scope["type"] == "http" else _WEBSOCKET_UPGRADE
         if method in _UNSAFE_METHODS:
             origin = _header(scope, b"origin")
             if origin is not None and not self._origin_allowed(origin, scope):
@@ -151,13 +157,14 @@ def _content_type_error(path: str, content_type: str | None) -> RiposteError | N
 
 
 class Authenticate:
-    """Resolves the caller once per request and makes it the request's principal."""
+    """Resolves the caller once per request (per WebSocket connection, refusing the upgrade with
+    the same 401) and makes it the request's principal."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"] in _PUBLIC_PATHS or scope["method"] == "OPTIONS"
+        if (scope["type"] not in _CONNECTIONS or scope["path"] in _PUBLIC_PATHS or scope.get("method") == "OPTIONS"
                 or _is_inspector(scope["path"]) or scope["path"] == "/ui"):
             await self.app(scope, receive, send)
             return

@@ -21,6 +21,7 @@ from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_
 from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.reasoning_context import reasoning_in_context
+from riposte.engine.recent_responses import RecentResponses
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
 from riposte.engine.stream_state import (
@@ -402,9 +403,11 @@ async def prepare_turn(
     keyring: Keyring | None = None,
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     capture_trace: bool = False,
+    recent: RecentResponses | None = None,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts.
-    `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only)."""
+    `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only).
+    `recent`: unstored responses the caller may continue as well (a WebSocket connection's)."""
     reject_unsupported(request)
     route = router.resolve(request.model)
     validate_tools(request.tools or [])
@@ -412,7 +415,7 @@ async def prepare_turn(
     lookups: list[ItemLookup] = [store] if conversations is None else [store, conversations]
     items = input_as_items(await resolve_item_references(request.input, lookups))
     new_items = stored_items(items)
-    previous = await load_previous(request, store)
+    previous = await load_previous(request, store, recent)
     sync = await open_conversation(request.conversation, conversations, new_items)
     history = sync.history if sync else list(previous.messages) if previous else []
     new_messages = items_to_messages(_opened(items, keyring), history)
@@ -518,9 +521,14 @@ def _without_call(messages: list[Message], call_id: str) -> list[Message]:
     return kept
 
 
-async def load_previous(request: CreateResponseRequest, store: ResponseStore) -> StoredResponse | None:
+async def load_previous(
+    request: CreateResponseRequest, store: ResponseStore, recent: RecentResponses | None = None
+) -> StoredResponse | None:
     if request.previous_response_id is None:
         return None
+    remembered = recent.recall(request.previous_response_id) if recent is not None else None
+    if remembered is not None:
+        return remembered
     previous = await store.get(request.previous_response_id)
     if previous is None and await store.was_unstored(request.previous_response_id):
         raise InvalidRequestError(

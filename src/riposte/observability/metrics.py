@@ -44,6 +44,8 @@ UPSTREAM_RETRIES = Counter("riposte_upstream_retries_total",
                            "by upstream (scheme://host:port) and cause.", ["upstream", "cause"])
 ACTIVE_STREAMS = Gauge("riposte_active_streams", "Server-sent event streams being written now.",
                        multiprocess_mode="livesum")
+WEBSOCKET_CONNECTIONS = Gauge("riposte_websocket_connections", "WebSocket-mode connections open now.",
+                              multiprocess_mode="livesum")
 TOOL_CALLS = Counter("riposte_tool_calls_total", "Server-side tool calls by tool type and outcome.",
                      ["type", "outcome"])
 TOOL_SECONDS = Histogram("riposte_tool_call_duration_seconds", "Server-side tool call duration.", ["type"],

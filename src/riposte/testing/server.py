@@ -10,6 +10,7 @@ from types import TracebackType
 
 import uvicorn
 
+from riposte.api.websocket_settings import uvicorn_websocket_options
 from riposte.app import create_app
 from riposte.config import Settings
 
@@ -27,7 +28,8 @@ class RunningServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
         config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.settings.port,
-                                log_level="warning", access_log=False, lifespan="on")
+                                log_level="warning", access_log=False, lifespan="on",
+                                **uvicorn_websocket_options(self.settings.websocket, self.settings.max_request_bytes))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="riposte-test-server", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None

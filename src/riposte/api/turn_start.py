@@ -1,0 +1,22 @@
+"""Starting a Responses turn from a validated create request: the one path behind
+`POST /v1/responses` and the WebSocket `response.create` event."""
+
+from __future__ import annotations
+
+from riposte.auth.quotas import check_input_items
+from riposte.engine.input_urls import govern_input_urls
+from riposte.engine.recent_responses import RecentResponses
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.turn import Turn, prepare_turn
+from riposte.services import Services
+
+
+async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentResponses | None = None) -> Turn:
+    """Everything that can refuse the request runs here, before any event is sent. `recent` holds
+    responses a WebSocket connection may continue without the store (see recent_responses.py)."""
+    check_input_items(body.input)
+    await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
+    return await prepare_turn(body, svc.router, svc.responses, svc.conversations,
+                              tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
+                              keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
+                              capture_trace=svc.settings.inspector.captures_traces, recent=recent)
