@@ -25,9 +25,15 @@ from riposte.services import Services, services
 from riposte.store.responses import StoredResponse
 
 router = APIRouter()
+# OpenAPI describes no WebSocket, so the create operation says where WebSocket mode is.
+WEBSOCKET_MODE = ("Creates a model response. The same path also accepts a WebSocket upgrade (WebSocket mode, "
+                  "openai-python's `client.responses.connect()`): each `response.create` message takes this body "
+                  "(without `stream`; `stream_id` names a lane) and is answered with the streamed events as "
+                  "messages, or an `error` message.")
 
 
-@router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True))
+@router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True),
+             description=WEBSOCKET_MODE)
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
     turn = await start_turn(await parse_body(request, CreateResponseRequest), svc)
     if turn.request.stream:
