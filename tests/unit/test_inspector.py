@@ -114,3 +114,19 @@ def test_list_rows_preview_the_answer_and_the_error() -> None:
     row = views.response_row({"id": "r", "model": "m", "status": "failed", "created_at": time.time(), "output": [],
                               "error": {"message": "upstream down"}}, {})
     assert row["error"] == "upstream down" and row["cost"] == "unknown"
+
+
+def test_a_later_call_of_a_turn_keeps_only_the_messages_it_added_and_is_shown_whole() -> None:
+    from riposte.engine.stream_state import CallResult
+    from riposte.engine.turn_trace import TurnTrace, full_requests
+
+    trace = TurnTrace({"id": "resp_1"})
+    first = [{"role": "user", "content": "q"}]
+    second = [*first, {"role": "assistant", "content": "", "tool_calls": []}, {"role": "tool", "content": "r"}]
+    done = CallResult(text="", refusal=None, reasoning="", tool_calls=[], finish_reason="stop", usage=None)
+    trace.upstream_started().answered({"model": "m", "messages": first}, done, None)
+    trace.upstream_started().failed({"model": "m", "messages": second}, RuntimeError("cut"))
+    assert trace.steps[1]["request"]["messages"] == second[1:] and trace.steps[1]["request_shared_messages"] == 1
+    assert [body["messages"] for body in full_requests(trace.steps)] == [first, second]
+    shown = views.timeline({"id": "resp_1", "output": []}, [], trace.steps, {})["steps"]
+    assert shown[1]["message_count"] == 3 and shown[1]["error"]["message"] == "cut"

@@ -10,6 +10,7 @@ not stored, or a server with capture off, has no trace at all.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from riposte.engine.response_object import ResponseObject
@@ -31,6 +32,9 @@ class TurnTrace:
     def __init__(self, response: ResponseObject) -> None:
         self.response = response
         self.steps: list[Step] = []
+        # The messages the previous upstream call of this turn sent: a later call of the turn
+        # resends them, so its step keeps only what it added (`request_shared_messages`).
+        self.last_messages: list[Any] = []
 
     def started(self) -> None:
         running[self.response["id"]] = self
@@ -69,9 +73,35 @@ class UpstreamStep:
 
     def _common(self, body: dict[str, Any]) -> Step:
         recordings_used.set(None)
-        return {"kind": "upstream_call", "started_at": self._started_at,
-                "duration_ms": round((time.perf_counter() - self._started) * 1000, 1),
-                "request": body, "recordings": self._recordings}
+        step: Step = {"kind": "upstream_call", "started_at": self._started_at,
+                      "duration_ms": round((time.perf_counter() - self._started) * 1000, 1),
+                      "request": body, "recordings": self._recordings}
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            shared = len(self._trace.last_messages)
+            if shared and messages[:shared] == self._trace.last_messages:
+                step["request"] = {**body, "messages": messages[shared:]}
+                step["request_shared_messages"] = shared
+            self._trace.last_messages = messages
+        return step
+
+
+def full_requests(steps: Sequence[Step]) -> list[dict[str, Any]]:
+    """Each step's request body as sent (empty for tool steps): the leading messages an upstream
+    call shared with the turn's previous call put back."""
+    bodies: list[dict[str, Any]] = []
+    previous: list[Any] = []
+    for step in steps:
+        request: dict[str, Any] = step.get("request") or {}
+        if step.get("kind") != "upstream_call":
+            bodies.append({})
+            continue
+        shared = int(step.get("request_shared_messages") or 0)
+        if shared:
+            request = {**request, "messages": previous[:shared] + list(request.get("messages") or [])}
+        previous = list(request.get("messages") or [])
+        bodies.append(request)
+    return bodies
 
 
 class ToolStep:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from riposte.engine.turn_trace import running
+from riposte.engine.turn_trace import full_requests, running
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.record_replay import recording_project
 from riposte.inference.recording import normalize_body
@@ -201,7 +201,7 @@ async def recording_page(request: Request, response_id: str, call: int, who: Vie
     if recording is None:
         raise NotFoundError(f"Upstream call {call} of '{response_id}' used no recording this server holds.",
                             param="call")
-    rows = views.compared(normalize_body(step.get("request") or {}), normalize_body(recording.body))
+    rows = views.compared(normalize_body(full_requests(steps)[call - 1]), normalize_body(recording.body))
     return render(request, "recording.html", {
         "response_id": response_id, "call": call, "name": name, "miss": not used, "rows": rows,
         "differences": sum(1 for row in rows if row["differs"]), "test_id": recording.test_id,

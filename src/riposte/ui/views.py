@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from riposte.engine.turn_trace import full_requests
 from riposte.ui.cost import cost_text, response_cost
 from riposte.ui.settings import ModelPrice
 
@@ -85,7 +86,9 @@ class Sources:
 def timeline(response: Mapping[str, Any], input_items: Sequence[Item], steps: Sequence[Step] | None,
              prices: Mapping[str, ModelPrice], ancestors: Sequence[str] = (), children: Sequence[str] = ()) -> View:
     sources = Sources()
-    step_views = [step_view(index, step, sources) for index, step in enumerate(steps or [], start=1)]
+    bodies = full_requests(steps or [])
+    step_views = [step_view(index, step, sources, bodies[index - 1])
+                  for index, step in enumerate(steps or [], start=1)]
     usage = response.get("usage") or None
     output = [output_item_view(item, sources) for item in response.get("output") or []]
     return {
@@ -105,10 +108,10 @@ def timeline(response: Mapping[str, Any], input_items: Sequence[Item], steps: Se
     }
 
 
-def step_view(index: int, step: Step, sources: Sources) -> View:
+def step_view(index: int, step: Step, sources: Sources, request: Mapping[str, Any]) -> View:
+    """One step; `request` is an upstream call's whole request body (turn_trace.full_requests)."""
     if step.get("kind") == "tool_call":
         return _tool_step(index, step, sources)
-    request = step.get("request") or {}
     answer = step.get("answer") or {}
     message = answer.get("message") or {}
     return {
