@@ -128,6 +128,27 @@ def test_additional_tools_item_adds_client_tools_for_the_turn(
     assert [i.type for i in listed] == ["additional_tools", "message"]
 
 
+def test_additional_tools_stay_for_later_turns_of_a_chain_and_of_a_conversation(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    """The item makes its tools available "at this item": from there on in the history, whether
+    that history is a `previous_response_id` chain or a conversation."""
+    additional = {"type": "additional_tools", "role": "developer", "tools": [NAMESPACE_TOOL]}
+    first_input = [additional, {"type": "message", "role": "user", "content": "start"}]
+    client = sdk(fake_server)
+    upstream.enqueue(*[text_reply("ok") for _ in range(4)])
+    first = strict_create(fake_server, model="fake/m", input=first_input)
+    strict_create(fake_server, model="fake/m", input="again", previous_response_id=first.id)
+    conversation = client.conversations.create()
+    strict_create(fake_server, model="fake/m", input=first_input, conversation=conversation.id)
+    strict_create(fake_server, model="fake/m", input="again", conversation=conversation.id)
+
+    offered = [[t["function"]["name"] for t in request.get("tools") or []] for request in upstream.requests]
+    assert offered == [["agents__spawn"]] * 4
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [item.type for item in items][:2] == ["additional_tools", "message"]
+
+
 @pytest.mark.parametrize(("body", "param"), [
     ({"tools": [{"type": "function", "name": "agents__spawn"}, NAMESPACE_TOOL]}, "tools[1]"),
     ({"tools": [{"type": "custom", "name": "t", "format": {"type": "grammar", "syntax": "peg", "definition": "x"}}]},

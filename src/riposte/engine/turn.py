@@ -426,7 +426,9 @@ async def prepare_turn(
                           prior_tools=tuple(previous.response.get("tools") or ()) if previous else ())
     tools = await build_turn_tools(
         request.tools or [], tool_factories or {}, context,
-        (additional_tools_in(previous.input_items, "previous_response_id") if previous else [])
+        # An additional_tools item offers its tools from that item on: for the rest of a chain
+        # or of a conversation.
+        additional_tools_in(context.prior_items, "previous_response_id" if previous else "conversation")
         + additional_tools_in(items, "input"),
         native_grammar=route.provider.constrained_custom_tools,
     )
