@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from riposte.api.websocket_settings import WebSocketSettings
 from riposte.auth.settings import AuthSettings
 from riposte.engine.input_urls import InputUrlSettings
+from riposte.guardrails.settings import GuardrailSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
 from riposte.outbound import OutboundPolicy
 from riposte.sealing import SealingKey
@@ -173,6 +174,8 @@ class Settings(BaseModel):
     inspector: InspectorSettings = Field(default_factory=InspectorSettings)
     # WebSocket mode on /v1/responses (api/websocket.py).
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
+    # Moderation of input and output by named guards (riposte/guardrails/, README "Guardrails").
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -16,6 +16,7 @@ from riposte.auth.principal import current_principal
 from riposte.config import InferenceMode, Settings
 from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
+from riposte.guardrails.guards import GuardRegistry
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.router import ModelRouter
 from riposte.recovery import Recovery
@@ -65,6 +66,8 @@ class Services:
     traces: TraceStore
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
+    # The configured guardrails by name, with the server default (riposte/guardrails/).
+    guardrails: GuardRegistry = field(default_factory=GuardRegistry.empty)
     # Views of these services for one project each (owned_by), made once per project.
     _views: dict[Owner, Services] = field(default_factory=dict, init=False, repr=False)
 
@@ -100,6 +103,7 @@ class Services:
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
             started.tool_factories[tool_type] = web_search_factory(started.web_search)
         started.tool_factories["mcp"] = mcp_factory(settings.outbound, settings.mcp_timeout_seconds)
+        started.guardrails = GuardRegistry.from_settings(settings.guardrails, router)
         await recovery.sweep()
         recovery.start()
         return started

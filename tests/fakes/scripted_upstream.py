@@ -565,6 +565,12 @@ class ScriptedUpstream:
         self.requests: list[JSON] = []
         self.request_headers: list[dict[str, str]] = []
         self.embedding_requests: list[JSON] = []
+        # Moderation: an input containing one of these terms (case-insensitive) is flagged under the
+        # term's category. With `moderation_answers_before_failing` set, the calls after that many
+        # fail with a 500 (0: all of them).
+        self.moderation_terms: dict[str, str] = {}
+        self.moderation_answers_before_failing: int | None = None
+        self.moderation_requests: list[JSON] = []
         # How every played stream ended, in order; "disconnected" means the client hung up.
         self.stream_outcomes: list[StreamOutcome] = []
         self.disconnects = 0
@@ -578,6 +584,7 @@ class ScriptedUpstream:
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/moderations", self._moderations, methods=["POST"]),
             ]
         )
 
@@ -664,6 +671,9 @@ class ScriptedUpstream:
             self.requests.clear()
             self.request_headers.clear()
             self.embedding_requests.clear()
+            self.moderation_terms.clear()
+            self.moderation_answers_before_failing = None
+            self.moderation_requests.clear()
             self.stream_outcomes.clear()
             self.disconnects = 0
             self.disconnected.clear()
@@ -760,6 +770,26 @@ class ScriptedUpstream:
         tokens = sum(len(t.split()) for t in inputs)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         return JSONResponse({"object": "list", "data": data, "model": body.get("model", ""), "usage": usage})
+
+
+    async def _moderations(self, request: Request) -> Response:
+        """OpenAI's moderation shape: one result per input string, flagged by `moderation_terms`."""
+        body = await request.json()
+        with self._lock:
+            self.moderation_requests.append(body)
+            terms, answers = dict(self.moderation_terms), self.moderation_answers_before_failing
+            failing = answers is not None and len(self.moderation_requests) > answers
+        if failing:
+            return _error_response(500, "scripted moderation failure", "server_error")
+        raw = body.get("input")
+        inputs = raw if isinstance(raw, list) else [raw]
+        results = []
+        for text in inputs:
+            hits = {category for term, category in terms.items() if term.lower() in str(text).lower()}
+            results.append({"flagged": bool(hits), "categories": {c: True for c in sorted(hits)},
+                            "category_scores": {c: 0.99 for c in sorted(hits)}})
+        return JSONResponse({"id": f"modr-fake-{next(self._ids)}", "model": body.get("model", ""),
+                             "results": results})
 
 
 async def _sleep_unless_disconnected(request: Request, seconds: float) -> None:

@@ -198,6 +198,15 @@ def _max_infer_iters(walk: Walk) -> None:
     walk.rejected("max_infer_iters", 101)
 
 
+def _guardrails(field: str) -> Callable[[Walk], None]:
+    """This server has no guardrails: naming none runs the turn as usual, naming one is a 400
+    (test_guardrails.py covers servers that have some)."""
+    def check(walk: Walk) -> None:
+        walk.ok(**{field: []})
+        assert "none are configured" in walk.rejected(field, ["omni"], param=f"{field}[0]")
+    return check
+
+
 def _echoed(field: str, value: Any, invalid: Any) -> Callable[[Walk], None]:
     def check(walk: Walk) -> None:
         assert walk.ok(**{field: value})[0][field] == value
@@ -219,6 +228,7 @@ CHECKS: dict[str, Callable[[Walk], None]] = {
     "client_metadata": _bookkeeping("client_metadata", {"session_id": "s-1"}),
     "context_management": _rejected("context_management", [{"type": "compaction"}]),
     "conversation": _conversation,
+    "guardrails": _guardrails("guardrails"),
     "image": _rejected("image", {"size": "1024x1024"}),
     "include": _include,
     "input": _upstream("input", "walk input", {"messages": [{"role": "user", "content": "walk input"}]}),
@@ -239,6 +249,7 @@ CHECKS: dict[str, Callable[[Walk], None]] = {
     "reasoning": _reasoning,
     "safety_identifier": _upstream("safety_identifier", "sid", {"safety_identifier": "sid"}),
     "service_tier": _upstream("service_tier", "flex", {"service_tier": "flex"}),
+    "shields": _guardrails("shields"),
     "store": _store,
     "stream": _stream,
     "stream_options": _stream_options,

@@ -19,4 +19,5 @@ async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentR
     return await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
-                              capture_trace=svc.settings.inspector.captures_traces, recent=recent)
+                              capture_trace=svc.settings.inspector.captures_traces, recent=recent,
+                              guardrails=svc.guardrails)

@@ -92,6 +92,10 @@ class CreateResponseRequest(BaseModel):
     prompt_cache_options: Any = None
     # Extension: how many upstream calls one turn may make before it is cut short.
     max_infer_iters: int | None = Field(default=None, ge=1, le=100)
+    # Extension: guardrails this turn runs, by name or as {"type": name}; `shields` is the seed
+    # system's extra-body spelling of the same.
+    guardrails: list[str | dict[str, Any]] | None = None
+    shields: list[str | dict[str, Any]] | None = None
 
     @field_validator("metadata")
     @classmethod

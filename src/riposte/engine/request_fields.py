@@ -35,6 +35,9 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
     "client_metadata": FieldHandling(Handling.BOOKKEEPING, "string map (Codex's ids); never sent upstream"),
     "context_management": FieldHandling(Handling.REJECTED, "server-side compaction is not implemented"),
     "conversation": FieldHandling(Handling.HONOURED, "history from the conversation; the turn is appended"),
+    "guardrails": FieldHandling(
+        Handling.HONOURED, "Riposte extension: moderation of input and output by the named server guardrails "
+        "(added to the server default); unknown names 400"),
     "image": FieldHandling(Handling.REJECTED, "request-level image options need an image tool, which Riposte lacks"),
     "include": FieldHandling(
         Handling.PARTLY, "`file_search_call.results`, `message.output_text.logprobs`, "
@@ -62,6 +65,7 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
         "summary); `mode` other than `standard` 400"),
     "safety_identifier": FieldHandling(Handling.HONOURED, "upstream `safety_identifier`"),
     "service_tier": FieldHandling(Handling.HONOURED, "upstream `service_tier`"),
+    "shields": FieldHandling(Handling.HONOURED, "alias of `guardrails` (the seed system's extra-body field)"),
     "store": FieldHandling(Handling.HONOURED, "`false` keeps the response out of the store"),
     "stream": FieldHandling(Handling.HONOURED, "SSE with the full event grammar"),
     "stream_options": FieldHandling(
@@ -79,7 +83,7 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
 }
 
 # Riposte's own fields, not in the SDK's params.
-EXTENSIONS = frozenset({"client_metadata", "max_infer_iters"})
+EXTENSIONS = frozenset({"client_metadata", "guardrails", "max_infer_iters", "shields"})
 
 
 def reject_unsupported_fields(present: set[str]) -> None:

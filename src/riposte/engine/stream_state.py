@@ -230,6 +230,12 @@ class ResponseStream:
             if finish_reason:
                 self._finish_reason = _checked(finish_reason, str, "finish_reason")
 
+    def refuse(self, refusal: str) -> None:
+        """A guardrail stopped the answer: the message (opened now if the model has said nothing)
+        gets a `refusal` part, and the call ends as a normal stop."""
+        self._part_delta(PartKind.REFUSAL, refusal, None)
+        self._finish_reason = "stop"
+
     def _feed_delta(self, delta: dict[str, Any], logprobs: dict[str, Any] | None) -> None:
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         if reasoning:

@@ -40,6 +40,7 @@ from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_i
 from riposte.engine.turn_trace import TurnTrace
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
+from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
 from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
@@ -83,6 +84,9 @@ class Turn:
     seal_reasoning: ReasoningSealer | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     failure: RiposteError | None = None
+    # The guardrails this turn runs; None: none apply, and nothing on the answer's path changes.
+    guard: TurnGuard | None = None
+    _refused: bool = False
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
     _iterations_exhausted: bool = False
@@ -115,7 +119,10 @@ class Turn:
                     yield event
                 async for event in self._resume_calls(stream):
                     yield event
-                async for event in self._model_loop(stream):
+                if not await self._input_refused(stream):
+                    async for event in self._model_loop(stream):
+                        yield event
+                for event in stream.drain():
                     yield event
                 if self.conversation_sync is not None:
                     await self.conversation_sync.append_turn(self.response["output"])
@@ -169,8 +176,8 @@ class Turn:
             async for event in self._call_upstream(stream, first=iteration == 0):
                 yield event
             assert self._last_result is not None
-            if self._last_result.finish_reason == "length":
-                return  # cut at the output limit: its tool calls may be cut too, and none may run
+            if self._last_result.finish_reason == "length" or self._refused:
+                return  # cut at the output limit or by a guardrail: no tool call of it may run
             calls = self._last_result.tool_calls
             server_calls = [call for call in calls if call.name in self.tools.server]
             if not server_calls:
@@ -235,8 +242,11 @@ class Turn:
         )
         span = self.observer.upstream_call(body)
         traced = self.trace.upstream_started() if self.trace is not None else None
+        source = self.route.upstream.stream_chat(body)
+        if self.guard is not None:
+            source = self.guard.moderated(source)
         try:
-            async with aclosing(self.route.upstream.stream_chat(body)) as chunks:
+            async with aclosing(source) as chunks:
                 async for chunk in chunks:
                     self.observer.chunk()
                     try:
@@ -250,6 +260,9 @@ class Turn:
         except OutputLimitReached:
             logger.warning("response %s reached the output limit of %d characters", self.response["id"],
                            self.max_output_chars)
+        except OutputFlagged as flagged:
+            stream.refuse(flagged.refusal)
+            self._refused = True
         except BaseException as exc:  # the client leaving (GeneratorExit) ends the span too
             self.observer.upstream_failed(span, exc)
             if traced is not None:
@@ -264,6 +277,20 @@ class Turn:
         await self._account(result, body)
         self.conversation.append(_assistant_message(result))
         self._last_result = result
+
+    async def _input_refused(self, stream: ResponseStream) -> bool:
+        """The input stage: when a guardrail flags the input, the model is not called and the
+        turn's answer is a refusal."""
+        if self.guard is None:
+            return False
+        refusal = await self.guard.check_input(self.request.instructions, self.conversation)
+        if refusal is None:
+            return False
+        stream.refuse(refusal)
+        self._last_result = stream.finish_call()
+        self.conversation.append(_assistant_message(self._last_result))
+        self._refused = True
+        return True
 
     def _skip_call(self, stream: ResponseStream, call: ToolCall, limit: int) -> None:
         """`max_tool_calls` is reached: the call does not run, the model hears why, and later
@@ -404,11 +431,13 @@ async def prepare_turn(
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
     capture_trace: bool = False,
     recent: RecentResponses | None = None,
+    guardrails: GuardRegistry | None = None,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts.
     `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only).
     `recent`: unstored responses the caller may continue as well (a WebSocket connection's)."""
     reject_unsupported(request)
+    guard = (guardrails or GuardRegistry.empty()).for_turn(request.guardrails, request.shields)
     route = router.resolve(request.model)
     validate_tools(request.tools or [])
     assert request.input is not None  # reject_unsupported guarantees it
@@ -442,6 +471,9 @@ async def prepare_turn(
     turn.max_output_chars = max_output_chars
     if capture_trace and turn.should_store:
         turn.trace = TurnTrace(turn.response)
+    if guard is not None:
+        guard.response_id = turn.response["id"]
+        turn.guard = guard
     return turn
 
 

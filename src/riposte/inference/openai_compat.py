@@ -64,6 +64,12 @@ class OpenAICompatibleUpstream:
         ))
         return _json_body(raw.content)
 
+    async def moderations(self, body: JSON) -> JSON:
+        raw = await self._call(self._client.moderations.with_raw_response.create(
+            model=body["model"], input=body["input"], extra_body=_without(body, {"model", "input"})
+        ))
+        return _json_body(raw.content)
+
     async def list_models(self) -> list[str]:
         page = await self._call(self._client.models.list())
         return [model.id for model in page.data]

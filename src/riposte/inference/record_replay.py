@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from riposte.auth.principal import current_principal
 from riposte.config import InferenceMode
 from riposte.errors import ReplayMissError
-from riposte.inference.recording import CHUNK_TYPE, COMPLETION_TYPE, EMBEDDINGS_TYPE, Recording, unwrap
+from riposte.inference.recording import (
+    CHUNK_TYPE,
+    COMPLETION_TYPE,
+    EMBEDDINGS_TYPE,
+    MODERATION_TYPE,
+    Recording,
+    unwrap,
+)
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.recordings_used import note_recording
 from riposte.inference.scope import replay_scope
-from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, Upstream
+from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, MODERATIONS_ENDPOINT, Upstream
 from riposte.store.ownership import DEFAULT_PROJECT
 
 
@@ -40,19 +47,22 @@ class RecordReplayUpstream:
         self._write(CHAT_ENDPOINT, body, chunks, is_streaming=True, type_name=CHUNK_TYPE)
 
     async def chat(self, body: JSON) -> JSON:
-        recording = self._lookup(CHAT_ENDPOINT, body)
-        if recording is not None:
-            return _recorded_object(recording)
-        result = await self._live().chat(body)
-        self._write(CHAT_ENDPOINT, body, result, is_streaming=False, type_name=COMPLETION_TYPE)
-        return result
+        return await self._answer(CHAT_ENDPOINT, body, COMPLETION_TYPE, lambda live: live.chat(body))
 
     async def embeddings(self, body: JSON) -> JSON:
-        recording = self._lookup(EMBEDDINGS_ENDPOINT, body)
+        return await self._answer(EMBEDDINGS_ENDPOINT, body, EMBEDDINGS_TYPE, lambda live: live.embeddings(body))
+
+    async def moderations(self, body: JSON) -> JSON:
+        return await self._answer(MODERATIONS_ENDPOINT, body, MODERATION_TYPE, lambda live: live.moderations(body))
+
+    async def _answer(self, endpoint: str, body: JSON, type_name: str,
+                      call: Callable[[Upstream], Awaitable[JSON]]) -> JSON:
+        """A single-object call (not streamed): replayed, or made live and recorded."""
+        recording = self._lookup(endpoint, body)
         if recording is not None:
             return _recorded_object(recording)
-        result = await self._live().embeddings(body)
-        self._write(EMBEDDINGS_ENDPOINT, body, result, is_streaming=False, type_name=EMBEDDINGS_TYPE)
+        result = await call(self._live())
+        self._write(endpoint, body, result, is_streaming=False, type_name=type_name)
         return result
 
     async def list_models(self) -> list[str]:

@@ -17,6 +17,7 @@ from riposte.inference.upstream import JSON
 CHUNK_TYPE = "openai.types.chat.chat_completion_chunk.ChatCompletionChunk"
 COMPLETION_TYPE = "openai.types.chat.chat_completion.ChatCompletion"
 EMBEDDINGS_TYPE = "openai.types.create_embedding_response.CreateEmbeddingResponse"
+MODERATION_TYPE = "openai.types.moderation_create_response.ModerationCreateResponse"
 
 _LONG_DECIMAL = re.compile(r"-?\d+\.\d{4,}")
 # Scores, attribute dicts and file ids in file_search tool text change from run to run while the

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 EMBEDDINGS_ENDPOINT = "/v1/embeddings"
+MODERATIONS_ENDPOINT = "/v1/moderations"
 
 JSON = dict[str, Any]
 
@@ -27,6 +28,10 @@ class Upstream(Protocol):
         ...
 
     async def embeddings(self, body: JSON) -> JSON: ...
+
+    async def moderations(self, body: JSON) -> JSON:
+        """`POST /v1/moderations` (guardrails of type `moderations`)."""
+        ...
 
     async def list_models(self) -> list[str]: ...
 

@@ -50,6 +50,10 @@ TOOL_CALLS = Counter("riposte_tool_calls_total", "Server-side tool calls by tool
                      ["type", "outcome"])
 TOOL_SECONDS = Histogram("riposte_tool_call_duration_seconds", "Server-side tool call duration.", ["type"],
                          buckets=_LATENCY_BUCKETS)
+GUARDRAIL_CHECKS = Counter("riposte_guardrail_checks_total",
+                           "Guardrail checks by guardrail, stage (input or output) and outcome: passed, flagged, "
+                           "failed_closed or failed_open (the guard could not answer).",
+                           ["guardrail", "stage", "outcome"])
 INGESTION_QUEUE = Gauge("riposte_ingestion_queue", "Vector-store files waiting for or in ingestion.",
                         multiprocess_mode="livesum")
 INGESTION_FILES = Counter("riposte_ingestion_files_total", "Vector-store files ingested, by final status.",

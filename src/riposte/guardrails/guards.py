@@ -1,0 +1,172 @@
+"""Guardrails at work: the configured guards, the ones a turn runs, and the two stages.
+
+A guard reaches its model through the provider router, so the same base URL, credentials and
+deadlines apply, and through the record/replay layer, so replay mode answers moderation calls
+from recordings like any other upstream call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+from riposte.errors import RiposteError
+from riposte.guardrails.lookahead import LookAhead
+from riposte.guardrails.selection import requested_guardrails
+from riposte.guardrails.settings import GuardConfig, GuardrailSettings
+from riposte.guardrails.verdicts import (
+    LLAMA_GUARD_3_CATEGORIES,
+    MalformedVerdict,
+    Stage,
+    Verdict,
+    guarded_input_text,
+    llama_guard_body,
+    llama_guard_prompt,
+    llama_guard_verdict,
+    moderation_body,
+    moderation_verdict,
+    refusal_text,
+)
+from riposte.inference.router import ModelRouter
+from riposte.inference.upstream import JSON
+from riposte.observability.metrics import GUARDRAIL_CHECKS
+
+logger = logging.getLogger(__name__)
+
+
+class GuardrailUnavailableError(RiposteError):
+    """A guard could not give a verdict and fails closed: the response fails rather than go out
+    unchecked."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "guardrail_unavailable"
+
+
+class OutputFlagged(Exception):
+    """Raised out of the moderated chunk stream: the held-back text was flagged and never released."""
+
+    def __init__(self, refusal: str) -> None:
+        super().__init__(refusal)
+        self.refusal = refusal
+
+
+class Guard:
+    """One configured guardrail, bound to the provider that serves its model."""
+
+    def __init__(self, config: GuardConfig, router: ModelRouter) -> None:
+        self.config = config
+        self._route = router.resolve(config.model)  # an unknown model fails at start-up
+        self._categories = config.categories or LLAMA_GUARD_3_CATEGORIES
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def verdict(self, stage: Stage, text: str, user_text: str | None = None) -> Verdict:
+        upstream, model = self._route.upstream, self._route.upstream_model
+        if self.config.type == "moderations":
+            return moderation_verdict(await upstream.moderations(moderation_body(model, text)))
+        prompt = llama_guard_prompt(stage, text, self._categories, user_text)
+        return llama_guard_verdict(await upstream.chat(llama_guard_body(model, prompt)), self._categories)
+
+
+@dataclass
+class TurnGuard:
+    """The guards one turn runs, in order; the first that flags decides the refusal."""
+
+    guards: tuple[Guard, ...]
+    window_chars: int
+    overlap_chars: int
+    response_id: str = ""
+    # The input the turn answers, shown to guard models as context for the output stage.
+    _user_text: str = field(default="", init=False)
+
+    async def check_input(self, instructions: str | None, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        """The refusal text when the input is flagged, else None."""
+        self._user_text = guarded_input_text(instructions, messages)
+        if not self._user_text:
+            return None
+        return await self._first_flag("input", self._user_text)
+
+    async def moderated(self, chunks: AsyncGenerator[JSON]) -> AsyncGenerator[JSON]:
+        """The upstream chunks, answer text held back until checked (see lookahead.py); raises
+        `OutputFlagged` instead of releasing flagged text."""
+        window = LookAhead(self.window_chars, self.overlap_chars)
+        async with aclosing(chunks):
+            async for chunk in chunks:
+                for ready in window.hold(chunk):
+                    yield ready
+                if window.check_due:
+                    await self._check_output(window.text)
+                    for ready in window.passed():
+                        yield ready
+        if window.needs_final_check:
+            await self._check_output(window.text)
+        for ready in window.passed(final=True):
+            yield ready
+
+    async def _check_output(self, text: str) -> None:
+        refusal = await self._first_flag("output", text)
+        if refusal is not None:
+            raise OutputFlagged(refusal)
+
+    async def _first_flag(self, stage: Stage, text: str) -> str | None:
+        for guard in self.guards:
+            try:
+                verdict = await guard.verdict(stage, text, self._user_text)
+            except (RiposteError, MalformedVerdict) as exc:
+                self._guard_failed(guard, stage, exc)
+                continue
+            GUARDRAIL_CHECKS.labels(guard.name, stage, "flagged" if verdict.flagged else "passed").inc()
+            if verdict.flagged:
+                logger.info("response %s: guardrail %s flagged the %s (%s)", self.response_id, guard.name, stage,
+                            ", ".join(verdict.categories) or "no categories given")
+                return refusal_text(guard.name, stage, verdict)
+        return None
+
+    def _guard_failed(self, guard: Guard, stage: Stage, exc: Exception) -> None:
+        reason = exc.message if isinstance(exc, RiposteError) else str(exc)
+        if guard.config.on_error == "fail_open":
+            GUARDRAIL_CHECKS.labels(guard.name, stage, "failed_open").inc()
+            logger.warning("response %s: guardrail %s could not check the %s and fails open, so it goes "
+                           "unchecked: %s", self.response_id, guard.name, stage, reason)
+            return
+        GUARDRAIL_CHECKS.labels(guard.name, stage, "failed_closed").inc()
+        raise GuardrailUnavailableError(
+            f"guardrail '{guard.name}' could not check the {stage}, so the response was stopped "
+            f"(the guardrail fails closed): {reason}")
+
+
+class GuardRegistry:
+    """The server's guardrails by name, and the server default that every turn runs."""
+
+    def __init__(self, guards: Mapping[str, Guard], default: Sequence[str] = (), window_chars: int = 200,
+                 overlap_chars: int = 64) -> None:
+        self._guards = dict(guards)
+        self._default = tuple(default)
+        self._window = window_chars
+        self._overlap = overlap_chars
+
+    @classmethod
+    def from_settings(cls, settings: GuardrailSettings, router: ModelRouter) -> GuardRegistry:
+        guards = {config.name: Guard(config, router) for config in settings.guards}
+        return cls(guards, settings.default, settings.window_chars, settings.overlap_chars)
+
+    @classmethod
+    def empty(cls) -> GuardRegistry:
+        return cls({})
+
+    def for_turn(self, guardrails: Sequence[Any] | None, shields: Sequence[Any] | None) -> TurnGuard | None:
+        """The guards a request runs (the server default, then the ones it names), or None: no
+        guardrail applies and the turn runs exactly as without this module. Unknown names are a 400."""
+        names = list(self._default)
+        for name in requested_guardrails(guardrails, shields, self._guards.keys()):
+            if name not in names:
+                names.append(name)
+        if not names:
+            return None
+        return TurnGuard(tuple(self._guards[name] for name in names), self._window, self._overlap)
