@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from riposte.api.websocket_settings import WebSocketSettings
 from riposte.auth.settings import AuthSettings
+from riposte.engine.context_windows import ContextSettings
 from riposte.engine.input_urls import InputUrlSettings
 from riposte.guardrails.settings import GuardrailSettings
 from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, MAX_JSON_DEPTH_CEILING
@@ -176,6 +177,8 @@ class Settings(BaseModel):
     websocket: WebSocketSettings = Field(default_factory=WebSocketSettings)
     # Moderation of input and output by named guards (riposte/guardrails/, README "Guardrails").
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    # Context windows per model, and how compaction summarizes (engine/context_windows.py).
+    context: ContextSettings = Field(default_factory=ContextSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

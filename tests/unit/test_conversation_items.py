@@ -11,7 +11,9 @@ from pydantic import TypeAdapter
 from riposte.engine.conversation import history_messages, new_conversation_items, requested_conversation_id
 from riposte.engine.item_includes import item_view, parse_includes
 from riposte.errors import InvalidRequestError
+from riposte.sealing import Keyring, new_key
 
+KEYS = Keyring([new_key()])
 CONVERSATION_ITEM: TypeAdapter[ConversationItem] = TypeAdapter(ConversationItem)
 
 EVERY_KIND: list[dict[str, Any]] = [
@@ -76,7 +78,7 @@ def test_history_replays_messages_as_text_parts_and_tool_pairs_in_order() -> Non
         {"type": "message", "role": "assistant", "content": "It rains."},
     ])
 
-    assert history_messages(stored) == [
+    assert history_messages(stored, KEYS) == [
         {"role": "user", "content": [{"type": "text", "text": "Weather in Oslo?"}]},
         {"role": "assistant", "reasoning_content": "use the tool", "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]},
@@ -89,7 +91,7 @@ def test_history_replays_an_mcp_call_as_a_call_and_its_result() -> None:
     [item] = new_conversation_items([
         {"type": "mcp_call", "id": "mcp_1", "name": "add", "arguments": '{"a":1}', "server_label": "s", "output": "2"}])
 
-    assert history_messages([item]) == [
+    assert history_messages([item], KEYS) == [
         {"role": "assistant", "tool_calls": [
             {"id": "mcp_1", "type": "function", "function": {"name": "add", "arguments": '{"a":1}'}}]},
         {"role": "tool", "tool_call_id": "mcp_1", "content": "2"},
@@ -100,7 +102,7 @@ def test_history_with_an_output_whose_call_was_deleted_is_a_400_on_the_conversat
     stored = new_conversation_items([{"type": "function_call_output", "call_id": "call_gone", "output": "x"}])
 
     with pytest.raises(InvalidRequestError) as raised:
-        history_messages(stored)
+        history_messages(stored, KEYS)
     assert raised.value.param == "conversation"
     assert "call_gone" in raised.value.message
 

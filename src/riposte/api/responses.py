@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from openai.types.responses import Response as OpenAIResponse
 from openai.types.responses import ResponseItemList
+from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from riposte.api.body import parse_body
@@ -17,7 +18,10 @@ from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
 from riposte.api.turn_start import start_turn
+from riposte.auth.quotas import check_input_items
+from riposte.engine.compact import CompactRequest, CompactServices, compact
 from riposte.engine.input_tokens import InputTokensRequest, count_request_input_tokens
+from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
 from riposte.errors import InvalidRequestError, NotFoundError
@@ -50,8 +54,19 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
              responses=returns(InputTokenCountResponse))
 async def count_input_tokens(request: Request, svc: Services = Depends(services)) -> Response:
     parsed = await parse_body(request, InputTokensRequest)
-    tokens = await count_request_input_tokens(parsed, svc.responses, svc.conversations, svc.keyring)
+    tokens = await count_request_input_tokens(parsed, svc.responses, svc.conversations, svc.keyring,
+                                              svc.settings.context)
     return json_response({"object": "response.input_tokens", "input_tokens": tokens})
+
+
+@router.post("/responses/compact", openapi_extra=body(CompactRequest), responses=returns(CompactedResponse))
+async def compact_response(request: Request, svc: Services = Depends(services)) -> Response:
+    parsed = await parse_body(request, CompactRequest)
+    check_input_items(parsed.input)
+    await govern_input_urls(parsed.input, svc.settings.outbound, svc.settings.input_urls)
+    compacted = await compact(parsed, CompactServices(svc.router, svc.responses, svc.conversations, svc.keyring,
+                                                      svc.settings.context))
+    return json_response(compacted)
 
 
 @router.get("/responses", responses=returns_list(OpenAIResponse))

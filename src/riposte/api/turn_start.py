@@ -20,4 +20,4 @@ async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentR
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
                               capture_trace=svc.settings.inspector.captures_traces, recent=recent,
-                              guardrails=svc.guardrails)
+                              guardrails=svc.guardrails, context_settings=svc.settings.context)

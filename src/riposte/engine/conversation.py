@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from riposte.engine.compaction_items import expand_compactions
 from riposte.engine.item_models import validate_item
 from riposte.engine.items import Item, stored_items
 from riposte.engine.translate import Message, items_to_messages
 from riposte.errors import InvalidRequestError, NotFoundError
 from riposte.param_path import has_control_characters
+from riposte.sealing import Keyring
 from riposte.store.conversations import ConversationStore, ItemIdConflict
 
 CONVERSATION_PREFIX = "conv_"
@@ -49,7 +51,8 @@ class ConversationSync:
 
 
 async def open_conversation(
-    conversation: str | dict[str, Any] | None, store: ConversationStore | None, new_items: list[Item]
+    conversation: str | dict[str, Any] | None, store: ConversationStore | None, new_items: list[Item],
+    keyring: Keyring,
 ) -> ConversationSync | None:
     """Resolve a create-response `conversation` and load all of its items as history."""
     if conversation is None:
@@ -59,7 +62,7 @@ async def open_conversation(
         raise NotFoundError(f"Conversation with id '{conversation_id}' not found.", param="conversation")
     await _reject_taken_ids(store, conversation_id, new_items)
     items = await store.all_items(conversation_id)
-    return ConversationSync(store=store, conversation_id=conversation_id, history=history_messages(items),
+    return ConversationSync(store=store, conversation_id=conversation_id, history=history_messages(items, keyring),
                             new_items=new_items, items=tuple(items))
 
 
@@ -99,7 +102,7 @@ async def _reject_taken_ids(store: ConversationStore, conversation_id: str, new_
             )
 
 
-def history_messages(items: list[Item]) -> list[Message]:
+def history_messages(items: list[Item], keyring: Keyring) -> list[Message]:
     """Chat messages for a conversation's stored items, oldest first.
 
     Stored message items always hold their content as a list of parts, so history goes upstream
@@ -109,7 +112,7 @@ def history_messages(items: list[Item]) -> list[Message]:
     API reads them the same way.
     """
     try:
-        return items_to_messages(items, [])
+        return items_to_messages(expand_compactions(items, keyring, "conversation.items").items, [])
     except InvalidRequestError as exc:
         raise InvalidRequestError(
             f"The conversation's items cannot be replayed: {exc.message}", param="conversation"

@@ -2,7 +2,8 @@
 
 The count covers exactly what the turn's first upstream call would carry: the instructions,
 the history from `previous_response_id` or the conversation, the new input (item references
-resolved, sealed reasoning opened, in a valid chat order) and the tool definitions. It uses the
+resolved, sealed reasoning opened, compaction items expanded, in a valid chat order; with
+`truncation: "auto"`, the oldest messages dropped to fit the window) and the tool definitions. It uses the
 tokenizer that counts usage when a backend reports none, so the two agree.
 """
 
@@ -10,18 +11,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict
 
 from riposte.engine.chat_sequence import valid_chat_sequence
+from riposte.engine.compaction_items import expand_compactions
+from riposte.engine.context_fit import truncated, upstream_messages
+from riposte.engine.context_windows import ContextSettings, context_window
 from riposte.engine.conversation import history_messages, requested_conversation_id
 from riposte.engine.encrypted_reasoning import open_sealed_reasoning
 from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import input_as_items
-from riposte.engine.reasoning_context import reasoning_in_context
 from riposte.engine.request import CreateResponseRequest, ReasoningParam, TextParam, reject_unsupported
 from riposte.engine.translate import Message, chat_function_tool, items_to_messages
 from riposte.engine.turn import load_previous
-from riposte.engine.usage import count_input_tokens
+from riposte.engine.usage import count_input_tokens_off_loop
 from riposte.errors import InvalidRequestError, NotFoundError
 from riposte.sealing import Keyring
 from riposte.store.conversations import ConversationStore
@@ -54,7 +58,8 @@ class InputTokensRequest(BaseModel):
 
 
 async def count_request_input_tokens(
-    request: InputTokensRequest, store: ResponseStore, conversations: ConversationStore, keyring: Keyring
+    request: InputTokensRequest, store: ResponseStore, conversations: ConversationStore, keyring: Keyring,
+    context: ContextSettings,
 ) -> int:
     if request.personality is not None:
         raise InvalidRequestError("'personality' is not supported by this server: it has no preset system prompts.",
@@ -64,23 +69,26 @@ async def count_request_input_tokens(
     assert create.input is not None
     lookups: list[ItemLookup] = [store, conversations]
     items = input_as_items(await resolve_item_references(create.input, lookups))
-    history = await _history(create, store, conversations)
-    new_messages = items_to_messages(open_sealed_reasoning(items, keyring), history)
-    messages = reasoning_in_context(valid_chat_sequence(history + new_messages),
-                                    (create.reasoning or {}).get("context"))
-    if create.instructions:
-        messages = [{"role": "system", "content": create.instructions}, *messages]
-    return count_input_tokens(messages, _tool_definitions(create.tools or []))
+    history = await _history(create, store, conversations, keyring)
+    opened = expand_compactions(open_sealed_reasoning(items, keyring), keyring)
+    if opened.compacted:
+        history = []  # the compaction item stands for everything before it
+    conversation = valid_chat_sequence(history + items_to_messages(opened.items, history))
+    tools = _tool_definitions(create.tools or [])
+    if create.truncation == "auto":
+        window = context_window(context, create.model, create.model)
+        conversation = await anyio.to_thread.run_sync(truncated, create, tools, conversation, window)
+    return await count_input_tokens_off_loop(upstream_messages(create, conversation), tools)
 
 
 async def _history(create: CreateResponseRequest, store: ResponseStore,
-                   conversations: ConversationStore) -> list[Message]:
+                   conversations: ConversationStore, keyring: Keyring) -> list[Message]:
     if create.conversation is not None:
         conversation_id = requested_conversation_id(create.conversation)
         if await conversations.get(conversation_id) is None:
             raise NotFoundError(f"Conversation with id '{conversation_id}' not found.", param="conversation")
-        return history_messages(await conversations.all_items(conversation_id))
-    previous = await load_previous(create, store)
+        return history_messages(await conversations.all_items(conversation_id), keyring)
+    previous = await load_previous(create.previous_response_id, store)
     return list(previous.messages) if previous else []
 
 

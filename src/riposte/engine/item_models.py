@@ -180,6 +180,18 @@ class Reasoning(ItemModel):
     encrypted_content: str | None = None
 
 
+class Compaction(ItemModel):
+    """A sealed summary (engine/compaction_items.py); opened, checked and expanded before translation."""
+
+    id_prefix = "cmp"
+    has_status = False
+    accepted_in_input = True
+
+    type: Literal["compaction"]
+    encrypted_content: str
+    created_by: str | None = None
+
+
 class FileSearchCall(ItemModel):
     id_prefix = "fs"
 
@@ -384,6 +396,7 @@ ITEM_MODELS: dict[str, type[ItemModel]] = {
     "function_call": FunctionCall,
     "function_call_output": FunctionCallOutput,
     "reasoning": Reasoning,
+    "compaction": Compaction,
     "file_search_call": FileSearchCall,
     "web_search_call": WebSearchCall,
     "mcp_list_tools": McpListTools,

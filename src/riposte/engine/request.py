@@ -105,12 +105,6 @@ class CreateResponseRequest(BaseModel):
 
 def reject_unsupported(request: CreateResponseRequest) -> None:
     """Fields this server cannot honour yet get a 400 naming them, never silent acceptance."""
-    if request.truncation == "auto":
-        raise InvalidRequestError(
-            "truncation 'auto' is not supported: Riposte never drops context silently. Use 'disabled'.",
-            param="truncation",
-            code="unsupported_value",
-        )
     for index, include in enumerate(request.include or []):
         if include not in SUPPORTED_INCLUDES:
             raise InvalidRequestError(

@@ -33,7 +33,9 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
     "background": FieldHandling(Handling.PARTLY, "`false` honoured; `true` is a 400 (no background runs yet)"),
     "background_options": FieldHandling(Handling.REJECTED, "there are no background runs to configure"),
     "client_metadata": FieldHandling(Handling.BOOKKEEPING, "string map (Codex's ids); never sent upstream"),
-    "context_management": FieldHandling(Handling.REJECTED, "server-side compaction is not implemented"),
+    "context_management": FieldHandling(
+        Handling.HONOURED, "`[{type: compaction, compact_threshold}]`: over the threshold the model summarizes the "
+        "conversation first and a `compaction` item opens the output"),
     "conversation": FieldHandling(Handling.HONOURED, "history from the conversation; the turn is appended"),
     "guardrails": FieldHandling(
         Handling.HONOURED, "Riposte extension: moderation of input and output by the named server guardrails "
@@ -78,7 +80,9 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
     "tools": FieldHandling(Handling.HONOURED, "function tools upstream; server tools run by Riposte"),
     "top_logprobs": FieldHandling(Handling.HONOURED, "upstream `logprobs` + `top_logprobs`"),
     "top_p": FieldHandling(Handling.HONOURED, "upstream `top_p`"),
-    "truncation": FieldHandling(Handling.PARTLY, "`disabled` honoured; `auto` 400 (context is never dropped)"),
+    "truncation": FieldHandling(
+        Handling.HONOURED, "`auto` drops the oldest messages to fit the model's context window (calls stay with "
+        "their outputs); `disabled` (default) is a 400 `context_length_exceeded` before any upstream call"),
     "user": FieldHandling(Handling.HONOURED, "upstream `user`"),
 }
 

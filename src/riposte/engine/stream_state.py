@@ -471,6 +471,11 @@ class ResponseStream:
             # History keeps every call in function form (`client_items.native_custom_calls`).
             call.argument_pieces = [json.dumps({CUSTOM_INPUT_KEY: custom_input(shape, call.arguments)})]
 
+    def add_finished_item(self, item: dict[str, Any]) -> None:
+        """An item that is complete when announced (a compaction): added and done at once."""
+        output_index = self._add_item(item)
+        self._done_item(output_index, dict(item))
+
     # -- server-side tool items -----------------------------------------------------------
 
     def open_tool_item(self, id_prefix: str, fields: dict[str, Any]) -> ToolItem:

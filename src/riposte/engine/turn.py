@@ -16,11 +16,13 @@ import anyio
 from riposte import ids
 from riposte.engine.chat_sequence import valid_chat_sequence
 from riposte.engine.client_items import native_custom_calls
+from riposte.engine.compaction_items import CompactionSummary, compaction_item, expand_compactions, kept_items
+from riposte.engine.context_fit import FitRequest, fit_context, upstream_messages
+from riposte.engine.context_windows import ContextSettings, context_window
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
 from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import Item, input_as_items, stored_items
-from riposte.engine.reasoning_context import reasoning_in_context
 from riposte.engine.recent_responses import RecentResponses
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
@@ -83,6 +85,8 @@ class Turn:
     max_infer_iters: int = 10
     seal_reasoning: ReasoningSealer | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    # The compaction item this turn outputs first (context_management), if it compacted.
+    compaction: Item | None = None
     failure: RiposteError | None = None
     # The guardrails this turn runs; None: none apply, and nothing on the answer's path changes.
     guard: TurnGuard | None = None
@@ -114,6 +118,8 @@ class Turn:
             await self._persist_created()
             for event in stream.start():
                 yield event
+            if self.compaction is not None:
+                stream.add_finished_item(self.compaction)
             try:
                 for event in self._announce_listings(stream):
                     yield event
@@ -303,10 +309,11 @@ class Turn:
         self.tool_choice = ChatToolChoice(first="none", later="none", allowed_names=self.tool_choice.allowed_names)
 
     def _upstream_messages(self) -> list[Message]:
-        messages = reasoning_in_context(self.conversation, (self.request.reasoning or {}).get("context"))
-        if self.request.instructions:
-            return [{"role": "system", "content": self.request.instructions}, *messages]
-        return list(messages)
+        return upstream_messages(self.request, self.conversation)
+
+    def add_usage(self, usage: Usage) -> None:
+        """Tokens spent for this turn outside its model calls (a compaction's summary)."""
+        self._usage.add(usage)
 
     async def _account(self, result: CallResult, sent: dict[str, Any]) -> None:
         if result.usage:
@@ -432,6 +439,7 @@ async def prepare_turn(
     capture_trace: bool = False,
     recent: RecentResponses | None = None,
     guardrails: GuardRegistry | None = None,
+    context_settings: ContextSettings | None = None,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts.
     `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only).
@@ -444,10 +452,13 @@ async def prepare_turn(
     lookups: list[ItemLookup] = [store] if conversations is None else [store, conversations]
     items = input_as_items(await resolve_item_references(request.input, lookups))
     new_items = stored_items(items)
-    previous = await load_previous(request, store, recent)
-    sync = await open_conversation(request.conversation, conversations, new_items)
+    previous = await load_previous(request.previous_response_id, store, recent)
+    sync = await open_conversation(request.conversation, conversations, new_items, keyring or _NO_KEYS)
     history = sync.history if sync else list(previous.messages) if previous else []
-    new_messages = items_to_messages(_opened(items, keyring), history)
+    opened = expand_compactions(_opened(items, keyring), keyring or _NO_KEYS)
+    if opened.compacted:
+        history = []  # the compaction item stands for everything before it
+    new_messages = items_to_messages(opened.items, history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
     context = ToolContext(includes=frozenset(request.include or ()),
                           prior_items=tuple(prior_items) if previous else sync.items if sync else (),
@@ -474,7 +485,28 @@ async def prepare_turn(
     if guard is not None:
         guard.response_id = turn.response["id"]
         turn.guard = guard
+    try:
+        await _fit_context(turn, context_settings or ContextSettings(), keyring or _NO_KEYS,
+                           kept_items([*(sync.items if sync else prior_items), *new_items]))
+    except BaseException:
+        await tools.aclose()
+        raise
     return turn
+
+
+async def _fit_context(turn: Turn, settings: ContextSettings, keyring: Keyring, kept: int) -> None:
+    """Compaction and truncation (engine/context_fit.py), applied to the prepared turn."""
+    window = context_window(settings, turn.request.model, turn.route.upstream_model)
+    fitted = await fit_context(FitRequest(turn.request, turn.route, turn.conversation,
+                                          turn.tools.chat_definitions, window, settings))
+    if fitted.conversation is None:
+        return
+    turn.conversation = fitted.conversation
+    turn.inherited = None  # the stored history is no longer the previous one's plus this turn's
+    if fitted.summary is not None:
+        turn.compaction = compaction_item(keyring, CompactionSummary(fitted.summary, kept))
+    if fitted.summary_usage is not None:
+        turn.add_usage(fitted.summary_usage)
 
 
 def _new_turn(
@@ -556,27 +588,29 @@ def _without_call(messages: list[Message], call_id: str) -> list[Message]:
 
 
 async def load_previous(
-    request: CreateResponseRequest, store: ResponseStore, recent: RecentResponses | None = None
+    previous_response_id: str | None, store: ResponseStore, recent: RecentResponses | None = None
 ) -> StoredResponse | None:
-    if request.previous_response_id is None:
+    """The stored response a turn continues, or a 400/404 naming `previous_response_id`. `recent`:
+    unstored responses the caller may continue as well (a WebSocket connection's)."""
+    if previous_response_id is None:
         return None
-    remembered = recent.recall(request.previous_response_id) if recent is not None else None
+    remembered = recent.recall(previous_response_id) if recent is not None else None
     if remembered is not None:
         return remembered
-    previous = await store.get(request.previous_response_id)
-    if previous is None and await store.was_unstored(request.previous_response_id):
+    previous = await store.get(previous_response_id)
+    if previous is None and await store.was_unstored(previous_response_id):
         raise InvalidRequestError(
-            f"Previous response '{request.previous_response_id}' was created with store=false, so it was not "
+            f"Previous response '{previous_response_id}' was created with store=false, so it was not "
             "stored and cannot be continued. Store it (store=true), or send the full history as input.",
             param="previous_response_id", code="previous_response_not_stored",
         )
     if previous is None:
         raise NotFoundError(
-            f"Previous response with id '{request.previous_response_id}' not found.", param="previous_response_id"
+            f"Previous response with id '{previous_response_id}' not found.", param="previous_response_id"
         )
     if previous.response["status"] == "in_progress":
         raise InvalidRequestError(
-            f"Previous response '{request.previous_response_id}' is still in progress; continue it once it has "
+            f"Previous response '{previous_response_id}' is still in progress; continue it once it has "
             "ended.", param="previous_response_id", code="previous_response_in_progress",
         )
     return previous

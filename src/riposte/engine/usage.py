@@ -66,6 +66,26 @@ def count_input_tokens(messages: list[dict[str, Any]], tools: list[dict[str, Any
     return count_message_tokens(messages) + (sampled_token_count(orjson.dumps(tools).decode()) if tools else 0)
 
 
+def message_tokens(message: dict[str, Any]) -> int:
+    """One message's share of `count_message_tokens` (exact up to EXACT_COUNT_CHARS, else sampled)."""
+    return 3 + sampled_token_count(_message_text(message))
+
+
+def input_tokens_upper_bound(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+    """A bound no count exceeds, for free: every token stands for at least one byte, and the JSON
+    holds every byte that is counted. When it fits, nothing needs tokenizing at all."""
+    size = len(orjson.dumps(messages)) + (len(orjson.dumps(tools)) if tools else 0)
+    return 3 + 3 * len(messages) + size
+
+
+async def count_input_tokens_off_loop(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+    """`count_input_tokens`, in a worker thread unless the input is small."""
+    size = sum(_content_chars(message) for message in messages)
+    if size <= INLINE_COUNT_CHARS and not tools and _encoding.cache_info().currsize:
+        return count_input_tokens(messages)
+    return await anyio.to_thread.run_sync(count_input_tokens, messages, tools)
+
+
 def _message_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     pieces: list[str] = [str(message.get("role", ""))]

@@ -44,7 +44,9 @@ _ITEMS_WITH_REQUIRED_DONE_TEXT: Final = frozenset({"custom_tool_call"})
 # Events that address their item by output_index alone, and the item type they belong to.
 _INDEXED_ITEM_EVENTS: Final = {"response.shell_call_command": "shell_call"}
 # Item types whose wire form has no `status` (the MCP listing and approval items).
-_STATUSLESS_ITEM_TYPES: Final = frozenset({"mcp_list_tools", "mcp_approval_request", "mcp_approval_response"})
+_STATUSLESS_ITEM_TYPES: Final = frozenset({
+    "mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "compaction",
+})
 # Progress events of server-side tool items: `response.<item type>.<phase>`, only while the item is open.
 _TOOL_PHASES: Final = {
     "mcp_list_tools": ("in_progress", "completed", "failed"),
