@@ -2,6 +2,7 @@
 server per storage backend for the whole module, instead of one per test.
 
 Import them into a test module: `from tests.integration.module_servers import server, upstream`.
+A module that needs other settings for its servers sets them in `SERVER_SETTINGS` (a dict).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         url = request.getfixturevalue("postgres_database_url")
     with server_factory(data_dir, url) as factory:
-        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")])
+        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")],
+                      **getattr(request.module, "SERVER_SETTINGS", {}))
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
         ({"model": "fake/m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]},
          "input[0].content[0].type"),
         ({"model": "fake/m", "input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type"),
-        ({"model": "fake/m", "input": "hi", "truncation": "auto"}, "truncation"),
+        ({"model": "fake/m", "input": "hi", "truncation": "middle"}, "truncation"),
         ({"model": "fake/m", "input": "hi", "include": ["computer_call_output.output.image_url"]}, "include[0]"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].server_url"),

@@ -5,8 +5,6 @@ compaction items given back as input, and the summary reaching the model in late
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,41 +15,19 @@ from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.response_compaction_item import ResponseCompactionItem
 from openai.types.responses.response_usage import ResponseUsage
 
-from riposte.config import ProviderConfig
 from riposte.engine.compaction_items import SUMMARY_HEADER
 from riposte.engine.summarize import SUMMARY_PROMPT
 from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
-from tests.conftest import server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, make_usage, text_reply
+from tests.integration.context_servers import CONTEXT_SETTINGS
+from tests.integration.module_servers import module_upstream, server, upstream
 from tests.integration.sdk import sdk, stream_events
 
-# The model `fake/small` reads at most 600 tokens; compaction summaries may be 64 tokens long.
-CONTEXT = {"windows": {"small": 600}, "summary_max_tokens": 64}
+__all__ = ["module_upstream", "server", "upstream"]  # fixtures
+SERVER_SETTINGS = CONTEXT_SETTINGS
+
 SUMMARY = "The user is planning a trip to Lisbon in May and prefers trains."
-
-
-@pytest.fixture(scope="module")
-def module_upstream() -> Iterator[ScriptedUpstream]:
-    with ScriptedUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-           module_upstream: ScriptedUpstream) -> Iterator[RunningServer]:
-    data_dir: Path = tmp_path_factory.mktemp("compaction")
-    url = (f"sqlite+aiosqlite:///{data_dir / 'riposte.db'}" if request.param == "sqlite"
-           else request.getfixturevalue("postgres_database_url"))
-    with server_factory(data_dir, url) as factory:
-        yield factory(providers=[ProviderConfig(name="fake", base_url=module_upstream.base_url, api_key="x")],
-                      context=CONTEXT)
-
-
-@pytest.fixture
-def upstream(module_upstream: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
-    module_upstream.reset()
-    yield module_upstream
 
 
 def history(turns: int) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ def test_the_reply_is_the_sdks_type_exactly(fake_server: RunningServer) -> None:
     ({"input": "hi", "personality": "friendly"}, "personality"),
     ({"input": "hi", "previous_response_id": "resp_missing"}, "previous_response_id"),
     ({"input": [{"type": "item_reference", "id": "msg_missing"}]}, "input[0].id"),
-    ({"input": "hi", "truncation": "auto"}, "truncation"),
+    ({"input": "hi", "truncation": "middle"}, "truncation"),
 ])
 def test_bad_count_requests_name_the_param(fake_server: RunningServer, body: dict[str, object], param: str) -> None:
     reply = httpx.post(f"{fake_server.base_url}/responses/input_tokens", json=body, timeout=30)

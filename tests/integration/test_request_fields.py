@@ -161,7 +161,16 @@ def _stream(walk: Walk) -> None:
 
 def _truncation(walk: Walk) -> None:
     assert walk.ok(truncation="disabled")[0]["truncation"] == "disabled"
-    assert "never" in walk.rejected("truncation", "auto")
+    response, sent = walk.ok(truncation="auto")
+    assert response["truncation"] == "auto" and sent["messages"] == [{"role": "user", "content": "hi"}]
+    walk.rejected("truncation", "middle")
+
+
+def _context_management(walk: Walk) -> None:
+    response, sent = walk.ok(context_management=[{"type": "compaction", "compact_threshold": 100_000}])
+    assert [item["type"] for item in response["output"]] == ["message"], "under the threshold: no compaction"
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
+    walk.rejected("context_management", [{"type": "other"}], param="context_management[0].type")
 
 
 def _text(walk: Walk) -> None:
@@ -226,7 +235,7 @@ CHECKS: dict[str, Callable[[Walk], None]] = {
     "background": _background,
     "background_options": _rejected("background_options", {"completion_window": "2h"}),
     "client_metadata": _bookkeeping("client_metadata", {"session_id": "s-1"}),
-    "context_management": _rejected("context_management", [{"type": "compaction"}]),
+    "context_management": _context_management,
     "conversation": _conversation,
     "guardrails": _guardrails("guardrails"),
     "image": _rejected("image", {"size": "1024x1024"}),
@@ -276,6 +285,6 @@ def test_the_server_does_what_the_table_says(walk: Walk, field: str) -> None:
 
 def test_rejected_fields_are_only_those_the_table_rejects() -> None:
     rejected = {name for name, field in REQUEST_FIELDS.items() if field.handling is Handling.REJECTED}
-    assert rejected == {"access_programs", "background_options", "context_management", "image", "moderation",
-                        "prompt", "prompt_cache_options"}
+    assert rejected == {"access_programs", "background_options", "image", "moderation", "prompt",
+                        "prompt_cache_options"}
 

@@ -84,3 +84,10 @@ def test_the_readme_shows_the_real_provider_deadline_defaults() -> None:
     for key, value in documented.items():
         if key.endswith("_seconds"):
             assert getattr(defaults, key) == value, key
+
+
+def test_the_readme_context_block_is_valid() -> None:
+    blocks = [block for block in _readme_yaml_blocks() if block.startswith("context:")]
+    assert len(blocks) == 1
+    settings = Settings.model_validate(yaml.safe_load(blocks[0]))
+    assert settings.context.windows["llama3.2"] == 8192

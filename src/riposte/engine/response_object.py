@@ -44,7 +44,7 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
-        "truncation": "disabled",
+        "truncation": request.truncation or "disabled",
         "usage": None,
         "user": request.user,
         "metadata": dict(request.metadata or {}),
