@@ -16,7 +16,7 @@ import pytest
 from riposte.config import InferenceMode
 from riposte.testing.server import RunningServer
 from tests.auth.conftest import Deployment
-from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply, tool_calls_reply
+from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
 
 SECRET = "alpha-secret-rings-of-saturn"
 EMBEDDING = {"embedding_model": "fake/emb", "embedding_dimension": 8}
@@ -214,28 +214,24 @@ def assert_admin_sees_everything(admin: Caller, objects: Objects) -> None:
 def test_file_search_and_input_files_over_another_projects_objects_find_nothing(
     deployment: Deployment, start_server: Callable[..., RunningServer], upstream: ScriptedUpstream
 ) -> None:
-    """Indirect uses inside a turn: searching another project's vector store behaves exactly like
-    searching a store that does not exist (a failed file_search_call, nothing found); an
+    """Indirect uses inside a turn: a file_search tool naming another project's vector store, an
     item_reference to another project's item, and an input_file naming another project's file,
-    are answered as for ids that do not exist."""
+    are answered as for ids that do not exist (the same 404 in the error envelope), before the
+    model is called."""
     alpha_key, beta_key = deployment.create_key("alpha"), deployment.create_key("beta")
     server = start_server()
     alpha, beta = Caller(server, alpha_key), Caller(server, beta_key)
     objects = create_alpha_objects(alpha, upstream)
-    missing = ghost(objects.store)
-    outputs = []
-    for store_id in (objects.store, missing):
-        upstream.enqueue(tool_calls_reply([("call_s1", "knowledge_search", '{"query": "secret"}')]),
-                         text_reply("nothing"))
-        reply = beta.ok("POST", "/responses", {"model": "fake/m", "input": "search",
-                                                "tools": [{"type": "file_search", "vector_store_ids": [store_id]}],
-                                                "include": ["file_search_call.results"]})
-        search_call = reply["output"][0]
-        assert search_call["type"] == "file_search_call"
-        outputs.append((search_call["status"], search_call["results"]))
-        tool_message = upstream.requests[-1]["messages"][-1]
-        assert SECRET not in str(tool_message)
-    assert outputs[0] == outputs[1] == ("failed", [])
+    sent_upstream = len(upstream.requests)
+    answers = []
+    for store_id in (objects.store, ghost(objects.store)):
+        reply = beta.call("POST", "/responses", {"model": "fake/m", "input": "search",
+                                                 "tools": [{"type": "file_search", "vector_store_ids": [store_id]}]})
+        answers.append((reply.status_code, reply.text.replace(store_id, "<id>")))
+    assert answers[0] == answers[1] and answers[0][0] == 404, answers
+    assert '"param":"tools[0].vector_store_ids[0]"' in answers[0][1].replace(" ", "")
+    assert SECRET not in answers[0][1]
+    assert len(upstream.requests) == sent_upstream, "a refused search never reaches the model"
 
     output_item = alpha.ok("GET", f"/responses/{objects.resp}")["output"][0]["id"]
     for item_id in (output_item, objects.item):  # a response's output item, a conversation's item

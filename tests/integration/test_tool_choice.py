@@ -60,8 +60,10 @@ def test_allowed_tools_restricts_every_call_and_forces_the_first(
 def test_a_forced_file_search_does_not_loop(mcp_riposte: RunningServer, mcp_model: ScriptedUpstream) -> None:
     search = ("call_fs", "knowledge_search", '{"query":"boiling"}')
     mcp_model.enqueue(tool_calls_reply([search]), text_reply("Nothing found."))
+    store = httpx.post(f"{mcp_riposte.base_url}/vector_stores", json={
+        "name": "empty", "embedding_model": "fake/emb", "embedding_dimension": 8}).json()["id"]
     response = strict_create(mcp_riposte, model=MODEL, input="Search.", tool_choice={"type": "file_search"},
-                             tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}])
+                             tools=[{"type": "file_search", "vector_store_ids": [store]}])
     assert response.status == "completed" and response.output_text == "Nothing found."
     assert [item.type for item in response.output] == ["file_search_call", "message"]
     first, second = mcp_model.requests

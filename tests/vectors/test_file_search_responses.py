@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from riposte import ids
@@ -133,17 +134,15 @@ def test_previous_response_id_replays_the_search_turn_exactly(
     assert chained["messages"][-1] == {"role": "user", "content": "Sure?"}
 
 
-def test_a_missing_store_fails_the_search_item_not_the_server(
+def test_an_unknown_store_is_a_404_naming_it_before_the_model_is_called(
     search_server: RunningServer, embedding_upstream: ScriptedUpstream
 ) -> None:
-    embedding_upstream.enqueue(
-        tool_calls_reply([("call_s1", "knowledge_search", '{"query": "rings"}')]),
-        text_reply("I could not search."),
-    )
-    events = stream_events(search_server, model="fake/m", input="Rings?",
-                           tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}])
-    assert_valid_stream(events)
-    search_call, message = events[-1].response.output
-    assert search_call.status == "failed"
-    assert message.content[0].text == "I could not search."
-    assert events[-1].type == "response.completed"
+    store_id, _ = fake_store(search_server)
+    reply = httpx.post(f"{search_server.base_url}/responses", json={
+        "model": "fake/m", "input": "Rings?",
+        "tools": [{"type": "file_search", "vector_store_ids": [store_id, "vs_missing"]}]})
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"] == {"message": "No vector store with id 'vs_missing' found.",
+                                     "type": "invalid_request_error", "code": "not_found",
+                                     "param": "tools[0].vector_store_ids[1]"}
+    assert embedding_upstream.requests == []

@@ -60,7 +60,9 @@ CallStatus = Literal["completed", "incomplete", "failed"]
 
 
 class StoreSearcher(Protocol):
-    """What running the tool needs: `VectorStoreService.search`."""
+    """What the tool needs of `VectorStoreService`: that its stores exist, and searching them."""
+
+    async def require_store(self, store_id: str) -> None: ...
 
     async def search(self, store_id: str, request: SearchRequest) -> list[SearchHit]: ...
 

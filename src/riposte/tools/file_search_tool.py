@@ -7,6 +7,7 @@ from typing import Any
 
 from riposte.engine.item_includes import FILE_SEARCH_RESULTS
 from riposte.engine.stream_state import ToolCall
+from riposte.errors import NotFoundError
 from riposte.tools.base import CallPlan, ServerTool, SimpleServerTool, ToolContext, ToolFactory, ToolRun
 from riposte.tools.file_search import (
     FUNCTION_DEFINITION,
@@ -73,6 +74,19 @@ def file_search_factory(searcher: StoreSearcher) -> ToolFactory:
     """The `file_search` entry of Services.tool_factories."""
 
     async def build(tool: dict[str, Any], index: int, context: ToolContext) -> ServerTool:
-        return FileSearchTool(parse_tool(tool, f"tools[{index}]"), searcher, FILE_SEARCH_RESULTS in context.includes)
+        config = parse_tool(tool, f"tools[{index}]")
+        await _require_stores(searcher, tool["vector_store_ids"], f"tools[{index}].vector_store_ids")
+        return FileSearchTool(config, searcher, FILE_SEARCH_RESULTS in context.includes)
 
     return build
+
+
+async def _require_stores(searcher: StoreSearcher, store_ids: list[str], param: str) -> None:
+    """Every store must be the caller's, checked before the model is called: an unknown id is a 404
+    naming it, and another project's store answers exactly as one that never existed."""
+    for position, store_id in enumerate(store_ids):
+        try:
+            await searcher.require_store(store_id)
+        except NotFoundError as exc:
+            raise NotFoundError(f"No vector store with id '{store_id}' found.",
+                                param=f"{param}[{position}]") from exc

@@ -129,6 +129,10 @@ class VectorStoreService:
         await self._records.delete_store(store_id)
         await self.index.drop_store(store_id)
 
+    async def require_store(self, store_id: str) -> None:
+        """A 404 unless the caller's project has this store (another project's answers the same)."""
+        await self._store(store_id)
+
     async def _store(self, store_id: str) -> StoreRecord:
         store = await self._records.get_store(store_id)
         if store is None:
