@@ -78,7 +78,8 @@ def _turn(index: int, items: int) -> tuple[dict[str, Any], list[dict[str, Any]],
     response = {"id": f"resp_bench{index:04d}", "object": "response", "created_at": int(time.time()),
                 "status": "completed", "model": "fake/planets", "output": output, "tools": [],
                 "usage": {"input_tokens": 40000, "output_tokens": 4000, "total_tokens": 44000,
-                          "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}}
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}
     return response, input_items, steps
 
 
@@ -158,7 +159,7 @@ def run(requests: int) -> dict[str, Any]:
 
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def render(rows: dict[str, Any]) -> str:
