@@ -13,10 +13,8 @@ round trip runs with both.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -34,12 +32,11 @@ from pydantic import TypeAdapter
 from riposte.config import ProviderConfig, Settings
 from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
+from tests.clients.npm import npm_installed
 from tests.conftest import REPO
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply, tool_calls_reply
 
 CODEX_PACKAGE = REPO / "tests" / "clients" / "codex"
-# A stamp of the lockfile `npm ci` last installed, so a session reuses node_modules when current.
-INSTALLED_STAMP = CODEX_PACKAGE / "node_modules" / ".riposte-installed-lock"
 CUSTOM_MODEL = "fake/coder-1"  # a model id Codex has no metadata for
 DEFAULT_MODEL = None  # Codex picks its own default model id
 PATCH = "*** Begin Patch\n*** Update File: hello.txt\n@@\n-hello\n+hello, patched\n*** End Patch\n"
@@ -48,15 +45,7 @@ PATCH = "*** Begin Patch\n*** Update File: hello.txt\n@@\n-hello\n+hello, patche
 @pytest.fixture(scope="session")
 def codex_bin() -> Path:
     """The pinned Codex CLI, installed by `npm ci` from the committed lockfile (cached per lockfile)."""
-    npm = shutil.which("npm")
-    assert npm is not None, "npm is needed to install the Codex CLI for this test"
-    lock = hashlib.sha256((CODEX_PACKAGE / "package-lock.json").read_bytes()).hexdigest()
-    binary = CODEX_PACKAGE / "node_modules" / ".bin" / "codex"
-    if not (binary.exists() and INSTALLED_STAMP.exists() and INSTALLED_STAMP.read_text() == lock):
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CODEX_PACKAGE,
-                       check=True, timeout=300)
-        INSTALLED_STAMP.write_text(lock)
-    return binary
+    return npm_installed(CODEX_PACKAGE) / ".bin" / "codex"
 
 
 EVENT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
