@@ -118,6 +118,26 @@ def _shape(value: Any) -> Any:
     return value
 
 
+def test_a_warm_up_prepares_a_turn_that_the_next_one_continues(
+    server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    """`generate: false` stores the turn's input without calling the model; its id is then a
+    `previous_response_id` like any other (here unstored, so only this connection has it)."""
+    upstream.enqueue(text_reply("Blue."))
+    with connected(server) as connection:
+        warm = run(connection, input="The sky is blue.", instructions="Answer in one word.", store=False,
+                   generate=False)
+        answered = run(connection, input="What colour is the sky?", instructions="Answer in one word.",
+                       previous_response_id=warm[0]["response"]["id"])
+    assert [event["type"] for event in warm] == ["response.created", "response.in_progress", "response.completed"]
+    assert warm[-1]["response"]["output"] == []
+    assert answered[-1]["response"]["output"][0]["content"][0]["text"] == "Blue."
+    [request] = upstream.requests
+    assert request["messages"] == [{"role": "system", "content": "Answer in one word."},
+                                   {"role": "user", "content": "The sky is blue."},
+                                   {"role": "user", "content": "What colour is the sky?"}]
+
+
 def test_refused_requests_get_error_events_and_the_connection_goes_on(
     server: RunningServer, upstream: ScriptedUpstream
 ) -> None:

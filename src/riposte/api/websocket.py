@@ -13,6 +13,7 @@ same JSON as the SSE `data:` lines. What the connection adds:
   continued, as OpenAI does, so the client starts that chain again with the full input;
 - a request that is refused gets an `error` event (the HTTP status and error envelope it would
   have had), and the connection stays open;
+- `generate: false` (a warm-up): the turn is prepared and kept without calling the model;
 - limits: `websocket.max_pending_responses` requests queued or running, the request size limit
   per message (larger ones close the connection with 1009, in uvicorn), an idle timeout and a
   maximum connection time (close code 1000 with the reason), pings (uvicorn).
@@ -221,10 +222,12 @@ class ResponsesConnection:
 
     async def _run_request(self, lane: str | None, data: dict[str, Any]) -> None:
         event_type(data)
-        body = validated(create_fields(data), CreateResponseRequest)
+        fields, generate = create_fields(data)
+        body = validated(fields, CreateResponseRequest)
         self._acquire()
         try:
             turn = await start_turn(body, self._view, self._recent)
+            turn.generate = generate
             async with aclosing(turn.events()) as events:
                 async for event in events:
                     await self._send(on_lane(event, lane))

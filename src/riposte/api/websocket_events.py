@@ -52,23 +52,22 @@ def lane_of(message: dict[str, Any]) -> str | None:
     return lane
 
 
-def create_fields(message: dict[str, Any]) -> dict[str, Any]:
+def create_fields(message: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The `POST /v1/responses` body inside a `response.create` event, streaming as WebSocket mode
-    always does. `background` and `generate: false` are refused here, by name."""
-    fields = {name: value for name, value in message.items() if name not in ("type", "stream_id")}
+    always does, and `generate` (False: a warm-up that prepares the turn without calling the
+    model). `background` is refused here, by name."""
+    fields = {name: value for name, value in message.items() if name not in ("type", "stream_id", "generate")}
     if fields.get("stream", True) is not True:
         raise InvalidRequestError("Responses over a WebSocket always stream: leave 'stream' out.", param="stream",
                                   code="invalid_value")
     if fields.get("background"):
         raise InvalidRequestError("background is not supported over WebSocket; create background responses "
                                   "with POST /v1/responses.", param="background", code="unsupported_parameter")
-    generate = fields.pop("generate", True)
-    if generate is not True:
-        raise InvalidRequestError("'generate: false' (a warm-up without model output) is not supported by this "
-                                  "server; send the input with the turn that needs it.", param="generate",
-                                  code="unsupported_parameter")
+    generate = True if message.get("generate") is None else message["generate"]
+    if not isinstance(generate, bool):
+        raise InvalidRequestError("'generate' must be a boolean.", param="generate", code="invalid_type")
     fields["stream"] = True
-    return fields
+    return fields, generate
 
 
 def for_websocket(error: RiposteError) -> RiposteError:

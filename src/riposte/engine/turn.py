@@ -90,6 +90,9 @@ class Turn:
     failure: RiposteError | None = None
     # The guardrails this turn runs; None: none apply, and nothing on the answer's path changes.
     guard: TurnGuard | None = None
+    # False for a warm-up (WebSocket mode's `generate: false`): the turn's input is prepared and
+    # kept, so a later turn can continue it, but the model is not called and the output is empty.
+    generate: bool = True
     _refused: bool = False
     _usage: Usage = field(default_factory=Usage)
     _last_result: CallResult | None = None
@@ -125,7 +128,7 @@ class Turn:
                     yield event
                 async for event in self._resume_calls(stream):
                     yield event
-                if not await self._input_refused(stream):
+                if self.generate and not await self._input_refused(stream):
                     async for event in self._model_loop(stream):
                         yield event
                 for event in stream.drain():
