@@ -75,6 +75,11 @@ def test_file_search_turn_shows_its_tool_call_and_citation(browser: Browser, sce
     browser.call("click", selector="sup.cite a")
     assert browser.url().endswith(href)
     assert "saturn.txt" in browser.text(href)
+    browser.call("click", selector=f"{href} a")  # on to the chunk itself, in its file
+    chunk = f"chunk-{scenario.store_id}-0"
+    assert browser.url().endswith(f"/ui/files/{scenario.saturn_file}#{chunk}")
+    assert "Saturn has the most spectacular rings" in browser.text(f"#{chunk}")
+    browser.goto(f"{scenario.root}/ui/responses/{scenario.search_turn}")
     assert "Usage" in browser.text("section[aria-labelledby=summary-h]")
     assert "$0.00" in browser.text("section[aria-labelledby=summary-h]")
 

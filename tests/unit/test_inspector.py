@@ -130,3 +130,27 @@ def test_a_later_call_of_a_turn_keeps_only_the_messages_it_added_and_is_shown_wh
     assert [body["messages"] for body in full_requests(trace.steps)] == [first, second]
     shown = views.timeline({"id": "resp_1", "output": []}, [], trace.steps, {})["steps"]
     assert shown[1]["message_count"] == 3 and shown[1]["error"]["message"] == "cut"
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_inspector_colours_meet_wcag_aa() -> None:
+    css = (Path(views.__file__).parent / "static" / "inspector.css").read_text()
+    colour = dict(re.findall(r"--([\w-]+): (#[0-9a-fA-F]{6})", css))
+    text_pairs = [("fg", "bg"), ("muted", "bg"), ("link", "bg"), ("fg", "panel"), ("muted", "panel"),
+                  ("link", "panel"), ("bad", "bad-bg"), ("good", "good-bg"), ("warn", "warn-bg"), ("fg", "mark"),
+                  ("bad", "bg")]
+    for fg, bg in text_pairs:
+        assert _contrast(colour[fg], colour[bg]) >= 4.5, (fg, bg)
+    assert _contrast("#ffffff", "#17202e") >= 4.5  # the header
+    assert _contrast("#ffffff", colour["link"]) >= 4.5  # primary buttons
+    assert _contrast(colour["focus"], colour["bg"]) >= 3.0  # the focus outline (non-text)

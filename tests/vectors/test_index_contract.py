@@ -230,6 +230,10 @@ async def test_chunk_counts_per_file_follow_replacement_and_deletion(index: Vect
     await add(index, "file-a", ["new"], [unit(1, 0)])
     await index.delete_file(STORE, "file-b")
     assert await index.chunk_counts(STORE) == {"file-a": 1}
+    await add(index, "file-a", ["first", "second"], [unit(1, 0), unit(0, 1)], {"v": 1})
+    chunks = await index.file_chunks(STORE, "file-a")
+    assert [(c.chunk_index, c.text, c.attributes) for c in chunks] == [(0, "first", {"v": 1}), (1, "second", {"v": 1})]
+    assert await index.file_chunks(STORE, "file-b") == [] and await index.file_chunks("vs_unknown", "file-a") == []
 
 
 async def test_stores_are_isolated_and_droppable(index: VectorIndex) -> None:

@@ -245,6 +245,25 @@ async def files_page(request: Request, who: Viewer = Depends(viewer)) -> Respons
         "stores": [{**store, "created": views.when(store["created_at"])} for store in stores]}, who=who)
 
 
+@router.get("/files/{file_id}")
+async def file_page(request: Request, file_id: str, who: Viewer = Depends(viewer)) -> Response:
+    """A file, and in each vector store holding it its ingestion and its chunks (citations land here)."""
+    record = await who.services.files.get(file_id)
+    svc = who.services.vector_stores
+    stores = []
+    for store_id in await svc.stores_holding(file_id):
+        try:
+            attached = await svc.retrieve_file(store_id, file_id)
+            chunks = await svc.file_chunks(store_id, file_id)
+        except NotFoundError:
+            continue  # detached meanwhile
+        stores.append({"id": store_id, "status": attached["status"], "last_error": attached.get("last_error"),
+                       "chunks": [{"index": c.chunk_index, "text": c.text, "tokens": c.token_count,
+                                   "anchor": views.chunk_anchor(store_id, c.chunk_index)} for c in chunks]})
+    return render(request, "file.html", {
+        "file": {**record.as_object(), "created": views.when(record.created_at)}, "stores": stores}, who=who)
+
+
 @router.get("/vector_stores/{store_id}")
 async def vector_store_page(request: Request, store_id: str, q: str = "", who: Viewer = Depends(viewer)) -> Response:
     svc = who.services.vector_stores

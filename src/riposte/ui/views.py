@@ -141,6 +141,10 @@ def _message_view(message: Mapping[str, Any]) -> View:
     return {"role": message.get("role", ""), "text": text, "tool_call_id": message.get("tool_call_id")}
 
 
+def chunk_anchor(store_id: str, chunk_index: int) -> str:
+    return f"chunk-{store_id}-{chunk_index}"
+
+
 def _tool_step(index: int, step: Step, sources: Sources) -> View:
     found = []
     for number, source in enumerate(step.get("sources") or [], start=1):
@@ -148,7 +152,12 @@ def _tool_step(index: int, step: Step, sources: Sources) -> View:
         file_id = source.get("file_id")
         if isinstance(file_id, str):
             sources.anchors.setdefault(file_id, anchor)
-        found.append({**source, "anchor": anchor, "score_text": f"{float(source.get('score') or 0):.4f}"})
+        chunk_href = None
+        if isinstance(file_id, str) and source.get("vector_store_id") and source.get("chunk_index") is not None:
+            chunk = chunk_anchor(str(source["vector_store_id"]), int(source["chunk_index"]))
+            chunk_href = f"/ui/files/{file_id}#{chunk}"
+        found.append({**source, "anchor": anchor, "chunk_href": chunk_href,
+                      "score_text": f"{float(source.get('score') or 0):.4f}"})
     return {
         "kind": "tool_call", "index": index, "anchor": f"step-{index}", "name": step.get("name"),
         "tool_type": step.get("tool_type"), "call_id": step.get("call_id"), "arguments": step.get("arguments"),

@@ -101,6 +101,10 @@ class VectorIndex(Protocol):
         """How many chunks each file of the store has in the index (the web inspector shows it)."""
         ...
 
+    async def file_chunks(self, store_id: str, file_id: str) -> list[SearchHit]:
+        """The file's chunks in the store, in order (score 0): what a citation of it points into."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

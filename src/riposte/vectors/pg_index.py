@@ -121,6 +121,16 @@ class PgVectorIndex:
             rows = (await db.execute(counted)).all()
         return {str(row[0]): int(row[1]) for row in rows}
 
+    async def file_chunks(self, store_id: str, file_id: str) -> list[SearchHit]:
+        await self._setup()
+        async with self._engine.connect() as db:
+            key = await _store_key(db, store_id)
+            if key is None:
+                return []
+            rows = (await db.execute(text(f"SELECT {_HIT_COLUMNS} FROM riposte_chunks_{key} WHERE file_id = :f "
+                                          "ORDER BY chunk_index"), {"f": file_id})).all()
+        return [hit_from_row(row[1:7], 0.0, _attributes(row[7])) for row in rows]
+
     async def update_attributes(self, store_id: str, file_id: str, attributes: Attributes) -> None:
         await self._setup()
         async with self._engine.begin() as db:

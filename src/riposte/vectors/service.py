@@ -275,6 +275,16 @@ class VectorStoreService:
         await self._store(store_id)
         return await self.index.chunk_counts(store_id)
 
+    async def stores_holding(self, file_id: str) -> list[str]:
+        """The ids of the stores the file is attached to; a 404 unless the file is the caller's."""
+        await self._files.get(file_id)
+        return await self._records.stores_holding(file_id)
+
+    async def file_chunks(self, store_id: str, file_id: str) -> list[SearchHit]:
+        """The file's indexed chunks in the store, in order (the web inspector's view)."""
+        await self._store_file(store_id, file_id)
+        return await self.index.file_chunks(store_id, file_id)
+
     async def warm_up(self) -> bool:
         """Load the local embedding model now if a store uses it, so the first search after a
         restart does not wait for it (about 10 s cold). True when a model was loaded."""

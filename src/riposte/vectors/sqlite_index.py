@@ -271,6 +271,15 @@ class SqliteVecIndex:
 
         return await self._read(work)
 
+    async def file_chunks(self, store_id: str, file_id: str) -> list[SearchHit]:
+        def work(db: Connection) -> list[SearchHit]:
+            rows = db.execute(f"SELECT {_HIT_COLUMNS} FROM chunks WHERE file_id = ? AND store_key = "
+                              "(SELECT key FROM index_stores WHERE store_id = ?) ORDER BY chunk_index",
+                              (file_id, store_id)).fetchall()
+            return [hit_from_row(row[1:7], 0.0, orjson.loads(row[7])) for row in rows]
+
+        return await self._read(work)
+
     async def aclose(self) -> None:
         def close_all() -> None:
             with self._write_lock:
