@@ -112,24 +112,22 @@ class PgVectorIndex:
                 await db.execute(text(f"DELETE FROM riposte_chunks_{key} WHERE file_id = :f"), {"f": file_id})
 
     async def chunk_counts(self, store_id: str) -> dict[str, int]:
-        await self._setup()
-        async with self._engine.connect() as db:
-            key = await _store_key(db, store_id)
-            if key is None:
-                return {}
-            counted = text(f"SELECT file_id, count(*) FROM riposte_chunks_{key} GROUP BY file_id")
-            rows = (await db.execute(counted)).all()
+        rows = await self._read_chunks(store_id, "SELECT file_id, count(*) FROM {chunks} GROUP BY file_id", {})
         return {str(row[0]): int(row[1]) for row in rows}
 
     async def file_chunks(self, store_id: str, file_id: str) -> list[SearchHit]:
+        rows = await self._read_chunks(
+            store_id, f"SELECT {_HIT_COLUMNS} FROM {{chunks}} WHERE file_id = :f ORDER BY chunk_index", {"f": file_id})
+        return [hit_from_row(row[1:7], 0.0, _attributes(row[7])) for row in rows]
+
+    async def _read_chunks(self, store_id: str, query: str, params: dict[str, Any]) -> Sequence[Any]:
+        """Rows of a query on the store's chunk table (`{chunks}` in `query`); none for an unknown store."""
         await self._setup()
         async with self._engine.connect() as db:
             key = await _store_key(db, store_id)
             if key is None:
                 return []
-            rows = (await db.execute(text(f"SELECT {_HIT_COLUMNS} FROM riposte_chunks_{key} WHERE file_id = :f "
-                                          "ORDER BY chunk_index"), {"f": file_id})).all()
-        return [hit_from_row(row[1:7], 0.0, _attributes(row[7])) for row in rows]
+            return (await db.execute(text(query.format(chunks=f"riposte_chunks_{key}")), params)).all()
 
     async def update_attributes(self, store_id: str, file_id: str, attributes: Attributes) -> None:
         await self._setup()
