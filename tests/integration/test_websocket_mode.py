@@ -21,7 +21,7 @@ from pydantic import TypeAdapter
 
 from riposte.testing.grammar import TERMINAL_EVENT_TYPES, assert_valid_stream
 from riposte.testing.server import RunningServer
-from tests.fakes.scripted_upstream import ScriptedUpstream, make_usage, slow_reply, text_reply
+from tests.fakes.scripted_upstream import ScriptedUpstream, error_reply, make_usage, slow_reply, text_reply
 from tests.integration.module_servers import module_upstream, server, upstream
 from tests.integration.sdk import raw_stream
 
@@ -136,6 +136,22 @@ def test_a_warm_up_prepares_a_turn_that_the_next_one_continues(
     assert request["messages"] == [{"role": "system", "content": "Answer in one word."},
                                    {"role": "user", "content": "The sky is blue."},
                                    {"role": "user", "content": "What colour is the sky?"}]
+
+
+def test_a_failing_turn_ends_with_the_websocket_error_shape(server: RunningServer, upstream: ScriptedUpstream) -> None:
+    """The turn's own `error` event (before `response.failed`) reads as the SDK's ResponseWsError:
+    the error in an `error` object, with the stream's sequence number; the connection goes on."""
+    upstream.enqueue(error_reply(500, "the backend fell over"), text_reply("recovered"))
+    with connected(server) as connection:
+        failed = run(connection, input="fail please")
+        while failed[-1]["type"] != "response.failed":
+            failed.append(receive(connection))
+        assert run(connection, input="again")[-1]["type"] == "response.completed"
+    assert_valid_stream(failed)
+    error = failed[-2]
+    assert error["type"] == "error" and error["sequence_number"] == failed[-3]["sequence_number"] + 1
+    assert error["error"]["type"] == "server_error" and "the backend fell over" in error["error"]["message"]
+    assert failed[-1]["response"]["status"] == "failed"
 
 
 def test_refused_requests_get_error_events_and_the_connection_goes_on(

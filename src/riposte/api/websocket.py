@@ -12,7 +12,9 @@ same JSON as the SSE `data:` lines. What the connection adds:
   `previous_response_id` (engine/recent_responses.py); a request that fails forgets the one it
   continued, as OpenAI does, so the client starts that chain again with the full input;
 - a request that is refused gets an `error` event (the HTTP status and error envelope it would
-  have had), and the connection stays open;
+  have had), and the connection stays open; the `error` event a failing turn sends before
+  `response.failed` takes the same shape (with its `sequence_number`), as openai-python's
+  `ResponseWsError` reads it;
 - `generate: false` (a warm-up): the turn is prepared and kept without calling the model;
 - limits: `websocket.max_pending_responses` requests queued or running, the request size limit
   per message (larger ones close the connection with 1009, in uvicorn), an idle timeout and a
@@ -49,6 +51,7 @@ from riposte.api.websocket_events import (
     for_websocket,
     lane_of,
     on_lane,
+    stream_error_event,
 )
 from riposte.auth.limiter import RequestLimiter
 from riposte.auth.principal import Principal, current_principal
@@ -230,6 +233,8 @@ class ResponsesConnection:
             turn.generate = generate
             async with aclosing(turn.events()) as events:
                 async for event in events:
+                    if event["type"] == "error":
+                        event = stream_error_event(event, turn.failure)
                     await self._send(on_lane(event, lane))
         finally:
             self._release()

@@ -91,6 +91,16 @@ def error_event(error: RiposteError, lane: str | None) -> dict[str, Any]:
     return on_lane({"type": "error", "status": error.status_code, "error": body}, lane)
 
 
+def stream_error_event(event: dict[str, Any], failure: RiposteError | None) -> dict[str, Any]:
+    """The `error` event a failing turn sends before `response.failed`, in WebSocket mode's shape:
+    over SSE its fields are top-level (`code`, `message`, `param`); over a WebSocket they sit in
+    an `error` object, and `sequence_number` says it belongs to the response's stream."""
+    error_type = failure.error_type if failure is not None else "server_error"
+    return {"type": "error", "sequence_number": event["sequence_number"],
+            "error": {"type": error_type, "code": event.get("code"), "message": event.get("message", ""),
+                      "param": event.get("param")}}
+
+
 def on_lane(event: dict[str, Any], lane: str | None) -> dict[str, Any]:
     """The event as sent: with `stream_id` when its request named a lane (a copy, never the
     turn's own event object)."""
