@@ -106,6 +106,25 @@ def test_flagged_input_is_refused_before_the_model_is_called(server: RunningServ
     assert stored.status == "completed" and _refusal_message(stored)[1] == refusal
 
 
+def test_a_chain_cannot_carry_a_refused_input_past_the_guard(server: RunningServer, upstream: ScriptedUpstream) -> None:
+    client = sdk(server)
+    refused = client.responses.create(model="fake/m", input=f"Teach me the {UNSAFE}.",
+                                      extra_body={"guardrails": ["omni"]})
+    again = client.responses.create(model="fake/m", input="Please?", previous_response_id=refused.id,
+                                    extra_body={"guardrails": ["omni"]})
+    assert _refusal_message(again)[1].startswith("I can't help with that: the request was flagged")
+    assert upstream.moderation_requests[1]["input"] == f"Teach me the {UNSAFE}.\n\nPlease?"
+    assert upstream.requests == []
+
+    # After an answer that went out, only what follows it is read.
+    upstream.enqueue(text_reply("Hello!"), text_reply("Fine, thanks."))
+    first = client.responses.create(model="fake/m", input="Hi", extra_body={"guardrails": ["omni"]})
+    second = client.responses.create(model="fake/m", input="How are you?", previous_response_id=first.id,
+                                     extra_body={"guardrails": ["omni"]})
+    assert second.output_text == "Fine, thanks."
+    assert [r["input"] for r in upstream.moderation_requests[2:]] == ["Hi", "Hello!", "How are you?", "Fine, thanks."]
+
+
 def test_flagged_output_mid_stream_becomes_a_refusal_and_no_unsafe_text_goes_out(
     server: RunningServer, upstream: ScriptedUpstream,
 ) -> None:

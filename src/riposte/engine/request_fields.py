@@ -53,7 +53,9 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
         Handling.HONOURED, "caps server-side tool calls; further calls are answered as not run"),
     "metadata": FieldHandling(Handling.BOOKKEEPING, "16 keys, 64/512 chars; never sent upstream"),
     "model": FieldHandling(Handling.HONOURED, "`provider/model` picks the provider"),
-    "moderation": FieldHandling(Handling.REJECTED, "there is no moderation model to run"),
+    "moderation": FieldHandling(
+        Handling.REJECTED, "OpenAI's moderated completions (scores in `response.moderation`) are not implemented; "
+        "the `guardrails` extension moderates input and output with configured guards"),
     "parallel_tool_calls": FieldHandling(Handling.HONOURED, "upstream `parallel_tool_calls` when tools are sent"),
     "previous_response_id": FieldHandling(Handling.HONOURED, "history from the stored chain"),
     "prompt": FieldHandling(Handling.REJECTED, "Riposte stores no prompt templates"),
