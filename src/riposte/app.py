@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from riposte import __version__
-from riposte.api import conversations, files, models, passthrough, responses, vector_stores, websocket
+from riposte.api import conversations, files, models, passthrough, readiness, responses, vector_stores, websocket
 from riposte.api.errors import ErrorBoundary, install_error_handlers
 from riposte.api.middleware import BodySizeLimit, PrintableUrl, ReplayScope, RequestLog
 from riposte.api.openapi import install_openapi, returns
+from riposte.api.readiness import on_termination
 from riposte.api.security import install_security
 from riposte.config import InferenceMode, Settings, load_settings
 from riposte.observability.logs import configure_logging
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None]:
         app.state.services = await Services.start(resolved)
+        # SIGTERM: stop taking background jobs and report not ready at once; uvicorn then lets open
+        # requests finish (shutdown_grace_seconds) before the services close and hand jobs back.
+        on_termination(app.state.services.background.drain)
         background = [asyncio.create_task(warm_up_embeddings(app.state.services.vector_stores)),
                       asyncio.create_task(expire_traces(app.state.services.traces, resolved.inspector))]
         if resolved.inference_mode is not InferenceMode.REPLAY:
@@ -53,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    files.router, vector_stores.router):
         app.include_router(router, prefix="/v1")
     app.add_api_route("/health", models.health, methods=["GET"], responses=returns(models.Health))
+    app.add_api_route("/ready", readiness.ready, methods=["GET"], responses=returns(readiness.Readiness))
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_inspector(app)
     install_error_handlers(app)

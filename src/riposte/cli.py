@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,  # the logging configured above, in this process and in each worker
         access_log=False,  # Riposte writes its own request line (riposte.access)
         **uvicorn_websocket_options(settings.websocket, settings.max_request_bytes),
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     return 0
 

@@ -179,6 +179,21 @@ class Settings(BaseModel):
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     # Context windows per model, and how compaction summarizes (engine/context_windows.py).
     context: ContextSettings = Field(default_factory=ContextSettings)
+    # Background responses (README "Background responses"): turns run at once by this process's
+    # workers, how often an idle process looks for queued jobs (and for cancel requests), how long a
+    # claim lasts unless renewed, and how many starts a job gets before it fails.
+    background_workers: int = Field(default=8, ge=0, le=256)
+    background_poll_seconds: float = Field(default=0.5, gt=0)
+    background_lease_seconds: float = Field(default=30.0, gt=0)
+    background_max_attempts: int = Field(default=3, ge=1)
+    # Stream resume: stored streams' events are written in one statement per interval (group
+    # commit); a reader following a response run by another process polls this often.
+    event_flush_seconds: float = Field(default=0.05, gt=0)
+    resume_poll_seconds: float = Field(default=0.2, gt=0)
+    # Store the events of streamed (stored) responses so their streams can be resumed.
+    stream_resume: bool = True
+    # SIGTERM: open requests (streams) get this long to finish; background jobs then go back to the queue.
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -246,6 +261,14 @@ _ENV_FIELDS = (
     "instance_stale_seconds",
     "ingest_max_attempts",
     "insecure_no_auth",
+    "background_workers",
+    "background_poll_seconds",
+    "background_lease_seconds",
+    "background_max_attempts",
+    "event_flush_seconds",
+    "resume_poll_seconds",
+    "stream_resume",
+    "shutdown_grace_seconds",
 )
 
 

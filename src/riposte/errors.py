@@ -40,6 +40,13 @@ class NotFoundError(RiposteError):
     default_code = "not_found"
 
 
+class ConflictError(RiposteError):
+    """The request is valid but the resource's state does not allow it (e.g. cancelling a finished response)."""
+
+    status_code = 409
+    error_type = "invalid_request_error"
+
+
 class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 

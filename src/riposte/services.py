@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from riposte.auth.authenticator import Authenticator
 from riposte.auth.posture import check_posture
 from riposte.auth.principal import current_principal
+from riposte.background import BackgroundRunner, RunnerSettings
 from riposte.config import InferenceMode, Settings
 from riposte.engine.turn_tools import ToolFactory
 from riposte.files.service import FileService
@@ -23,9 +24,11 @@ from riposte.recovery import Recovery
 from riposte.redact import register_secret
 from riposte.sealing import Keyring, load_keyring
 from riposte.store.api_keys import ApiKeyStore
+from riposte.store.background_jobs import JobQueue
 from riposte.store.blobs import BlobStore
 from riposte.store.conversations import ConversationStore
 from riposte.store.database import create_engine, ensure_database, migrate, redact_url
+from riposte.store.event_log import EventLog
 from riposte.store.files import FileStore
 from riposte.store.instances import InstanceRegistry, this_process
 from riposte.store.ownership import Owner
@@ -64,6 +67,9 @@ class Services:
     auth: Authenticator
     # Turn traces for the web inspector (engine/turn_trace.py).
     traces: TraceStore
+    # Stored stream events (resume) and the background runner.
+    event_log: EventLog
+    background: BackgroundRunner
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
     # The configured guardrails by name, with the server default (riposte/guardrails/).
@@ -95,9 +101,13 @@ class Services:
         recovery = Recovery(registry, responses, records, files["vector_stores"].ingestion,
                             settings.instance_heartbeat_seconds, settings.instance_stale_seconds,
                             settings.ingest_max_attempts)
+        event_log = EventLog(engine, flush_seconds=settings.event_flush_seconds)
+        runner = BackgroundRunner(JobQueue(engine, registry.me.id), event_log, RunnerSettings(
+            workers=settings.background_workers, poll_seconds=settings.background_poll_seconds,
+            lease_seconds=settings.background_lease_seconds, max_attempts=settings.background_max_attempts))
         started = cls(settings=settings, engine=engine, router=router, responses=responses,
-                      conversations=ConversationStore(engine), recovery=recovery,
-                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
+                      conversations=ConversationStore(engine), recovery=recovery, event_log=event_log,
+                      background=runner, keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
                       traces=TraceStore(engine), **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
@@ -106,6 +116,8 @@ class Services:
         started.guardrails = GuardRegistry.from_settings(settings.guardrails, router)
         await recovery.sweep()
         recovery.start()
+        event_log.start()
+        started.background.start(started.owned_by)
         return started
 
     def owned_by(self, owner: Owner) -> Services:
@@ -124,6 +136,8 @@ class Services:
         return view
 
     async def close(self) -> None:
+        await self.background.aclose()
+        await self.event_log.aclose()
         await self.web_search.aclose()
         await self.vector_stores.aclose()
         await self.recovery.aclose()

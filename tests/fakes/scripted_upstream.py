@@ -573,6 +573,10 @@ class ScriptedUpstream:
         self.moderation_requests: list[JSON] = []
         # How every played stream ended, in order; "disconnected" means the client hung up.
         self.stream_outcomes: list[StreamOutcome] = []
+        # Without queued replies, the reply `responder` makes for the request (None: a 500).
+        self.responder: Callable[[JSON], Reply] | None = None
+        # Every streamed call as (request body, how its stream ended), once it has ended.
+        self.call_log: list[tuple[JSON, StreamOutcome]] = []
         self.disconnects = 0
         self.disconnected = threading.Event()
         self.port = 0
@@ -675,6 +679,8 @@ class ScriptedUpstream:
             self.moderation_answers_before_failing = None
             self.moderation_requests.clear()
             self.stream_outcomes.clear()
+            self.call_log.clear()
+            self.responder = None
             self.disconnects = 0
             self.disconnected.clear()
 
@@ -719,6 +725,8 @@ class ScriptedUpstream:
             self.requests.append(body)
             self.request_headers.append(dict(request.headers))
         reply = self._next_reply()
+        if reply is None and self.responder is not None:
+            reply = self.responder(body)
         if reply is None:
             return _error_response(500, "no scripted reply left", "server_error")
         if reply.hang_s:
@@ -729,18 +737,24 @@ class ScriptedUpstream:
             return JSONResponse(reply.error_body, status_code=reply.error_status)
         completion = _Completion(f"chatcmpl-fake-{next(self._ids)}", int(time.time()), str(body.get("model", "")))
         if body.get("stream"):
-            return self._stream(reply, completion, _wants_usage(body), request.scope.get("client"))
+            return self._stream(reply, completion, _wants_usage(body), request.scope.get("client"), body)
         return await self._complete(reply, completion)
 
-    def _stream(self, reply: Reply, completion: _Completion, include_usage: bool, client: Any) -> Response:
+    def _stream(self, reply: Reply, completion: _Completion, include_usage: bool, client: Any,
+                body: JSON) -> Response:
         chunks = _stream_chunks(reply, completion, include_usage)
+
+        def ended(outcome: StreamOutcome) -> None:
+            self._record_outcome(outcome)
+            with self._lock:
+                self.call_log.append((body, outcome))
 
         def reset() -> None:
             transport = self.connections.transports.get(tuple(client)) if client else None
             if transport is not None:
                 _reset_transport(transport)
 
-        return _PlayedStream(_play_frames(reply, chunks, reset), self._record_outcome)
+        return _PlayedStream(_play_frames(reply, chunks, reset), ended)
 
     async def _complete(self, reply: Reply, completion: _Completion) -> Response:
         # Keep the timing of slow replies: the whole answer takes as long as the stream would.

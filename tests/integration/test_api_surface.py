@@ -43,7 +43,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "code_interpreter"}]}, "tools[0].type"),
         ({"model": "fake/m", "input": "hi", "tools": [{"type": "mcp", "server_label": "x"}]}, "tools[0].server_url"),
         ({"model": "fake/m", "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
-        ({"model": "fake/m", "input": "hi", "background": True}, "background"),
+        ({"model": "fake/m", "input": "hi", "background": True, "store": False}, "store"),
         ({"model": "fake/m", "input": "hi", "metadata": {"k": "v" * 600}}, "metadata"),
     ],
 )

@@ -19,7 +19,7 @@ from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
 
 # POSTs that take no body in the OpenAI API either.
-BODYLESS_POSTS = {"/v1/vector_stores/{store_id}/file_batches/{batch_id}/cancel"}
+BODYLESS_POSTS = {"/v1/vector_stores/{store_id}/file_batches/{batch_id}/cancel", "/v1/responses/{response_id}/cancel"}
 EXAMPLES_PER_OPERATION = 6
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -18,14 +19,19 @@ from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.sse import event_stream_response
 from riposte.api.turn_start import start_turn
+from riposte.auth.principal import current_principal
 from riposte.auth.quotas import check_input_items
+from riposte.background import queue_turn
 from riposte.engine.compact import CompactRequest, CompactServices, compact
 from riposte.engine.input_tokens import InputTokensRequest, count_request_input_tokens
 from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
-from riposte.errors import InvalidRequestError, NotFoundError
+from riposte.engine.resume import ACTIVE_STATUSES, follow, recorded
+from riposte.engine.turn import Turn
+from riposte.errors import ConflictError, InvalidRequestError, NotFoundError
 from riposte.services import Services, services
+from riposte.store.background_jobs import CancelOutcome
 from riposte.store.responses import StoredResponse
 
 router = APIRouter()
@@ -39,9 +45,15 @@ WEBSOCKET_MODE = ("Creates a model response. The same path also accepts a WebSoc
 @router.post("/responses", openapi_extra=body(CreateResponseRequest), responses=returns(OpenAIResponse, streams=True),
              description=WEBSOCKET_MODE)
 async def create_response(request: Request, svc: Services = Depends(services)) -> Response:
-    turn = await start_turn(await parse_body(request, CreateResponseRequest), svc)
-    if turn.request.stream:
-        return event_stream_response(turn.events())
+    body = await parse_body(request, CreateResponseRequest)
+    turn = await start_turn(body, svc)
+    if body.background:
+        return await _start_background(turn, body, svc)
+    if body.stream:
+        events = turn.events()
+        if turn.should_store and svc.settings.stream_resume:
+            events = recorded(events, svc.event_log, turn.response["id"])
+        return event_stream_response(events)
     async with aclosing(turn.events()) as events:
         async for _ in events:
             pass
@@ -81,12 +93,75 @@ async def list_responses(
     return json_response(list_body(page.data, page.has_more))
 
 
-@router.get("/responses/{response_id}", responses=returns(OpenAIResponse))
-async def retrieve_response(response_id: str, svc: Services = Depends(services)) -> Response:
+@router.get("/responses/{response_id}", responses=returns(OpenAIResponse, streams=True))
+async def retrieve_response(
+    response_id: str,
+    stream: bool = False,
+    starting_after: int | None = Query(default=None, ge=0),
+    include_obfuscation: bool | None = None,  # accepted: Riposte's events carry no obfuscation padding
+    svc: Services = Depends(services),
+) -> Response:
     response = await svc.responses.get_response(response_id)
     if response is None:
         raise _not_found(response_id)
-    return json_response(response)
+    if not stream:
+        if starting_after is not None:
+            raise InvalidRequestError("starting_after is only allowed when stream is true.", param="starting_after")
+        return json_response(response)
+    if not response.get("background") and not await _has_stream(svc, response_id):
+        raise InvalidRequestError(
+            f"Response '{response_id}' has no stored stream to resume: only background responses and stored "
+            "responses created with stream=true can be streamed again.", param="stream")
+    return _followed(svc, response_id, -1 if starting_after is None else starting_after)
+
+
+@router.post("/responses/{response_id}/cancel", responses=returns(OpenAIResponse))
+async def cancel_response(response_id: str, svc: Services = Depends(services)) -> Response:
+    response = await svc.responses.get_response(response_id)
+    if response is None:
+        raise _not_found(response_id)
+    if not response.get("background"):
+        raise ConflictError("Only responses created with background=true can be cancelled.", param="response_id",
+                            code="not_background")
+    outcome = await svc.background.cancel(response_id)
+    if outcome is CancelOutcome.REQUESTED:
+        await _until_ended(svc, response_id, svc.settings.background_lease_seconds)
+    current = await svc.responses.get_response(response_id)
+    if current is None:
+        raise _not_found(response_id)
+    if current["status"] not in ACTIVE_STATUSES and current["status"] != "cancelled":
+        raise ConflictError(f"Response '{response_id}' has already ended ({current['status']}); it cannot be "
+                            "cancelled.", param="response_id", code="response_already_ended")
+    return json_response(current)
+
+
+async def _start_background(turn: Turn, body: CreateResponseRequest, svc: Services) -> Response:
+    queued = await queue_turn(turn, body, current_principal.get().owner)
+    svc.background.wake()
+    if body.stream:
+        return _followed(svc, queued["id"], -1)
+    return json_response(queued)
+
+
+async def _has_stream(svc: Services, response_id: str) -> bool:
+    if await svc.event_log.has_events(response_id):
+        return True
+    await svc.event_log.flush()  # a stream that just ended here may still be in the buffer
+    return await svc.event_log.has_events(response_id)
+
+
+def _followed(svc: Services, response_id: str, after: int) -> Response:
+    return event_stream_response(follow(svc.event_log, svc.responses, response_id, after,
+                                        poll_seconds=svc.settings.resume_poll_seconds))
+
+
+async def _until_ended(svc: Services, response_id: str, timeout: float) -> None:
+    """Wait for the worker holding a cancelled response to stop it (on any process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await svc.responses.status(response_id) not in ACTIVE_STATUSES:
+            return
+        await svc.event_log.wait_for_more(response_id, svc.settings.resume_poll_seconds)
 
 
 @router.delete("/responses/{response_id}", responses=returns(Deleted))

@@ -28,7 +28,7 @@ _CONNECTIONS = frozenset({"http", "websocket"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Endpoints that take form uploads rather than JSON.
 _FORM_PATHS = frozenset({"/v1/files"})
-_PUBLIC_PATHS = frozenset({"/health"})
+_PUBLIC_PATHS = frozenset({"/health", "/ready"})
 # The web inspector authenticates its pages from its own session cookie (riposte/ui/access.py),
 # and posts HTML forms guarded by a CSRF token (riposte/ui/session.py).
 INSPECTOR_PREFIX = "/ui/"

@@ -11,13 +11,16 @@ from riposte.engine.turn import Turn, prepare_turn
 from riposte.services import Services
 
 
-async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentResponses | None = None) -> Turn:
+async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentResponses | None = None,
+                     response_id: str | None = None) -> Turn:
     """Everything that can refuse the request runs here, before any event is sent. `recent` holds
-    responses a WebSocket connection may continue without the store (see recent_responses.py)."""
+    responses a WebSocket connection may continue without the store (see recent_responses.py);
+    `response_id` is a queued background response's, when a worker runs it."""
     check_input_items(body.input)
     await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
     return await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
                               capture_trace=svc.settings.inspector.captures_traces, recent=recent,
-                              guardrails=svc.guardrails, context_settings=svc.settings.context)
+                              guardrails=svc.guardrails, context_settings=svc.settings.context,
+                              response_id=response_id)

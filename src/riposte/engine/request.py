@@ -112,8 +112,9 @@ def reject_unsupported(request: CreateResponseRequest) -> None:
                 param=f"include[{index}]",
                 code="unsupported_value",
             )
-    if request.background:
-        raise InvalidRequestError("background responses are not supported.", param="background")
+    if request.background and request.store is False:
+        raise InvalidRequestError("background responses must be stored: store cannot be false with background.",
+                                  param="store", code="unsupported_value")
     if request.conversation is not None and request.previous_response_id is not None:
         raise InvalidRequestError(
             "'conversation' and 'previous_response_id' are mutually exclusive: a turn continues either a "

@@ -30,8 +30,9 @@ class FieldHandling:
 REQUEST_FIELDS: dict[str, FieldHandling] = {
     "access_programs": FieldHandling(
         Handling.REJECTED, "OpenAI's domain-specific access programs do not exist on a self-hosted server"),
-    "background": FieldHandling(Handling.PARTLY, "`false` honoured; `true` is a 400 (no background runs yet)"),
-    "background_options": FieldHandling(Handling.REJECTED, "there are no background runs to configure"),
+    "background": FieldHandling(
+        Handling.HONOURED, "queued, run by a worker of any replica; poll, cancel, resume the stream; needs store"),
+    "background_options": FieldHandling(Handling.REJECTED, "background runs have no options to configure"),
     "client_metadata": FieldHandling(Handling.BOOKKEEPING, "string map (Codex's ids); never sent upstream"),
     "context_management": FieldHandling(
         Handling.HONOURED, "`[{type: compaction, compact_threshold}]`: over the threshold the model summarizes the "

@@ -18,7 +18,7 @@ def new_response_object(request: CreateResponseRequest, response_id: str) -> Res
         "object": "response",
         "created_at": int(time.time()),
         "status": "in_progress",
-        "background": False,
+        "background": bool(request.background),
         "completed_at": None,
         "error": None,
         "incomplete_details": None,

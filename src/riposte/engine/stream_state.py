@@ -150,6 +150,7 @@ class ResponseStream:
         *, argument_streams: Mapping[str, ArgumentStream] | None = None,
         max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
         client_shapes: Mapping[str, ClientTool] | None = None,
+        first_sequence: int = 0,
     ) -> None:
         self.response = response
         # Characters the response may still produce, over all its upstream calls.
@@ -165,7 +166,8 @@ class ResponseStream:
         self._citable_files: dict[str, str] = {}
         self._citable_urls = CitableUrls()
         self._citations: CitationFilter | None = None
-        self._sequence = 0
+        # Not 0 when a background turn is retried: it numbers its events after the earlier attempt's.
+        self._sequence = first_sequence
         self._events: list[Event] = []
         self._begin_call()
 

@@ -104,16 +104,25 @@ class Turn:
     _stored_row: OpenResponse | None = None
     # What the turn did upstream, for the inspector; None when not captured (engine/turn_trace.py).
     trace: TurnTrace | None = None
+    # A background worker's turn continues a row written when the job was queued (see `claimed`).
+    _first_sequence: int = 0
 
     @property
     def should_store(self) -> bool:
         return self.request.store is not False
 
+    def claimed(self, fence: int, first_sequence: int) -> None:
+        """Run as the background job claimed with `fence`: its row exists already, and an earlier
+        attempt's events, if any, end at `first_sequence` - 1."""
+        inherited = self.inherited or Inheritance(extends=None, items=0, messages=0)
+        self._stored_row = OpenResponse(self.response["id"], inherited.extends, inherited.messages, fence)
+        self._first_sequence = first_sequence
+
     async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
                                 argument_streams=self.tools.argument_streams(),
                                 max_output_chars=self.max_output_chars,
-                                client_shapes=self.tools.client_shapes)
+                                client_shapes=self.tools.client_shapes, first_sequence=self._first_sequence)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         if self.trace is not None:
             self.trace.started()
@@ -345,13 +354,18 @@ class Turn:
     async def _persist_created(self) -> None:
         """Store the response `in_progress` before the client learns its id: one INSERT. A crash
         from here on leaves a row that start-up recovery marks `failed`, never a 404."""
-        if self.should_store:
-            inherited = self.inherited or Inheritance(extends=None, items=0, messages=0)
-            self._stored_row = await self.store.create(NewResponse(
-                response=self.response, input_items=self.input_items, extends=inherited.extends,
-                inherited_items=inherited.items, inherited_messages=inherited.messages,
-            ))
+        if self._stored_row is not None:
+            if not await self.store.start_background(self._stored_row, self.response):
+                raise BackgroundClaimLost(self.response["id"])
+        elif self.should_store:
+            self._stored_row = await self.store.create(self.new_row())
         self._created = True
+
+    def new_row(self) -> NewResponse:
+        """The response's row as its turn starts."""
+        inherited = self.inherited or Inheritance(extends=None, items=0, messages=0)
+        return NewResponse(response=self.response, input_items=self.input_items, extends=inherited.extends,
+                           inherited_items=inherited.items, inherited_messages=inherited.messages)
 
     async def _persist(self) -> None:
         if not self.should_store:
@@ -384,6 +398,10 @@ class Turn:
                 await self._persist()
             except Exception:
                 logger.exception("could not store abandoned response %s", self.response["id"])
+
+
+class BackgroundClaimLost(Exception):
+    """The background job went to another worker (or was cancelled) before this one started it."""
 
 
 def _malformed_chunk(exc: Exception) -> UpstreamError:
@@ -443,10 +461,12 @@ async def prepare_turn(
     recent: RecentResponses | None = None,
     guardrails: GuardRegistry | None = None,
     context_settings: ContextSettings | None = None,
+    response_id: str | None = None,
 ) -> Turn:
     """Everything that can fail because of the request fails here, before a stream starts.
     `capture_trace`: keep the turn's upstream and tool calls for the inspector (stored turns only).
-    `recent`: unstored responses the caller may continue as well (a WebSocket connection's)."""
+    `recent`: unstored responses the caller may continue as well (a WebSocket connection's).
+    `response_id`: the id given when a background response was queued (new otherwise)."""
     reject_unsupported(request)
     guard = (guardrails or GuardRegistry.empty()).for_turn(request.guardrails, request.shields)
     route = router.resolve(request.model)
@@ -478,7 +498,7 @@ async def prepare_turn(
     inherited = Inheritance(previous.response["id"], len(prior_items), len(history)) if previous else None
     try:
         turn = _new_turn(request, route, store, sync, tools, prior_items + new_items, history + new_messages,
-                         max_infer_iters, keyring, inherited)
+                         max_infer_iters, keyring, inherited, response_id)
     except BaseException:
         await tools.aclose()
         raise
@@ -515,10 +535,10 @@ async def _fit_context(turn: Turn, settings: ContextSettings, keyring: Keyring, 
 def _new_turn(
     request: CreateResponseRequest, route: Route, store: ResponseStore, sync: ConversationSync | None,
     tools: TurnTools, input_items: list[Item], conversation: list[Message], max_infer_iters: int,
-    keyring: Keyring | None, inherited: Inheritance | None = None,
+    keyring: Keyring | None, inherited: Inheritance | None = None, response_id: str | None = None,
 ) -> Turn:
     tool_choice = resolve_tool_choice(request.tool_choice, list(tools.declared))
-    response_id = ids.response_id()
+    response_id = response_id or ids.response_id()
     # A valid chat order may move a new tool message next to its call inside the inherited
     # history; the prefix check below then stores the turn in full.
     history = resume_history(valid_chat_sequence(conversation), tools.instances)
@@ -611,7 +631,7 @@ async def load_previous(
         raise NotFoundError(
             f"Previous response with id '{previous_response_id}' not found.", param="previous_response_id"
         )
-    if previous.response["status"] == "in_progress":
+    if previous.response["status"] in ("queued", "in_progress"):
         raise InvalidRequestError(
             f"Previous response '{previous_response_id}' is still in progress; continue it once it has "
             "ended.", param="previous_response_id", code="previous_response_in_progress",

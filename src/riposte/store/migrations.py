@@ -88,6 +88,11 @@ def _create_response_traces(connection: Connection) -> None:
     schema.response_traces.create(connection, checkfirst=True)
 
 
+def _background_and_event_log(connection: Connection) -> None:
+    schema.response_events.create(connection, checkfirst=True)
+    schema.background_jobs.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -98,6 +103,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0007_add_project_ownership", _add_project_ownership),
     ("0008_index_items_by_id", _index_items_by_id),
     ("0009_response_traces", _create_response_traces),
+    ("0010_background_and_event_log", _background_and_event_log),
 ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.event_log import delete_events
 from riposte.store.ownership import OwnedStore
 from riposte.store.traces import insert_trace
 
@@ -66,6 +67,8 @@ class OpenResponse:
     extends: str | None
     # How many of the turn's chat messages came from the extended response (they are not stored again).
     inherited_messages: int
+    # A background turn's claim fence (store/background_jobs.py): its writes count only while it holds.
+    fence: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,18 +89,23 @@ class ResponseStore(OwnedStore):
         # The server instance whose turns this store writes (see store/instances.py).
         self._owner = owner
 
-    async def create(self, new: NewResponse) -> OpenResponse:
+    async def create(self, new: NewResponse,
+                     also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> OpenResponse:
         """Write the response `in_progress`, one statement. When it continues a response, only its
         own items are stored, provided that response still exists; the insert locks it (PostgreSQL)
         so a concurrent delete cannot remove it under the new link. If it was deleted meanwhile,
-        the row is written with its full history instead."""
+        the row is written with its full history instead. `also` writes more in the same transaction."""
         response = new.response
+        # A background response belongs to its job's lease (store/background_jobs.py), not to this process.
+        owner = None if response.get("background") else self._owner
         row = {"id": response["id"], "created_at": float(response["created_at"]), "model": response["model"],
                "status": response["status"], "previous_response_id": response.get("previous_response_id"),
-               "response": _dumps(response), "messages": "[]", "owner": self._owner,
+               "response": _dumps(response), "messages": "[]", "owner": owner,
                "project": self._access.project}
         previous = new.extends
         async with self._engine.begin() as connection:
+            if also is not None:
+                await also(connection)
             await _index_items(connection, self._access.project, response["id"],
                                new.input_items[new.inherited_items:])
             if previous is not None:
@@ -114,7 +122,7 @@ class ResponseStore(OwnedStore):
         """Record the turn's end, with its trace for the inspector when it has one. False when the
         response was deleted while it ran (it stays deleted)."""
         statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(),
-                                          self._access.visible(_TABLE))
+                                          self._access.visible(_TABLE), _fenced(opened))
                      .values(status=response["status"], response=_dumps(response),
                              messages=_dumps(messages[opened.inherited_messages:]), owner=None))
         async with self._engine.begin() as connection:
@@ -124,6 +132,20 @@ class ResponseStore(OwnedStore):
             if trace is not None:
                 await insert_trace(connection, self._access.project, opened.id, trace)
         return True
+
+    async def start_background(self, opened: OpenResponse, response: dict[str, Any]) -> bool:
+        """A worker starts a queued (or retried) background turn: the row shows it `in_progress`."""
+        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(), _fenced(opened))
+                     .values(status=response["status"], response=_dumps(response)))
+        async with self._engine.begin() as connection:
+            return bool((await connection.execute(statement)).rowcount)
+
+    async def status(self, response_id: str) -> str | None:
+        query = select(_TABLE.c.status).where(_TABLE.c.id == response_id, _TABLE.c.deleted == false(),
+                                              self._access.visible(_TABLE))
+        async with self._engine.connect() as connection:
+            found = (await connection.execute(query)).scalar()
+        return str(found) if found is not None else None
 
     async def get(self, response_id: str) -> StoredResponse | None:
         """The response with its full input items and messages, rebuilt along its chain."""
@@ -154,6 +176,7 @@ class ResponseStore(OwnedStore):
             await connection.execute(delete(items).where(items.c.response_id == response_id))
             traces = schema.response_traces
             await connection.execute(delete(traces).where(traces.c.response_id == response_id))
+            await delete_events(connection, response_id)
             await _purge(connection, response_id)
         return True
 
@@ -213,6 +236,17 @@ class ResponseStore(OwnedStore):
             ordering = _TABLE.c.seq.asc() if order == "asc" else _TABLE.c.seq.desc()
             rows = (await connection.execute(query.order_by(ordering).limit(limit + 1))).scalars().all()
         return ResponsePage(data=[orjson.loads(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+def _fenced(opened: OpenResponse) -> Any:
+    """True while a background turn's claim still holds; always true for a turn run by its request."""
+    if opened.fence is None:
+        return true()
+    jobs = schema.background_jobs
+    return (select(jobs.c.response_id)
+            .where(jobs.c.response_id == opened.id, jobs.c.fence == opened.fence, jobs.c.state == "running")
+            # PostgreSQL: wait for a claim in progress, then see its new fence.
+            .with_for_update(read=True).exists())
+
 
 def _as_failed(response: dict[str, Any], message: str) -> dict[str, Any]:
     return {**response, "status": "failed", "error": {"code": "server_error", "message": message}}

@@ -221,3 +221,39 @@ api_keys = Table(
     # Per-key limit overrides (auth/settings.py LimitSettings), as JSON.
     Column("limits", Text, nullable=False),
 )
+
+# The stream events of stored responses that were streamed or run in the background (migration
+# 0009), so that `GET /v1/responses/{id}?stream=true&starting_after=N` can replay them. Written in
+# batches by store/event_log.py; removed with their response.
+response_events = Table(
+    "response_events",
+    metadata,
+    Column("response_id", String(100), primary_key=True),
+    Column("sequence_number", Integer, primary_key=True, autoincrement=False),
+    Column("event", Text, nullable=False),
+)
+
+# Background responses waiting for, or held by, a worker (migration 0009); store/background_jobs.py.
+background_jobs = Table(
+    "background_jobs",
+    metadata,
+    Column("response_id", String(100), primary_key=True),
+    Column("project", String(200), nullable=False),
+    # The caller could see every project (an admin): the worker runs the turn with the same view.
+    Column("sees_all", Boolean, nullable=False),
+    # The create request's body as JSON, which the worker turns into the turn again.
+    Column("request", Text, nullable=False),
+    # queued -> running -> done; a running job whose lease ran out goes back to queued by a claim.
+    Column("state", String(20), nullable=False),
+    Column("queued_at", Float, nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    # Raised by every claim (and by hand-back and cancel of a queued job): a worker's writes carry
+    # the fence it claimed with and are refused once it no longer matches.
+    Column("fence", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("cancel_requested", Boolean, nullable=False),
+    # The last sequence number stored for the response, so a retry numbers its events after it.
+    Column("last_sequence", Integer, nullable=False),
+    Index("ix_background_jobs_state", "state", "queued_at"),
+)

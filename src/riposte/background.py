@@ -1,0 +1,205 @@
+"""Background responses: queued by a request, run by a worker of any server process.
+
+`queue_turn` stores the response `queued` together with its job, in one transaction. Every process
+runs a `BackgroundRunner`: it claims jobs from the shared queue (store/background_jobs.py), runs
+each as an ordinary turn whose events go to the event log, renews its leases, and stops a turn
+when someone asks to cancel it, on any process. On shutdown it hands its unfinished jobs back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.turn import BackgroundClaimLost, Turn
+from riposte.errors import RiposteError
+from riposte.store.background_jobs import CancelOutcome, ClaimedJob, JobQueue, enqueue, new_job_row
+from riposte.store.event_log import EventLog
+from riposte.store.ownership import Owner
+
+if TYPE_CHECKING:
+    from riposte.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    workers: int
+    poll_seconds: float
+    lease_seconds: float
+    max_attempts: int
+
+
+async def queue_turn(turn: Turn, body: CreateResponseRequest, owner: Owner) -> dict[str, Any]:
+    """Store a prepared background turn `queued`, with its job; the turn itself runs on a worker."""
+    turn.response["status"] = "queued"
+    request = body.model_dump(mode="json", exclude_unset=True)
+    row = new_job_row(turn.response["id"], owner, {"body": request, "created_at": turn.response["created_at"]})
+
+    async def with_job(connection: AsyncConnection) -> None:
+        await enqueue(connection, row)
+
+    try:
+        await turn.store.create(turn.new_row(), also=with_job)
+    finally:
+        await turn.tools.aclose()  # the worker builds the turn again, with its own tools
+    return dict(turn.response)
+
+
+@dataclass
+class _Running:
+    fence: int
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    # Set when this process gave the job up (lease lost, handed back): it must not end the job.
+    released: bool = False
+
+
+class BackgroundRunner:
+    def __init__(self, queue: JobQueue, log: EventLog, settings: RunnerSettings) -> None:
+        self._queue = queue
+        self._log = log
+        # The services as a job's project sees them (set by `start`).
+        self._view: Callable[[Owner], Services] | None = None
+        self._settings = settings
+        self._running: dict[str, _Running] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.draining = False
+
+    def start(self, view: Callable[[Owner], Services]) -> None:
+        self._view = view
+        if self._settings.workers > 0:
+            self._loop_task = asyncio.create_task(self._work_forever(), name="riposte background runner")
+
+    def wake(self) -> None:
+        """A job was queued here: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def drain(self) -> None:
+        """Stop taking jobs (SIGTERM); running ones go on until shutdown hands them back."""
+        self.draining = True
+        self._wake.set()
+
+    async def cancel(self, response_id: str) -> CancelOutcome:
+        outcome = await self._queue.request_cancel(response_id)
+        running = self._running.get(response_id)
+        if outcome is CancelOutcome.REQUESTED and running is not None:
+            running.scope.cancel()  # ours: stop it now rather than at the next poll
+        return outcome
+
+    async def aclose(self) -> None:
+        """Shutdown: stop claiming, hand the running jobs back to the queue, then stop their turns
+        (whose last writes the moved fence refuses)."""
+        self.draining = True
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        held = {response_id: running.fence for response_id, running in self._running.items()}
+        if held:
+            for running in self._running.values():
+                running.released = True
+            try:
+                await self._queue.hand_back(held)
+                logger.info("handed %d background response(s) back to the queue", len(held))
+            except Exception:  # their leases run out instead, and another process takes them
+                logger.exception("could not hand background responses back to the queue")
+        for running in list(self._running.values()):
+            running.scope.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._log.flush()
+
+    async def _work_forever(self) -> None:
+        renew_every = self._settings.lease_seconds / 3
+        renewed_at = time.monotonic()
+        while not self.draining:
+            try:
+                if time.monotonic() - renewed_at >= renew_every:
+                    await self._renew()
+                    renewed_at = time.monotonic()
+                await self._stop_cancelled()
+                await self._claim()
+                await self._queue.give_up_expired(self._settings.max_attempts)
+            except Exception:  # the database may be briefly unreachable: try again at the next poll
+                logger.exception("background runner poll failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.poll_seconds)
+            self._wake.clear()
+
+    async def _claim(self) -> None:
+        free = self._settings.workers - len(self._running)
+        if free <= 0 or self.draining:
+            return
+        for job in await self._queue.claim(free, self._settings.lease_seconds, self._settings.max_attempts):
+            self._running[job.response_id] = _Running(job.fence)
+            task = asyncio.create_task(self._run(job), name=f"background {job.response_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _renew(self) -> None:
+        held = {response_id: running.fence for response_id, running in self._running.items()}
+        if not held:
+            return
+        for response_id in await self._queue.renew(held, self._settings.lease_seconds):
+            running = self._running.get(response_id)
+            if running is not None:
+                logger.warning("lost the lease on background response %s; stopping it here", response_id)
+                running.released = True
+                running.scope.cancel()
+
+    async def _stop_cancelled(self) -> None:
+        held = {response_id: running.fence for response_id, running in self._running.items()}
+        for response_id in await self._queue.cancel_requested(held):
+            running = self._running.get(response_id)
+            if running is not None:
+                running.scope.cancel()
+
+    async def _run(self, job: ClaimedJob) -> None:
+        running = self._running[job.response_id]
+        try:
+            turn = await self._prepare(job)
+            if turn is None:
+                return
+            with running.scope:
+                async with aclosing(turn.events()) as events:
+                    async for event in events:
+                        self._log.append(job.response_id, event, job.fence)
+                        await self._log.room()
+            await self._log.flush()
+            if not running.released:
+                await self._queue.finish(job.response_id, job.fence)
+        except BackgroundClaimLost:
+            logger.info("background response %s was taken over or cancelled before it started", job.response_id)
+        except Exception:
+            logger.exception("background response %s failed", job.response_id)
+        finally:
+            self._running.pop(job.response_id, None)
+            self._wake.set()  # a worker is free
+
+    async def _prepare(self, job: ClaimedJob) -> Turn | None:
+        """The job's turn, built again from its request; None when the request no longer prepares
+        (what it continues was deleted, say): the response then fails with the reason."""
+        # The one way a request becomes a turn; imported here since the services import this module.
+        from riposte.api.turn_start import start_turn
+
+        assert self._view is not None  # jobs are claimed only once started
+        try:
+            body = CreateResponseRequest.model_validate(job.request["body"])
+            turn = await start_turn(body, self._view(job.owner), response_id=job.response_id)
+        except RiposteError as exc:
+            await self._queue.fail(job.response_id, job.fence, exc.message)
+            return None
+        turn.response["created_at"] = job.request["created_at"]
+        turn.claimed(job.fence, job.first_sequence)
+        return turn

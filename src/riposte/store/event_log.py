@@ -1,0 +1,173 @@
+"""The stored stream events of responses, for resuming a stream (`starting_after`).
+
+Writes sit on the token path, so they never wait for the database: `append` puts the event in a
+buffer, and one flusher task writes the buffer in a single statement per flush interval (or as soon
+as it holds `max_batch` events), a group commit. Readers in this process are woken after each flush;
+readers in other processes poll (see engine/resume.py).
+
+A background worker's events carry the fence of its claim (store/background_jobs.py): a flush
+raises the job's `last_sequence` only while that fence still holds, and writes the events only
+then, so a worker whose lease was taken over can never add events after the new owner's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from riposte.store import schema
+
+logger = logging.getLogger(__name__)
+
+_EVENTS = schema.response_events
+_JOBS = schema.background_jobs
+
+
+@dataclass(frozen=True)
+class _Pending:
+    response_id: str
+    sequence_number: int
+    event: dict[str, Any]
+    # The background claim's fence, or None for a response streamed by its own request.
+    fence: int | None
+
+
+class EventLog:
+    def __init__(self, engine: AsyncEngine, flush_seconds: float = 0.05, max_batch: int = 512,
+                 max_buffered: int = 50_000) -> None:
+        self._engine = engine
+        self._flush_seconds = flush_seconds
+        self._max_batch = max_batch
+        # Past this many unwritten events (the database is slower than the producers), appending
+        # waits: memory stays bounded and no event is dropped.
+        self._max_buffered = max_buffered
+        self._buffer: list[_Pending] = []
+        self._has_work = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._flushed = asyncio.Condition()
+        # Batches taken from the buffer and batches written, so `flush()` waits for the one holding its events.
+        self._taken = 0
+        self._written = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        # Readers waiting for a response's next events, woken after a flush that wrote some.
+        self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def append(self, response_id: str, event: dict[str, Any], fence: int | None = None) -> None:
+        """Buffer an event; no I/O. Call `room()` now and then to respect the buffer bound."""
+        self._buffer.append(_Pending(response_id, event["sequence_number"], event, fence))
+        if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
+            self._has_work.set()
+        if len(self._buffer) >= self._max_buffered:
+            self._room.clear()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever(), name="riposte event log")
+
+    async def room(self) -> None:
+        """Wait while the buffer is full (only when the database falls behind)."""
+        if not self._room.is_set():
+            await self._room.wait()
+
+    async def flush(self) -> None:
+        """Return once every event appended so far is written (or refused by its fence)."""
+        if not self._buffer:
+            return
+        target = self._taken + 1  # the batch that will take the buffered events
+        self._has_work.set()
+        async with self._flushed:
+            await self._flushed.wait_for(lambda: self._written >= target or self._task is None)
+
+    async def read_after(self, response_id: str, after: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
+        query = (select(_EVENTS.c.sequence_number, _EVENTS.c.event)
+                 .where(_EVENTS.c.response_id == response_id, _EVENTS.c.sequence_number > after)
+                 .order_by(_EVENTS.c.sequence_number).limit(limit))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [(int(row[0]), orjson.loads(row[1])) for row in rows]
+
+    async def has_events(self, response_id: str) -> bool:
+        query = select(func.count()).select_from(_EVENTS).where(_EVENTS.c.response_id == response_id)
+        async with self._engine.connect() as connection:
+            return bool((await connection.execute(query)).scalar())
+
+    async def wait_for_more(self, response_id: str, timeout: float) -> None:
+        """Sleep until a local flush wrote events of this response, or `timeout` (other processes)."""
+        woken = asyncio.Event()
+        self._listeners[response_id].add(woken)
+        try:
+            await asyncio.wait_for(woken.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            listeners = self._listeners.get(response_id)
+            if listeners is not None:
+                listeners.discard(woken)
+                if not listeners:
+                    del self._listeners[response_id]
+
+    async def aclose(self) -> None:
+        self._closing = True
+        self._has_work.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._has_work.wait()
+            if len(self._buffer) < self._max_batch and not self._closing:
+                # Group commit: let the interval gather more events into this statement.
+                await asyncio.sleep(self._flush_seconds)
+            self._has_work.clear()
+            batch, self._buffer = self._buffer, []
+            self._taken += 1
+            self._room.set()
+            if batch:
+                try:
+                    await self._write(batch)
+                except Exception:  # a database hiccup loses these events for resume, never the stream
+                    logger.exception("could not store %d stream events", len(batch))
+            async with self._flushed:
+                self._written += 1
+                self._flushed.notify_all()
+            for response_id in {pending.response_id for pending in batch}:
+                for listener in self._listeners.get(response_id, ()):
+                    listener.set()
+            if self._closing and not self._buffer:
+                return
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        async with self._engine.begin() as connection:
+            rows = [pending for pending in batch if pending.fence is None]
+            fenced: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
+            for pending in batch:
+                if pending.fence is not None:
+                    fenced[(pending.response_id, pending.fence)].append(pending)
+            for (response_id, fence), events in fenced.items():
+                if await _advance(connection, response_id, fence, events[-1].sequence_number):
+                    rows.extend(events)
+            if rows:
+                await connection.execute(_EVENTS.insert(), [
+                    {"response_id": p.response_id, "sequence_number": p.sequence_number,
+                     "event": orjson.dumps(p.event).decode()} for p in rows])
+
+
+async def _advance(connection: AsyncConnection, response_id: str, fence: int, last_sequence: int) -> bool:
+    """Record the job's new last sequence number while its fence holds. The UPDATE locks the job's
+    row (PostgreSQL; SQLite has one writer), so a claim cannot slip between this check and the insert."""
+    statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence)
+                 .values(last_sequence=last_sequence))
+    return bool((await connection.execute(statement)).rowcount)
+
+
+async def delete_events(connection: AsyncConnection, response_id: str) -> None:
+    await connection.execute(delete(_EVENTS).where(_EVENTS.c.response_id == response_id))
