@@ -112,7 +112,7 @@ class BackgroundRunner:
                 running.released = True
             try:
                 await self._queue.hand_back(held)
-                logger.info("handed %d background response(s) back to the queue", len(held))
+                logger.warning("handed %d background response(s) back to the queue", len(held))
             except Exception:  # their leases run out instead, and another process takes them
                 logger.exception("could not hand background responses back to the queue")
         for running in list(self._running.values()):

@@ -50,6 +50,7 @@ __all__ = [
     "EMBEDDING_DIMENSIONS",
     "Reply",
     "ScriptedUpstream",
+    "UpstreamCall",
     "cut_reply",
     "dropped_reply",
     "error_reply",
@@ -74,6 +75,16 @@ StreamOutcome = Literal["completed", "disconnected", "dropped"]
 
 
 # --------------------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One streamed chat call as the upstream saw it: its body, its caller's key, and how it ended."""
+
+    body: JSON
+    authorization: str
+    outcome: StreamOutcome
+
 
 
 @dataclass(frozen=True)
@@ -575,8 +586,8 @@ class ScriptedUpstream:
         self.stream_outcomes: list[StreamOutcome] = []
         # Without queued replies, the reply `responder` makes for the request (None: a 500).
         self.responder: Callable[[JSON], Reply] | None = None
-        # Every streamed call as (request body, how its stream ended), once it has ended.
-        self.call_log: list[tuple[JSON, StreamOutcome]] = []
+        # Every streamed call, once it has ended.
+        self.call_log: list[UpstreamCall] = []
         self.disconnects = 0
         self.disconnected = threading.Event()
         self.port = 0
@@ -737,17 +748,18 @@ class ScriptedUpstream:
             return JSONResponse(reply.error_body, status_code=reply.error_status)
         completion = _Completion(f"chatcmpl-fake-{next(self._ids)}", int(time.time()), str(body.get("model", "")))
         if body.get("stream"):
-            return self._stream(reply, completion, _wants_usage(body), request.scope.get("client"), body)
+            call = UpstreamCall(body, request.headers.get("authorization", ""), "dropped")
+            return self._stream(reply, completion, _wants_usage(body), request.scope.get("client"), call)
         return await self._complete(reply, completion)
 
     def _stream(self, reply: Reply, completion: _Completion, include_usage: bool, client: Any,
-                body: JSON) -> Response:
+                call: UpstreamCall) -> Response:
         chunks = _stream_chunks(reply, completion, include_usage)
 
         def ended(outcome: StreamOutcome) -> None:
             self._record_outcome(outcome)
             with self._lock:
-                self.call_log.append((body, outcome))
+                self.call_log.append(dataclasses.replace(call, outcome=outcome))
 
         def reset() -> None:
             transport = self.connections.transports.get(tuple(client)) if client else None

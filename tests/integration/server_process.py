@@ -85,6 +85,18 @@ class ServerProcess:
             time.sleep(0.05)
         raise AssertionError("no matching log line in:\n" + "\n".join(self.lines()))
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash."""
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+
+    def terminate(self) -> int:
+        """SIGTERM, then wait for the graceful exit; returns the exit code."""
+        assert self._process is not None
+        self._process.terminate()
+        return self._process.wait(timeout=60)
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

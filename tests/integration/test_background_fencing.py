@@ -1,0 +1,101 @@
+"""The job queue's fencing on both databases: a worker whose lease expired and whose job another
+worker claimed can write nothing any more (no events, no response end, no job end)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from riposte.store.background_jobs import CancelOutcome, JobQueue, enqueue, new_job_row
+from riposte.store.database import create_engine, migrate
+from riposte.store.event_log import EventLog
+from riposte.store.ownership import Owner
+from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    created = create_engine(database_url)
+    await migrate(created)
+    yield created
+    await created.dispose()
+
+
+async def _queued(engine: AsyncEngine, response_id: str) -> ResponseStore:
+    store = ResponseStore(engine, owner=None)
+    response = {"id": response_id, "object": "response", "created_at": 1, "model": "m", "status": "queued",
+                "background": True, "output": [], "error": None}
+    row = new_job_row(response_id, Owner(), {"body": {"model": "m", "input": "x"}, "created_at": 1})
+
+    async def with_job(connection: object) -> None:
+        await enqueue(connection, row)  # type: ignore[arg-type]
+
+    await store.create(NewResponse(response, [], None, 0, 0), also=with_job)
+    return store
+
+
+def _event(sequence_number: int) -> dict[str, object]:
+    return {"type": "response.output_text.delta", "sequence_number": sequence_number, "delta": "x"}
+
+
+async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
+    response_id = f"resp_fence_{id(engine)}"
+    store = await _queued(engine, response_id)
+    stale, fresh = JobQueue(engine, "worker-stale"), JobQueue(engine, "worker-fresh")
+    log = EventLog(engine, flush_seconds=0.01)
+    log.start()
+    try:
+        [first] = await stale.claim(10, lease_seconds=0.05, max_attempts=3)
+        assert first.response_id == response_id and first.first_sequence == 0
+        for number in range(3):
+            log.append(response_id, _event(number), first.fence)
+        await log.flush()
+        await asyncio.sleep(0.1)  # the stale worker's lease runs out
+        [second] = await fresh.claim(10, lease_seconds=30, max_attempts=3)
+        assert second.fence > first.fence
+        assert second.first_sequence == 3, "a retry numbers its events after the stored ones"
+        # Everything the stale worker still tries is refused.
+        log.append(response_id, _event(3), first.fence)
+        await log.flush()
+        assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2]
+        assert not await store.finish(OpenResponse(response_id, None, 0, first.fence),
+                                      {"status": "completed", "output": []}, [])
+        assert not await stale.finish(response_id, first.fence)
+        assert await stale.renew({response_id: first.fence}, 30) == {response_id}
+        # The new owner's writes go through.
+        log.append(response_id, _event(3), second.fence)
+        await log.flush()
+        assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2, 3]
+        assert await store.finish(OpenResponse(response_id, None, 0, second.fence),
+                                  {"status": "completed", "output": []}, [])
+        assert await fresh.finish(response_id, second.fence)
+        assert await store.status(response_id) == "completed"
+        assert await fresh.request_cancel(response_id) is CancelOutcome.ENDED
+    finally:
+        await log.aclose()
+
+
+async def test_attempts_run_out_then_the_response_fails(engine: AsyncEngine) -> None:
+    response_id = f"resp_attempts_{id(engine)}"
+    store = await _queued(engine, response_id)
+    queue = JobQueue(engine, "worker")
+    for _ in range(2):
+        claimed = [job for job in await queue.claim(10, 0.01, max_attempts=2) if job.response_id == response_id]
+        assert claimed
+        await asyncio.sleep(0.05)
+    assert [job for job in await queue.claim(10, 0.01, max_attempts=2) if job.response_id == response_id] == []
+    assert response_id in await queue.give_up_expired(max_attempts=2)
+    assert await store.status(response_id) == "failed"
+
+
+async def test_a_queued_job_cancelled_is_never_claimed(engine: AsyncEngine) -> None:
+    response_id = f"resp_cancel_{id(engine)}"
+    store = await _queued(engine, response_id)
+    queue = JobQueue(engine, "worker")
+    assert await queue.request_cancel(response_id) is CancelOutcome.CANCELLED
+    assert await store.status(response_id) == "cancelled"
+    assert [job for job in await queue.claim(10, 30, 3) if job.response_id == response_id] == []
+    assert await queue.request_cancel(response_id) is CancelOutcome.ENDED
