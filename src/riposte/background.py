@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from riposte.engine.request import CreateResponseRequest
+from riposte.engine.resume import ACTIVE_STATUSES
 from riposte.engine.turn import BackgroundClaimLost, Turn
 from riposte.errors import RiposteError
 from riposte.store.background_jobs import CancelOutcome, ClaimedJob, JobQueue, enqueue, new_job_row
@@ -63,6 +64,18 @@ class _Running:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     # Set when this process gave the job up (lease lost, handed back): it must not end the job.
     released: bool = False
+
+
+async def _retrying(action: Callable[[], Awaitable[None]], attempts: int = 3) -> None:
+    for attempt in range(attempts):
+        try:
+            await action()
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("background job write failed; trying again", exc_info=True)
+            await asyncio.sleep(0.1 * (attempt + 1))
 
 
 class BackgroundRunner:
@@ -178,7 +191,7 @@ class BackgroundRunner:
                         await self._log.room()
             await self._log.flush()
             if not running.released:
-                await self._queue.finish(job.response_id, job.fence)
+                await _retrying(lambda: self._settle(turn, job))
         except BackgroundClaimLost:
             logger.info("background response %s was taken over or cancelled before it started", job.response_id)
         except Exception:
@@ -186,6 +199,13 @@ class BackgroundRunner:
         finally:
             self._running.pop(job.response_id, None)
             self._wake.set()  # a worker is free
+
+    async def _settle(self, turn: Turn, job: ClaimedJob) -> None:
+        """End the job; first store the turn's end again if its own write failed (a deadlock, a
+        dropped connection), so the response is never left `in_progress` by a finished job."""
+        if await turn.store.status(job.response_id) in ACTIVE_STATUSES:
+            await turn.persist_again()
+        await self._queue.finish(job.response_id, job.fence)
 
     async def _prepare(self, job: ClaimedJob) -> Turn | None:
         """The job's turn, built again from its request; None when the request no longer prepares

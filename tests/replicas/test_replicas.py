@@ -14,6 +14,7 @@ exactly one answer.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -23,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -188,7 +190,8 @@ def test_cancel_queued_and_running_from_another_replica(replicas: dict[str, Serv
 
 
 @pytest.mark.timeout(300)
-def test_replica_killed_halfway(replicas: dict[str, ServerProcess], upstream: ScriptedUpstream) -> None:
+def test_replica_killed_halfway(replicas: dict[str, ServerProcess], upstream: ScriptedUpstream,
+                                database_url: str) -> None:
     a, b, c = replicas["A"], replicas["B"], replicas["C"]
     markers = [f"job-{n}" for n in range(1, JOBS + 1)]
     entry = [a, b, c]
@@ -201,8 +204,13 @@ def test_replica_killed_halfway(replicas: dict[str, ServerProcess], upstream: Sc
         assert time.monotonic() < deadline, "half the jobs never completed"
         time.sleep(0.02)
     a.kill()
-    with ThreadPoolExecutor(8) as pool:
-        final = dict(zip(markers, pool.map(lambda m: wait_for(b, ids[m], TERMINAL, 120), markers), strict=True))
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            final = dict(zip(markers, pool.map(lambda m: wait_for(b, ids[m], TERMINAL, 120), markers), strict=True))
+    except AssertionError:
+        _print_unfinished_jobs(database_url)
+        print("B:", "\n".join(b.lines()[-60:]), "\nC:", "\n".join(c.lines()[-60:]))
+        raise
     assert Counter(final.values()) == {"completed": JOBS}
     survivors = Counter(_marker(call.body) for call in upstream.call_log
                         if call.outcome == "completed" and call.authorization != "Bearer key-A")
@@ -216,3 +224,19 @@ def test_replica_killed_halfway(replicas: dict[str, ServerProcess], upstream: Sc
         assert ends[0]["response"]["output"][0]["content"][0]["text"] == answer(marker)
     retried = [m for m, events in streams.items() if sum(e["type"] == "response.created" for e in events) > 1]
     print(f"{len(retried)} response(s) were retried after the kill")
+
+
+def _print_unfinished_jobs(database_url: str) -> None:
+    """On a failure: the job rows still open, to see who holds what."""
+
+    async def dump() -> None:
+        connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            for row in await connection.fetch("SELECT response_id, state, owner, lease_until, fence, attempts, "
+                                              "cancel_requested, last_sequence FROM background_jobs "
+                                              "WHERE state != 'done'"):
+                print(dict(row))
+        finally:
+            await connection.close()
+
+    asyncio.run(dump())

@@ -375,6 +375,10 @@ class Turn:
                 self._stored_row, self.response, self.conversation, self.trace.steps if self.trace else None):
             logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
 
+    async def persist_again(self) -> None:
+        """Store the ended turn once more (a background worker whose first write failed retries)."""
+        await self._persist()
+
     async def _persist_keeping_the_answer(self) -> None:
         """Store the turn; if the database refuses, the client still gets the answer.
 

@@ -83,7 +83,7 @@ class JobQueue:
         lost: set[str] = set()
         until = time.time() + lease_seconds
         async with self._engine.begin() as connection:
-            for response_id, fence in held.items():
+            for response_id, fence in sorted(held.items()):  # a fixed lock order: no deadlocks
                 statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence,
                                                  _JOBS.c.state == RUNNING)
                              .values(lease_until=until))
@@ -113,7 +113,7 @@ class JobQueue:
         """Shutdown: put these jobs back in the queue at once, not counting this start as an attempt.
         The fence moves, so whatever the stopping turn still writes is refused."""
         async with self._engine.begin() as connection:
-            for response_id, fence in held.items():
+            for response_id, fence in sorted(held.items()):
                 await connection.execute(
                     update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence,
                                         _JOBS.c.state == RUNNING)

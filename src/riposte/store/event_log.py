@@ -27,6 +27,7 @@ from riposte.store import schema
 logger = logging.getLogger(__name__)
 
 _EVENTS = schema.response_events
+_WRITE_ATTEMPTS = 3
 _JOBS = schema.background_jobs
 
 
@@ -132,10 +133,7 @@ class EventLog:
             self._taken += 1
             self._room.set()
             if batch:
-                try:
-                    await self._write(batch)
-                except Exception:  # a database hiccup loses these events for resume, never the stream
-                    logger.exception("could not store %d stream events", len(batch))
+                await self._write_retrying(batch)
             async with self._flushed:
                 self._written += 1
                 self._flushed.notify_all()
@@ -145,6 +143,17 @@ class EventLog:
             if self._closing and not self._buffer:
                 return
 
+    async def _write_retrying(self, batch: list[_Pending]) -> None:
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                await self._write(batch)
+                return
+            except Exception:  # a database hiccup loses these events for resume, never the stream
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    logger.exception("could not store %d stream events", len(batch))
+                else:
+                    await asyncio.sleep(0.05 * (attempt + 1))
+
     async def _write(self, batch: list[_Pending]) -> None:
         async with self._engine.begin() as connection:
             rows = [pending for pending in batch if pending.fence is None]
@@ -152,7 +161,8 @@ class EventLog:
             for pending in batch:
                 if pending.fence is not None:
                     fenced[(pending.response_id, pending.fence)].append(pending)
-            for (response_id, fence), events in fenced.items():
+            # In a fixed order: concurrent flushes and lease renewals lock job rows without deadlocking.
+            for (response_id, fence), events in sorted(fenced.items()):
                 if await _advance(connection, response_id, fence, events[-1].sequence_number):
                     rows.extend(events)
             if rows:
