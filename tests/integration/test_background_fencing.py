@@ -24,10 +24,14 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await created.dispose()
 
 
+def _response(response_id: str, status: str) -> dict[str, object]:
+    return {"id": response_id, "object": "response", "created_at": 1, "model": "m", "status": status,
+            "background": True, "output": [], "error": None}
+
+
 async def _queued(engine: AsyncEngine, response_id: str) -> ResponseStore:
     store = ResponseStore(engine, owner=None)
-    response = {"id": response_id, "object": "response", "created_at": 1, "model": "m", "status": "queued",
-                "background": True, "output": [], "error": None}
+    response = _response(response_id, "queued")
     row = new_job_row(response_id, Owner(), {"body": {"model": "m", "input": "x"}, "created_at": 1})
 
     async def with_job(connection: object) -> None:
@@ -62,7 +66,7 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         await log.flush()
         assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2]
         assert not await store.finish(OpenResponse(response_id, None, 0, first.fence),
-                                      {"status": "completed", "output": []}, [])
+                                      _response(response_id, "completed"), [])
         assert not await stale.finish(response_id, first.fence)
         assert await stale.renew({response_id: first.fence}, 30) == {response_id}
         # The new owner's writes go through.
@@ -70,7 +74,7 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         await log.flush()
         assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2, 3]
         assert await store.finish(OpenResponse(response_id, None, 0, second.fence),
-                                  {"status": "completed", "output": []}, [])
+                                  _response(response_id, "completed"), [])
         assert await fresh.finish(response_id, second.fence)
         assert await store.status(response_id) == "completed"
         assert await fresh.request_cancel(response_id) is CancelOutcome.ENDED
