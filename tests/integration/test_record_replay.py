@@ -71,3 +71,22 @@ def test_replay_miss_in_a_stream_fails_the_response_with_the_diagnosis(
     assert error.code == "recording_not_found" and "request hash" in error.message
     with pytest.raises(openai.APIStatusError):
         sdk(server).responses.create(model="fake/m", input="never recorded")
+
+
+def test_compaction_summaries_are_recorded_and_replayed(
+    make_server: ServerFactory, upstream: ScriptedUpstream, tmp_path: Path, riposte_scope_headers: dict[str, str]
+) -> None:
+    provider = ProviderConfig(name="fake", base_url=upstream.base_url)
+    history = [{"role": "user", "content": f"Fact {n}: the sky is blue on day {n}."} for n in range(30)]
+    params = {"model": "fake/m", "input": [*history, {"role": "user", "content": "Summarize?"}],
+              "context_management": [{"type": "compaction", "compact_threshold": 100}]}
+    upstream.enqueue(text_reply("The sky was blue for 30 days."), text_reply("It was blue."))
+    recorder = make_server(inference_mode=InferenceMode.RECORD, recordings_dir=tmp_path / "rec", providers=[provider])
+    live = sdk(recorder, default_headers=riposte_scope_headers).responses.create(**params)  # type: ignore[call-overload]
+    assert len(list((tmp_path / "rec").glob("*.json"))) == 2  # the summary call and the turn's call
+
+    upstream.stop()
+    replayer = make_server(inference_mode=InferenceMode.REPLAY, recordings_dir=tmp_path / "rec", providers=[provider])
+    replayed = sdk(replayer, default_headers=riposte_scope_headers).responses.create(**params)  # type: ignore[call-overload]
+    assert [item.type for item in replayed.output] == [item.type for item in live.output] == ["compaction", "message"]
+    assert replayed.output_text == live.output_text == "It was blue."
