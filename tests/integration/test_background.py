@@ -7,6 +7,8 @@ tests/replicas/.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +19,7 @@ from pydantic import TypeAdapter
 
 from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
-from tests.conftest import ServerFactory
+from tests.conftest import server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
 from tests.integration.module_servers import module_upstream, server, upstream
 from tests.integration.sdk import raw_stream, sdk
@@ -134,10 +136,13 @@ def test_cancel_refusals(server: RunningServer, upstream: ScriptedUpstream) -> N
 
 
 @pytest.fixture
-def idle_server(make_server: ServerFactory, upstream: ScriptedUpstream) -> RunningServer:
-    """A server that queues background responses but runs none (no workers)."""
-    return make_server(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
-                       background_workers=0)
+def idle_server(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[RunningServer]:
+    """A server that queues background responses but runs none (no workers), on a database of its
+    own: on the shared one, other tests' servers would run its jobs. (The same on PostgreSQL, with
+    replicas: tests/replicas/test_replicas.py.)"""
+    with server_factory(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'idle.db'}") as factory:
+        yield factory(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
+                      background_workers=0)
 
 
 def test_cancel_queued_background_response(idle_server: RunningServer, upstream: ScriptedUpstream) -> None:
