@@ -73,8 +73,11 @@ def test_compact_returns_the_kept_exchange_and_a_sealed_summary(server: RunningS
     # The compacted window, given back with a new message, reaches the model as the summary.
     upstream.enqueue(text_reply("Take the 9:00 train."))
     window = [item.model_dump(exclude_none=True) for item in compacted.output]
-    client.responses.create(model="fake/m", input=[*window, {"role": "user", "content": "Which train?"}])
+    continued = client.responses.create(model="fake/m", input=[*window, {"role": "user", "content": "Which train?"}])
     sent = upstream.requests[1]["messages"]
+    counted = client.responses.input_tokens.count(model="fake/m",
+                                                  input=[*window, {"role": "user", "content": "Which train?"}])
+    assert continued.usage is not None and counted.input_tokens == continued.usage.input_tokens
     assert sent[0] == {"role": "user", "content": f"{SUMMARY_HEADER}\n\n{SUMMARY}"}
     assert [m["content"] for m in sent[1:]] == [[{"type": "text", "text": "And the last day?"}], "Which train?"]
 
