@@ -259,26 +259,40 @@ def test_replay_answers_moderation_calls_from_a_recording(
     upstream: ScriptedUpstream,
 ) -> None:
     recordings = tmp_path / "recordings"
-    body = {"model": "fake/m", "input": f"Teach me the {UNSAFE}.", "guardrails": ["omni"]}
+    flagged_input = {"model": "fake/m", "input": f"Teach me the {UNSAFE}.", "guardrails": ["omni"]}
+    flagged_output = {"model": "fake/m", "input": "How does it go?", "guardrails": ["omni"], "stream": True}
+    upstream.enqueue(text_reply(ANSWER, pieces=len(ANSWER) // 3))
     with server_factory(tmp_path / "rec", f"sqlite+aiosqlite:///{tmp_path / 'rec.db'}") as factory:
         recorder = factory(providers=_providers(model_upstream, guard_upstream), guardrails=SETTINGS,
                            inference_mode=InferenceMode.RECORD, recordings_dir=recordings)
-        recorded = strict_create(recorder, **body)
-    [file] = recordings.glob("*.json")
-    document = json.loads(file.read_text())
-    assert document["request"]["endpoint"] == "/v1/moderations"
-    assert document["response"]["body"]["__type__"].endswith("ModerationCreateResponse")
+        recorded = strict_create(recorder, **flagged_input)
+        recorded_stream = raw_stream(recorder, flagged_output)
+    documents = [json.loads(file.read_text()) for file in recordings.glob("*.json")]
+    endpoints = sorted(document["request"]["endpoint"] for document in documents)
+    calls = len(upstream.moderation_requests)
+    assert endpoints == ["/v1/chat/completions"] + ["/v1/moderations"] * calls
+    assert all(d["response"]["body"]["__type__"].endswith("ModerationCreateResponse") for d in documents
+               if d["request"]["endpoint"] == "/v1/moderations")
+    # The guardrail stopped reading the answer early; the recorder read it to its end regardless.
+    [chat] = [d for d in documents if d["request"]["endpoint"] == "/v1/chat/completions"]
+    assert "".join(chunk["__data__"]["choices"][0]["delta"].get("content") or ""
+                   for chunk in chat["response"]["body"] if chunk["__data__"]["choices"]) == ANSWER
 
-    # Offline: the providers point nowhere, and the recording answers.
+    # Offline: the providers point nowhere, and the recordings answer, stopping at the same place.
     offline = [ProviderConfig(name=name, base_url=f"http://127.0.0.1:{free_port()}/v1") for name in
                ("fake", "guard", "down")]
     with server_factory(tmp_path / "replay", f"sqlite+aiosqlite:///{tmp_path / 'replay.db'}") as factory:
         replayer = factory(providers=offline, guardrails=SETTINGS, inference_mode=InferenceMode.REPLAY,
                            recordings_dir=recordings)
-        replayed = strict_create(replayer, **body)
+        replayed = strict_create(replayer, **flagged_input)
         assert _refusal_message(replayed) == _refusal_message(recorded)
+        replayed_stream = raw_stream(replayer, flagged_output)
+        assert [e["type"] for e in replayed_stream] == [e["type"] for e in recorded_stream]
+        assert replayed_stream[-1]["response"]["output"][0]["content"] == (
+            recorded_stream[-1]["response"]["output"][0]["content"])
+        _no_unsafe_text(replayed_stream)
         missing = httpx.post(f"{replayer.base_url}/responses", timeout=30,
-                             json={**body, "input": "Something never recorded."})
+                             json={**flagged_input, "input": "Something never recorded."})
     assert missing.status_code == 503
     assert "No recording matches POST /v1/moderations" in missing.json()["error"]["message"]
-    assert len(upstream.moderation_requests) == 1
+    assert len(upstream.moderation_requests) == calls

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 from riposte.auth.principal import current_principal
@@ -22,6 +25,9 @@ from riposte.inference.scope import replay_scope
 from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, MODERATIONS_ENDPOINT, Upstream
 from riposte.store.ownership import DEFAULT_PROJECT
 
+logger = logging.getLogger(__name__)
+_RECORDING_MODES = (InferenceMode.RECORD, InferenceMode.RECORD_IF_MISSING)
+
 
 class RecordReplayUpstream:
     """An Upstream that answers from recordings, records live traffic, or both."""
@@ -40,10 +46,30 @@ class RecordReplayUpstream:
                 yield chunk
             return
         chunks: list[JSON] = []
-        async for chunk in self._live().stream_chat(body):
-            chunks.append(chunk)
-            yield chunk
+        async with aclosing(self._live().stream_chat(body)) as live:
+            try:
+                async for chunk in live:
+                    chunks.append(chunk)
+                    yield chunk
+            except GeneratorExit:
+                await self._record_the_rest(body, chunks, live)
+                raise
         # Only a stream that ran to its end is worth replaying.
+        self._write(CHAT_ENDPOINT, body, chunks, is_streaming=True, type_name=CHUNK_TYPE)
+
+    async def _record_the_rest(self, body: JSON, chunks: list[JSON], live: AsyncGenerator[JSON]) -> None:
+        """The reader stopped early on purpose (a guardrail flagged the answer): when recording, read
+        the answer to its end so that replay stops at the same place. Not when the turn is being
+        cancelled (the client left), and not if the rest fails: then there is nothing to replay."""
+        task = asyncio.current_task()
+        if self._mode not in _RECORDING_MODES or (task is not None and task.cancelling()):
+            return
+        try:
+            async for chunk in live:
+                chunks.append(chunk)
+        except Exception as exc:
+            logger.warning("the rest of an answer read for its recording failed, so it is not recorded: %s", exc)
+            return
         self._write(CHAT_ENDPOINT, body, chunks, is_streaming=True, type_name=CHUNK_TYPE)
 
     async def chat(self, body: JSON) -> JSON:
@@ -89,7 +115,7 @@ class RecordReplayUpstream:
         return self._inner
 
     def _write(self, endpoint: str, body: JSON, response_body: Any, *, is_streaming: bool, type_name: str) -> None:
-        if self._mode not in (InferenceMode.RECORD, InferenceMode.RECORD_IF_MISSING):
+        if self._mode not in _RECORDING_MODES:
             return
         path = self._store.write(
             endpoint=endpoint,
