@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from riposte.config import ProviderConfig, Settings
 from riposte.errors import InvalidRequestError
 from riposte.guardrails.guards import GuardRegistry
 from riposte.guardrails.lookahead import LookAhead, answer_text
 from riposte.guardrails.selection import requested_guardrails
-from riposte.guardrails.settings import GuardrailSettings
+from riposte.guardrails.settings import GuardConfig, GuardrailSettings
 from riposte.guardrails.verdicts import (
     LLAMA_GUARD_3_CATEGORIES,
     MalformedVerdict,
@@ -22,6 +23,7 @@ from riposte.guardrails.verdicts import (
     llama_guard_verdict,
     moderation_verdict,
 )
+from riposte.inference.router import ModelRouter
 
 
 def _content(text: str, **extra: Any) -> dict[str, Any]:
@@ -186,6 +188,13 @@ def test_requests_name_guardrails_by_string_or_type_object_and_unknown_ones_400(
     with pytest.raises(InvalidRequestError) as extra_key:
         requested_guardrails([{"type": "omni", "x": 1}], None, known)
     assert extra_key.value.param == "guardrails[0]"
+
+
+def test_a_guard_whose_model_no_provider_serves_stops_the_start() -> None:
+    settings = Settings(providers=[ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1", models=["m"])],
+                        guardrails=GuardrailSettings(guards=[GuardConfig(name="g", type="moderations", model="p/x")]))
+    with pytest.raises(ValueError, match="guardrail 'g': The model 'p/x' does not exist"):
+        GuardRegistry.from_settings(settings.guardrails, ModelRouter(settings))
 
 
 def test_no_guardrail_means_no_turn_guard_and_an_empty_server_knows_no_name() -> None:

@@ -59,7 +59,10 @@ class Guard:
 
     def __init__(self, config: GuardConfig, router: ModelRouter) -> None:
         self.config = config
-        self._route = router.resolve(config.model)  # an unknown model fails at start-up
+        try:
+            self._route = router.resolve(config.model)
+        except RiposteError as exc:  # at start-up, not at the first request that names it
+            raise ValueError(f"guardrail '{config.name}': {exc.message}") from exc
         self._categories = config.categories or LLAMA_GUARD_3_CATEGORIES
 
     @property
