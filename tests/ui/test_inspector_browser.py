@@ -49,6 +49,16 @@ def test_responses_are_listed_and_filtered(browser: Browser, scenario: Scenario)
     assert scenario.failed_turn in failed and scenario.search_turn not in failed
     assert "on fire" in failed
 
+    # Paging keeps the filters: completed fake/planets turns, one a page, newest first.
+    browser.goto(f"{scenario.root}/ui/responses?status=completed&model=fake/planets&limit=1")
+    seen = [browser.text("table tbody tr td a.mono")]
+    while browser.count("a:text('Older responses')"):
+        browser.call("click", selector="a:text('Older responses')")
+        assert browser.count("table tbody tr") == 1 and "completed" in browser.text("table tbody")
+        seen.append(browser.text("table tbody tr td a.mono"))
+    assert seen.index(scenario.conversation_turn) < seen.index(scenario.search_turn)
+    assert scenario.failed_turn not in seen and len(seen) == len(set(seen))
+
     browser.goto(f"{scenario.root}/ui/responses?conversation={scenario.conversation}")
     assert browser.count("table tbody tr") == 1
     assert scenario.conversation_turn in browser.text("table tbody")

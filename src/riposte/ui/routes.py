@@ -7,6 +7,7 @@ import datetime
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
@@ -153,8 +154,8 @@ async def responses_page(
                "until": until}
     next_query = None
     if has_more and listed:
-        next_query = "&".join(f"{key}={value}" for key, value in {**filters, "before": listed[-1].seq}.items()
-                              if value not in ("", None))
+        next_query = urlencode({key: value for key, value in {**filters, "before": listed[-1].seq}.items()
+                                if value not in ("", None)})
     return render(request, "responses.html", {
         "rows": rows, "filters": filters, "models": await queries.model_names(engine, owner),
         "statuses": _STATUSES, "next_query": next_query, "paged": before is not None}, who=who)
