@@ -4,7 +4,10 @@ which runs on both backends."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +118,34 @@ def test_a_client_that_leaves_cancels_its_response(make_server: ServerFactory, u
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert status == "cancelled"
+
+
+def test_a_peer_that_never_answers_pings_is_dropped(sqlite_servers: ServerFactory, upstream: ScriptedUpstream) -> None:
+    """The keep-alive settings reach uvicorn: a raw client that completes the handshake and then
+    stays silent gets pings, and is disconnected when no pong comes back."""
+    server = start(sqlite_servers, upstream, ping_interval_seconds=0.2, ping_timeout_seconds=0.2)
+    with socket.create_connection(("127.0.0.1", server.settings.port), timeout=30) as raw:
+        key = base64.b64encode(os.urandom(16)).decode()
+        raw.sendall((f"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1:{server.settings.port}\r\n"
+                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += raw.recv(4096)
+        head, _, frames = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        while chunk := raw.recv(4096):  # read until the server hangs up
+            frames += chunk
+    opcodes = _opcodes(frames)
+    assert opcodes[0] == 0x9, opcodes  # a ping first
+    assert 0x8 in opcodes  # then the close, after no pong came back
+
+
+def _opcodes(data: bytes) -> list[int]:
+    """The opcodes of unmasked server frames (payloads under 126 bytes, as pings and closes are)."""
+    opcodes = []
+    while len(data) >= 2:
+        length = data[1] & 0x7F
+        opcodes.append(data[0] & 0x0F)
+        data = data[2 + length:]
+    return opcodes
