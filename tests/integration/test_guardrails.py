@@ -26,7 +26,7 @@ from tests.integration.sdk import raw_stream, sdk, stream_events, strict_create
 
 UNSAFE = "forbidden spell"  # 15 characters: within the 16 held back, so no part of it may leak
 ANSWER = f"Sure, here is how it goes: the {UNSAFE} is said at midnight, then you wait for the moon."
-SETTINGS = GuardrailSettings(window_chars=24, overlap_chars=16, guards=[
+SETTINGS = GuardrailSettings(window_chars=24, overlap_chars=16, max_check_chars=120, guards=[
     GuardConfig(name="omni", type="moderations", model="fake/omni-moderation-latest"),
     GuardConfig(name="llama-guard", type="llama_guard", model="guard/llama-guard-3"),
     GuardConfig(name="omni-down", type="moderations", model="down/omni-moderation-latest"),
@@ -123,6 +123,25 @@ def test_a_chain_cannot_carry_a_refused_input_past_the_guard(server: RunningServ
                                      extra_body={"guardrails": ["omni"]})
     assert second.output_text == "Fine, thanks."
     assert [r["input"] for r in upstream.moderation_requests[2:]] == ["Hi", "Hello!", "How are you?", "Fine, thanks."]
+
+
+def test_a_long_input_is_read_in_overlapping_pieces(
+    server: RunningServer, upstream: ScriptedUpstream, guard_upstream: ScriptedUpstream,
+) -> None:
+    # 300 characters with the phrase across the first piece's end (120 characters, 16 shared).
+    text = "a" * 110 + f" {UNSAFE} " + "b" * 173
+    response = strict_create(server, model="fake/m", input=text, guardrails=["omni"])
+    assert _refusal_message(response)[1].startswith("I can't help with that: the request was flagged")
+    [checked] = upstream.moderation_requests
+    assert checked["input"] == [text[0:120], text[104:224], text[208:300]]
+    assert upstream.requests == []
+
+    # A guard model reads one piece per call, and stops at the first flagged one.
+    guard_upstream.enqueue(text_reply("safe"), text_reply("unsafe\nS2"))
+    response = strict_create(server, model="fake/m", input=text, guardrails=["llama-guard"])
+    assert _refusal_message(response)[1].endswith("(S2 (Non-Violent Crimes)).")
+    assert len(guard_upstream.requests) == 2
+    assert f"User: {text[104:224]}\n\n<END CONVERSATION>" in guard_upstream.requests[1]["messages"][0]["content"]
 
 
 def test_flagged_output_mid_stream_becomes_a_refusal_and_no_unsafe_text_goes_out(

@@ -22,6 +22,7 @@ from riposte.guardrails.verdicts import (
     llama_guard_prompt,
     llama_guard_verdict,
     moderation_verdict,
+    pieces,
 )
 from riposte.inference.router import ModelRouter
 
@@ -111,6 +112,18 @@ def test_a_phrase_split_by_the_window_boundary_is_caught_before_any_of_it_is_rel
     released, checked = _run(LookAhead(window_chars=10, overlap_chars=6), chunks, flagged="6789AB")
     assert checked == ["0123456789", "456789ABCDEFGHIJ"]
     assert "".join(answer_text(c) for c in released) == "0123"
+
+
+@given(text=st.text(max_size=400), size=st.integers(2, 60), data=st.data())
+def test_pieces_cover_the_text_and_hold_every_short_phrase_whole(text: str, size: int, data: st.DataObject) -> None:
+    overlap = data.draw(st.integers(0, size - 1))
+    parts = pieces(text, size, overlap)
+    assert all(len(part) <= size for part in parts)
+    assert parts[0] == text[:size] and text.endswith(parts[-1])
+    if len(text) > overlap:
+        start = data.draw(st.integers(0, len(text) - min(len(text), overlap + 1)))
+        phrase = text[start:start + overlap + 1]
+        assert any(phrase in part for part in parts)
 
 
 def test_window_settings_are_checked() -> None:

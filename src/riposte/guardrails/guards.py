@@ -19,15 +19,18 @@ from riposte.guardrails.selection import requested_guardrails
 from riposte.guardrails.settings import GuardConfig, GuardrailSettings
 from riposte.guardrails.verdicts import (
     LLAMA_GUARD_3_CATEGORIES,
+    SAFE,
     MalformedVerdict,
     Stage,
     Verdict,
+    context_tail,
     guarded_input_text,
     llama_guard_body,
     llama_guard_prompt,
     llama_guard_verdict,
     moderation_body,
     moderation_verdict,
+    pieces,
     refusal_text,
 )
 from riposte.inference.router import ModelRouter
@@ -69,12 +72,18 @@ class Guard:
     def name(self) -> str:
         return self.config.name
 
-    async def verdict(self, stage: Stage, text: str, user_text: str | None = None) -> Verdict:
+    async def verdict(self, stage: Stage, texts: list[str], user_text: str | None = None) -> Verdict:
+        """One verdict over all `texts` (pieces of one text): flagged when any piece is."""
         upstream, model = self._route.upstream, self._route.upstream_model
         if self.config.type == "moderations":
-            return moderation_verdict(await upstream.moderations(moderation_body(model, text)))
-        prompt = llama_guard_prompt(stage, text, self._categories, user_text)
-        return llama_guard_verdict(await upstream.chat(llama_guard_body(model, prompt)), self._categories)
+            body = moderation_body(model, texts[0] if len(texts) == 1 else texts)
+            return moderation_verdict(await upstream.moderations(body))
+        for text in texts:
+            prompt = llama_guard_prompt(stage, text, self._categories, user_text)
+            verdict = llama_guard_verdict(await upstream.chat(llama_guard_body(model, prompt)), self._categories)
+            if verdict.flagged:
+                return verdict
+        return SAFE
 
 
 @dataclass
@@ -82,8 +91,7 @@ class TurnGuard:
     """The guards one turn runs, in order; the first that flags decides the refusal."""
 
     guards: tuple[Guard, ...]
-    window_chars: int
-    overlap_chars: int
+    sizes: GuardrailSettings
     response_id: str = ""
     # The input the turn answers, shown to guard models as context for the output stage.
     _user_text: str = field(default="", init=False)
@@ -98,7 +106,7 @@ class TurnGuard:
     async def moderated(self, chunks: AsyncGenerator[JSON]) -> AsyncGenerator[JSON]:
         """The upstream chunks, answer text held back until checked (see lookahead.py); raises
         `OutputFlagged` instead of releasing flagged text."""
-        window = LookAhead(self.window_chars, self.overlap_chars)
+        window = LookAhead(self.sizes.window_chars, self.sizes.overlap_chars)
         async with aclosing(chunks):
             async for chunk in chunks:
                 for ready in window.hold(chunk):
@@ -118,9 +126,11 @@ class TurnGuard:
             raise OutputFlagged(refusal)
 
     async def _first_flag(self, stage: Stage, text: str) -> str | None:
+        texts = pieces(text, self.sizes.max_check_chars, self.sizes.overlap_chars)
+        context = context_tail(self._user_text, self.sizes.max_check_chars // 4) if stage == "output" else None
         for guard in self.guards:
             try:
-                verdict = await guard.verdict(stage, text, self._user_text)
+                verdict = await guard.verdict(stage, texts, context)
             except (RiposteError, MalformedVerdict) as exc:
                 self._guard_failed(guard, stage, exc)
                 continue
@@ -147,29 +157,26 @@ class TurnGuard:
 class GuardRegistry:
     """The server's guardrails by name, and the server default that every turn runs."""
 
-    def __init__(self, guards: Mapping[str, Guard], default: Sequence[str] = (), window_chars: int = 200,
-                 overlap_chars: int = 64) -> None:
+    def __init__(self, guards: Mapping[str, Guard], settings: GuardrailSettings) -> None:
         self._guards = dict(guards)
-        self._default = tuple(default)
-        self._window = window_chars
-        self._overlap = overlap_chars
+        self._settings = settings
 
     @classmethod
     def from_settings(cls, settings: GuardrailSettings, router: ModelRouter) -> GuardRegistry:
         guards = {config.name: Guard(config, router) for config in settings.guards}
-        return cls(guards, settings.default, settings.window_chars, settings.overlap_chars)
+        return cls(guards, settings)
 
     @classmethod
     def empty(cls) -> GuardRegistry:
-        return cls({})
+        return cls({}, GuardrailSettings())
 
     def for_turn(self, guardrails: Sequence[Any] | None, shields: Sequence[Any] | None) -> TurnGuard | None:
         """The guards a request runs (the server default, then the ones it names), or None: no
         guardrail applies and the turn runs exactly as without this module. Unknown names are a 400."""
-        names = list(self._default)
+        names = list(self._settings.default)
         for name in requested_guardrails(guardrails, shields, self._guards.keys()):
             if name not in names:
                 names.append(name)
         if not names:
             return None
-        return TurnGuard(tuple(self._guards[name] for name in names), self._window, self._overlap)
+        return TurnGuard(tuple(self._guards[name] for name in names), self._settings)

@@ -39,6 +39,10 @@ class GuardrailSettings(BaseModel):
     # ...and the last this-many checked characters stay held, to be checked again with what follows,
     # so an unsafe phrase of up to this length split across two windows is never partly released.
     overlap_chars: int = Field(default=64, ge=0, le=100_000)
+    # The most text one guard call reads: a longer input (or an answer chunk bigger than a window)
+    # is read in pieces of this size that overlap by `overlap_chars`, so long conversations stay
+    # within a guard model's context (Llama Guard 3: 8k tokens, with the prompt).
+    max_check_chars: int = Field(default=8_000, ge=100, le=1_000_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> GuardrailSettings:
@@ -50,6 +54,8 @@ class GuardrailSettings(BaseModel):
             raise ValueError(f"guardrails.default names {unknown}, which are not among the guards {names}")
         if self.overlap_chars >= self.window_chars:
             raise ValueError("guardrails.overlap_chars must be smaller than guardrails.window_chars")
+        if self.overlap_chars >= self.max_check_chars:
+            raise ValueError("guardrails.overlap_chars must be smaller than guardrails.max_check_chars")
         return self
 
     def guard(self, name: str) -> GuardConfig | None:

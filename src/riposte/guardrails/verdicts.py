@@ -47,7 +47,7 @@ class Verdict:
 SAFE = Verdict(flagged=False)
 
 
-def moderation_body(model: str, text: str) -> dict[str, Any]:
+def moderation_body(model: str, text: str | list[str]) -> dict[str, Any]:
     return {"model": model, "input": text}
 
 
@@ -119,6 +119,20 @@ def _completion_text(completion: Mapping[str, Any]) -> str:
     if not isinstance(content, str):
         raise MalformedVerdict("the guard model's answer has no text")
     return content
+
+
+def pieces(text: str, size: int, overlap: int) -> list[str]:
+    """`text` in pieces of at most `size` characters, each starting `overlap` characters before
+    the previous one ended, so that a phrase of up to `overlap + 1` characters is whole in one."""
+    if len(text) <= size:
+        return [text]
+    step = size - overlap
+    return [text[start:start + size] for start in range(0, len(text) - overlap, step)]
+
+
+def context_tail(text: str, limit: int) -> str:
+    """The end of the user's text, as context for an output check (the latest words matter most)."""
+    return text if len(text) <= limit else text[-limit:]
 
 
 def refusal_text(guard: str, stage: Stage, verdict: Verdict) -> str:
