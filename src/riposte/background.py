@@ -100,6 +100,12 @@ class BackgroundRunner:
         """A job was queued here: look at the queue now rather than at the next poll."""
         self._wake.set()
 
+    def cancel_if_running(self, response_id: str) -> None:
+        """Someone asked (on any replica) to cancel this response: stop it now if it runs here."""
+        running = self._running.get(response_id)
+        if running is not None:
+            running.scope.cancel()
+
     def drain(self) -> None:
         """Stop taking jobs (SIGTERM); running ones go on until shutdown hands them back."""
         self.draining = True

@@ -31,6 +31,7 @@ from riposte.store.database import create_engine, ensure_database, migrate, reda
 from riposte.store.event_log import EventLog
 from riposte.store.files import FileStore
 from riposte.store.instances import InstanceRegistry, this_process
+from riposte.store.notifications import CANCEL, EVENTS, JOBS, Listener
 from riposte.store.ownership import Owner
 from riposte.store.permissions import secure_data_dir, secure_database_files
 from riposte.store.responses import ResponseStore
@@ -70,6 +71,8 @@ class Services:
     # Stored stream events (resume) and the background runner.
     event_log: EventLog
     background: BackgroundRunner
+    # PostgreSQL LISTEN for the wake-ups of other replicas (store/notifications.py).
+    listener: Listener
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
     # The configured guardrails by name, with the server default (riposte/guardrails/).
@@ -107,7 +110,8 @@ class Services:
             lease_seconds=settings.background_lease_seconds, max_attempts=settings.background_max_attempts))
         started = cls(settings=settings, engine=engine, router=router, responses=responses,
                       conversations=ConversationStore(engine), recovery=recovery, event_log=event_log,
-                      background=runner, keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
+                      background=runner, listener=Listener(engine),
+                      keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
                       traces=TraceStore(engine), **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
         for tool_type in (*WEB_SEARCH_TYPES, *PREVIEW_TYPES):
@@ -118,6 +122,10 @@ class Services:
         recovery.start()
         event_log.start()
         started.background.start(started.owned_by)
+        started.listener.on(EVENTS, event_log.wake)
+        started.listener.on(JOBS, lambda _payload: runner.wake())
+        started.listener.on(CANCEL, runner.cancel_if_running)
+        started.listener.start()
         return started
 
     def owned_by(self, owner: Owner) -> Services:
@@ -136,6 +144,7 @@ class Services:
         return view
 
     async def close(self) -> None:
+        await self.listener.aclose()
         await self.background.aclose()
         await self.event_log.aclose()
         await self.web_search.aclose()

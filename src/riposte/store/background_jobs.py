@@ -20,6 +20,7 @@ from sqlalchemy import and_, false, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.notifications import CANCEL, JOBS, notify
 from riposte.store.ownership import Owner
 
 _JOBS = schema.background_jobs
@@ -53,6 +54,7 @@ def new_job_row(response_id: str, owner: Owner, request: dict[str, Any]) -> dict
 
 async def enqueue(connection: AsyncConnection, row: dict[str, Any]) -> None:
     await connection.execute(_JOBS.insert(), row)
+    await notify(connection, JOBS)
 
 
 class JobQueue:
@@ -146,6 +148,7 @@ class JobQueue:
             if (await connection.execute(end_queued)).rowcount:
                 await _end_response(connection, response_id, "cancelled", None)
                 return CancelOutcome.CANCELLED
+            await notify(connection, CANCEL, response_id)
         return CancelOutcome.REQUESTED
 
     async def give_up_expired(self, max_attempts: int) -> list[str]:

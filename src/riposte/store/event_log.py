@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.notifications import EVENTS, notify
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,11 @@ class EventLog:
                 if not listeners:
                     del self._listeners[response_id]
 
+    def wake(self, response_id: str) -> None:
+        """New events of this response are stored (here, or on another replica: store/notifications.py)."""
+        for listener in self._listeners.get(response_id, ()):
+            listener.set()
+
     async def aclose(self) -> None:
         self._closing = True
         self._has_work.set()
@@ -138,8 +144,7 @@ class EventLog:
                 self._written += 1
                 self._flushed.notify_all()
             for response_id in {pending.response_id for pending in batch}:
-                for listener in self._listeners.get(response_id, ()):
-                    listener.set()
+                self.wake(response_id)
             if self._closing and not self._buffer:
                 return
 
@@ -169,6 +174,8 @@ class EventLog:
                 await connection.execute(_EVENTS.insert(), [
                     {"response_id": p.response_id, "sequence_number": p.sequence_number,
                      "event": orjson.dumps(p.event).decode()} for p in rows])
+                for response_id in sorted({p.response_id for p in rows}):
+                    await notify(connection, EVENTS, response_id)
 
 
 async def _advance(connection: AsyncConnection, response_id: str, fence: int, last_sequence: int) -> bool:
