@@ -146,7 +146,7 @@ def test_keyboard_navigation_reaches_the_content_with_visible_focus(browser: Bro
 
 def test_a_running_response_updates_live(browser: Browser, scenario: Scenario) -> None:
     log_in(browser, scenario.root, scenario.key)
-    scenario.upstream.enqueue(slow_reply("Live words arrive one by one.", delay_s=0.4, pieces=10))
+    scenario.upstream.enqueue(slow_reply("Live words arrive one by one.", delay_s=0.6, pieces=12))
     finished = threading.Event()
 
     def run() -> None:
@@ -159,6 +159,8 @@ def test_a_running_response_updates_live(browser: Browser, scenario: Scenario) -
     running = _wait_for_running(scenario)
     browser.goto(f"{scenario.root}/ui/responses/{running}")
     assert "in_progress" in browser.text("#response-status")
+    browser.call("waitForText", selector="#streaming-now", text="Live words", timeout=30000)
+    assert "in_progress" in browser.text("#response-status")  # text shown while the turn still runs
     browser.call("waitForText", selector="#response-status", text="completed", timeout=30000)
     assert "Live words arrive one by one." in browser.text("section[aria-labelledby=output-h]")
     assert finished.wait(30)

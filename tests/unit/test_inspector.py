@@ -154,3 +154,12 @@ def test_the_inspector_colours_meet_wcag_aa() -> None:
     assert _contrast("#ffffff", "#17202e") >= 4.5  # the header
     assert _contrast("#ffffff", colour["link"]) >= 4.5  # primary buttons
     assert _contrast(colour["focus"], colour["bg"]) >= 3.0  # the focus outline (non-text)
+
+
+def test_the_partial_output_of_a_running_turn_is_shown_only_while_it_runs() -> None:
+    running = views.timeline({"id": "r", "status": "in_progress", "output": []}, [], [], {},
+                             streaming={"text": "Hal", "reasoning": ""})
+    assert running["streaming"] == {"text": "Hal", "reasoning": ""} and running["running"]
+    done = views.timeline({"id": "r", "status": "completed", "output": []}, [], [], {},
+                          streaming={"text": "Hal", "reasoning": ""})
+    assert done["streaming"] is None and not done["running"]

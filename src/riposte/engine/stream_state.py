@@ -178,6 +178,13 @@ class ResponseStream:
         self._emit({"type": "response.in_progress", "response": snapshot(self.response)})
         return self.drain()
 
+    def partial_output(self) -> dict[str, str]:
+        """The text and reasoning of the upstream call streaming now, so far (the inspector's live
+        view reads it when a page is asked for; nothing is copied per token)."""
+        message = self._message
+        text = "".join(part.text for part in message.parts) if message is not None else ""
+        return {"text": text, "reasoning": "".join(self._reasoning_pieces)}
+
     def drain(self) -> list[Event]:
         events, self._events = self._events, []
         return events

@@ -125,7 +125,7 @@ class Turn:
                                 client_shapes=self.tools.client_shapes, first_sequence=self._first_sequence)
         self.observer.started(self.conversation_sync.conversation_id if self.conversation_sync else None)
         if self.trace is not None:
-            self.trace.started()
+            self.trace.started(stream.partial_output)
         try:
             await self._persist_created()
             for event in stream.start():

@@ -10,7 +10,7 @@ not stored, or a server with capture off, has no trace at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from riposte.engine.response_object import ResponseObject
@@ -35,8 +35,11 @@ class TurnTrace:
         # The messages the previous upstream call of this turn sent: a later call of the turn
         # resends them, so its step keeps only what it added (`request_shared_messages`).
         self.last_messages: list[Any] = []
+        # What the turn's upstream call is streaming right now (ResponseStream.partial_output).
+        self.partial_output: Callable[[], dict[str, str]] | None = None
 
-    def started(self) -> None:
+    def started(self, partial_output: Callable[[], dict[str, str]] | None = None) -> None:
+        self.partial_output = partial_output
         running[self.response["id"]] = self
 
     def ended(self) -> None:

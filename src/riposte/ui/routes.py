@@ -173,7 +173,9 @@ async def _timeline(who: Viewer, response_id: str) -> dict[str, Any]:
     if steps is None and live is not None:
         steps = list(live.steps)
     ancestors, children = await queries.chain_ids(svc.engine, who.principal.owner, response_id)
-    return views.timeline(response, stored.input_items, steps, svc.settings.inspector.prices, ancestors, children)
+    streaming = live.partial_output() if live is not None and live.partial_output is not None else None
+    return views.timeline(response, stored.input_items, steps, svc.settings.inspector.prices, ancestors, children,
+                          streaming)
 
 
 @router.get("/responses/{response_id}")

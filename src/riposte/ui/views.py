@@ -84,7 +84,9 @@ class Sources:
 
 
 def timeline(response: Mapping[str, Any], input_items: Sequence[Item], steps: Sequence[Step] | None,
-             prices: Mapping[str, ModelPrice], ancestors: Sequence[str] = (), children: Sequence[str] = ()) -> View:
+             prices: Mapping[str, ModelPrice], ancestors: Sequence[str] = (), children: Sequence[str] = (),
+             streaming: Mapping[str, str] | None = None) -> View:
+    """`streaming`: what the running turn's current upstream call has streamed so far, if it runs here."""
     sources = Sources()
     bodies = full_requests(steps or [])
     step_views = [step_view(index, step, sources, bodies[index - 1])
@@ -105,6 +107,7 @@ def timeline(response: Mapping[str, Any], input_items: Sequence[Item], steps: Se
         "recordings": [r for view in step_views for r in view.get("recordings", [])],
         "misses": [view for view in step_views if (view.get("error") or {}).get("closest_recording")],
         "running": response.get("status") in ("in_progress", "queued"),
+        "streaming": dict(streaming) if streaming and response.get("status") == "in_progress" else None,
     }
 
 
