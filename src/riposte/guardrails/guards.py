@@ -91,7 +91,7 @@ class TurnGuard:
     """The guards one turn runs, in order; the first that flags decides the refusal."""
 
     guards: tuple[Guard, ...]
-    sizes: GuardrailSettings
+    settings: GuardrailSettings
     response_id: str = ""
     # The input the turn answers, shown to guard models as context for the output stage.
     _user_text: str = field(default="", init=False)
@@ -106,7 +106,7 @@ class TurnGuard:
     async def moderated(self, chunks: AsyncGenerator[JSON]) -> AsyncGenerator[JSON]:
         """The upstream chunks, answer text held back until checked (see lookahead.py); raises
         `OutputFlagged` instead of releasing flagged text."""
-        window = LookAhead(self.sizes.window_chars, self.sizes.overlap_chars)
+        window = LookAhead(self.settings.window_chars, self.settings.overlap_chars)
         async with aclosing(chunks):
             async for chunk in chunks:
                 for ready in window.hold(chunk):
@@ -126,8 +126,8 @@ class TurnGuard:
             raise OutputFlagged(refusal)
 
     async def _first_flag(self, stage: Stage, text: str) -> str | None:
-        texts = pieces(text, self.sizes.max_check_chars, self.sizes.overlap_chars)
-        context = context_tail(self._user_text, self.sizes.max_check_chars // 4) if stage == "output" else None
+        texts = pieces(text, self.settings.max_check_chars, self.settings.overlap_chars)
+        context = context_tail(self._user_text, self.settings.max_check_chars // 4) if stage == "output" else None
         for guard in self.guards:
             try:
                 verdict = await guard.verdict(stage, texts, context)
