@@ -5,6 +5,7 @@ compaction items given back as input, and the summary reaching the model in late
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -244,3 +245,20 @@ def test_a_failed_summary_is_the_upstreams_error(server: RunningServer, upstream
     with pytest.raises(openai.APIStatusError) as raised:
         sdk(server).responses.compact(model="fake/m", input="Plan my trip.")
     assert raised.value.status_code >= 500
+
+
+def test_a_background_turn_compacts_once_in_its_worker(server: RunningServer, upstream: ScriptedUpstream) -> None:
+    client = sdk(server)
+    upstream.enqueue(text_reply(SUMMARY), text_reply("Booked in the background."))
+    created = client.responses.create(model="fake/m", input=[*history(8), {"role": "user", "content": "Book it."}],
+                                      background=True,
+                                      context_management=[{"type": "compaction", "compact_threshold": 150}])
+    assert created.status == "queued" and created.output == []
+    deadline = time.monotonic() + 30
+    while (finished := client.responses.retrieve(created.id)).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, "the background turn did not end"
+        time.sleep(0.05)
+
+    assert finished.status == "completed"
+    assert [item.type for item in finished.output] == ["compaction", "message"]
+    assert [is_summary_request(request) for request in upstream.requests] == [True, False]

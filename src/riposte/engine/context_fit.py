@@ -5,7 +5,8 @@
    /v1/responses/input_tokens` counts) is over N tokens, the model writes a summary of the
    conversation (engine/summarize.py) and the turn goes on from the summary and the latest
    exchange (from the last user message on), kept verbatim. The turn outputs a `compaction`
-   item first, which later turns expand back into the summary.
+   item first, which later turns expand back into the summary. Preparing a turn only decides
+   this (`may_compact=False`); the summary call runs once the turn has started.
 2. The input must then fit the model's context window (engine/context_windows.py), less the
    `max_output_tokens` the request reserves. `truncation: "auto"` drops the oldest messages to
    fit: a tool call goes together with its results, system and developer messages stay, and the
@@ -90,13 +91,18 @@ class Fitted:
     conversation: list[Message] | None = None
     summary: str | None = None
     summary_usage: Usage | None = None
+    # Over the threshold, but compaction was not allowed yet: run again with `may_compact`.
+    compaction_due: bool = False
 
 
-async def fit_context(fit: FitRequest) -> Fitted:
+async def fit_context(fit: FitRequest, *, may_compact: bool = True) -> Fitted:
+    """Compact (when over the threshold and `may_compact`), then truncate or refuse."""
     threshold = compact_threshold(fit.request, fit.window)
     limit = fit.window - (fit.request.max_output_tokens or 0)
     conversation, summary, usage = fit.conversation, None, None
     if threshold is not None and await _tokens(fit, conversation, threshold) > threshold:
+        if not may_compact:
+            return Fitted(compaction_due=True)
         written = await summarize(fit.route, upstream_messages(fit.request, conversation), fit.window,
                                   fit.settings.summary_max_tokens)
         summary, usage = written.text, written.usage

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -59,6 +59,16 @@ _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content
 
 
 @dataclass(frozen=True)
+class PendingCompaction:
+    """A compaction the turn runs before its first model call (context_management)."""
+
+    fit: FitRequest
+    keyring: Keyring
+    # How many of the compacted items the compaction item keeps verbatim.
+    kept: int
+
+
+@dataclass(frozen=True)
 class Inheritance:
     """What a turn's history shares with the previous response's stored history."""
 
@@ -85,7 +95,9 @@ class Turn:
     max_infer_iters: int = 10
     seal_reasoning: ReasoningSealer | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
-    # The compaction item this turn outputs first (context_management), if it compacted.
+    # Set while preparing when the input is over context_management's threshold: the turn
+    # compacts before its first model call. `compaction` is the item it then outputs.
+    pending_compaction: PendingCompaction | None = None
     compaction: Item | None = None
     failure: RiposteError | None = None
     # The guardrails this turn runs; None: none apply, and nothing on the answer's path changes.
@@ -130,14 +142,14 @@ class Turn:
             await self._persist_created()
             for event in stream.start():
                 yield event
-            if self.compaction is not None:
-                stream.add_finished_item(self.compaction)
             try:
                 for event in self._announce_listings(stream):
                     yield event
                 async for event in self._resume_calls(stream):
                     yield event
                 if self.generate and not await self._input_refused(stream):
+                    for event in await self._compact_first(stream):
+                        yield event
                     async for event in self._model_loop(stream):
                         yield event
                 for event in stream.drain():
@@ -162,6 +174,21 @@ class Turn:
                 self.trace.ended()
             with anyio.CancelScope(shield=True):
                 await self.tools.aclose()
+
+    async def _compact_first(self, stream: ResponseStream) -> list[Event]:
+        """The compaction decided while preparing: the model summarizes, the turn goes on from the
+        summary, and the `compaction` item opens the output (engine/context_fit.py)."""
+        pending = self.pending_compaction
+        if pending is None:
+            return []
+        fitted = await fit_context(replace(pending.fit, conversation=self.conversation))
+        self.conversation = fitted.conversation or self.conversation
+        if fitted.summary_usage is not None:
+            self._usage.add(fitted.summary_usage)
+        if fitted.summary is not None:
+            self.compaction = compaction_item(pending.keyring, CompactionSummary(fitted.summary, pending.kept))
+            stream.add_finished_item(self.compaction)
+        return stream.drain()
 
     def _announce_listings(self, stream: ResponseStream) -> list[Event]:
         """Items the tools announce before the first model call, such as `mcp_list_tools`."""
@@ -322,10 +349,6 @@ class Turn:
 
     def _upstream_messages(self) -> list[Message]:
         return upstream_messages(self.request, self.conversation)
-
-    def add_usage(self, usage: Usage) -> None:
-        """Tokens spent for this turn outside its model calls (a compaction's summary)."""
-        self._usage.add(usage)
 
     async def _account(self, result: CallResult, sent: dict[str, Any]) -> None:
         if result.usage:
@@ -522,18 +545,17 @@ async def prepare_turn(
 
 
 async def _fit_context(turn: Turn, settings: ContextSettings, keyring: Keyring, kept: int) -> None:
-    """Compaction and truncation (engine/context_fit.py), applied to the prepared turn."""
+    """Truncation or the 400 now; compaction, a model call, is only decided here and runs when
+    the turn starts (engine/context_fit.py)."""
     window = context_window(settings, turn.request.model, turn.route.upstream_model)
-    fitted = await fit_context(FitRequest(turn.request, turn.route, turn.conversation,
-                                          turn.tools.chat_definitions, window, settings))
-    if fitted.conversation is None:
-        return
-    turn.conversation = fitted.conversation
-    turn.inherited = None  # the stored history is no longer the previous one's plus this turn's
-    if fitted.summary is not None:
-        turn.compaction = compaction_item(keyring, CompactionSummary(fitted.summary, kept))
-    if fitted.summary_usage is not None:
-        turn.add_usage(fitted.summary_usage)
+    fit = FitRequest(turn.request, turn.route, turn.conversation, turn.tools.chat_definitions, window, settings)
+    fitted = await fit_context(fit, may_compact=False)
+    if fitted.compaction_due:
+        turn.pending_compaction = PendingCompaction(fit, keyring, kept)
+        turn.inherited = None  # the stored history will be the compacted one, not the previous one's plus more
+    elif fitted.conversation is not None:
+        turn.conversation = fitted.conversation
+        turn.inherited = None  # the stored history is no longer the previous one's plus this turn's
 
 
 def _new_turn(
