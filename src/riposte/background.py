@@ -194,7 +194,8 @@ class BackgroundRunner:
                 async with aclosing(turn.events()) as events:
                     async for event in events:
                         self._log.append(job.response_id, event, job.fence)
-                        await self._log.room()
+                        if self._log.full:
+                            await self._log.room()
             await self._log.flush()
             if not running.released:
                 await _retrying(lambda: self._settle(turn, job))

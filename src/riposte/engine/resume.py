@@ -56,7 +56,8 @@ async def recorded(events: AsyncGenerator[dict[str, Any]], log: EventLog,
     try:
         async for event in events:
             log.append(response_id, event)
-            await log.room()
+            if log.full:
+                await log.room()
             yield event
     finally:
         await events.aclose()

@@ -64,7 +64,7 @@ class EventLog:
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
 
     def append(self, response_id: str, event: dict[str, Any], fence: int | None = None) -> None:
-        """Buffer an event; no I/O. Call `room()` now and then to respect the buffer bound."""
+        """Buffer an event; no I/O. When the buffer is `full`, the caller awaits `room()`."""
         self._buffer.append(_Pending(response_id, event["sequence_number"], event, fence))
         if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
             self._has_work.set()
@@ -74,10 +74,14 @@ class EventLog:
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="riposte event log")
 
+    @property
+    def full(self) -> bool:
+        """The buffer holds `max_buffered` events (the database falls behind): await `room()`."""
+        return not self._room.is_set()
+
     async def room(self) -> None:
-        """Wait while the buffer is full (only when the database falls behind)."""
-        if not self._room.is_set():
-            await self._room.wait()
+        """Wait while the buffer is full."""
+        await self._room.wait()
 
     async def flush(self) -> None:
         """Return once every event appended so far is written (or refused by its fence)."""
