@@ -175,3 +175,30 @@ def _wait_for_running(scenario: Scenario) -> str:
             return str(listed[0]["id"])
         time.sleep(0.05)
     raise AssertionError("the slow response never showed up in progress")
+
+
+def test_a_streamed_response_is_followed_through_its_stored_events(browser: Browser, scenario: Scenario) -> None:
+    log_in(browser, scenario.root, scenario.key)
+    scenario.upstream.enqueue(slow_reply("Every token shows up as it streams.", delay_s=0.6, pieces=12))
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            for _ in scenario.client().responses.create(model="fake/planets", input="Stream it", stream=True):
+                pass
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    running = _wait_for_running(scenario)
+    deadline = time.monotonic() + 10
+    events = None
+    while events is None and time.monotonic() < deadline:  # until the first events reach the event log
+        browser.goto(f"{scenario.root}/ui/responses/{running}")
+        events = browser.call("attribute", selector="#timeline-body", name="data-events")
+    assert events == f"/ui/responses/{running}/events"
+    browser.call("waitForText", selector="#streaming-text", text="Every token", timeout=30000)
+    assert "in_progress" in browser.text("#response-status")
+    browser.call("waitForText", selector="#response-status", text="completed", timeout=30000)
+    assert "Every token shows up as it streams." in browser.text("section[aria-labelledby=output-h]")
+    assert finished.wait(30)

@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from riposte.api.sse import event_stream_response
+from riposte.engine.resume import follow
 from riposte.engine.turn_trace import full_requests, running
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.record_replay import recording_project
@@ -173,9 +175,13 @@ async def _timeline(who: Viewer, response_id: str) -> dict[str, Any]:
     if steps is None and live is not None:
         steps = list(live.steps)
     ancestors, children = await queries.chain_ids(svc.engine, who.principal.owner, response_id)
-    streaming = live.partial_output() if live is not None and live.partial_output is not None else None
-    return views.timeline(response, stored.input_items, steps, svc.settings.inspector.prices, ancestors, children,
-                          streaming)
+    shaped = views.timeline(response, stored.input_items, steps, svc.settings.inspector.prices, ancestors,
+                            children, live.partial_output() if live is not None and live.partial_output else None)
+    if shaped["running"] and await svc.event_log.has_events(response_id):
+        # Its events are stored (stream=true or background): the page follows them as they come,
+        # on whichever process runs the turn, instead of polling.
+        shaped["events_url"] = f"/ui/responses/{response_id}/events"
+    return shaped
 
 
 @router.get("/responses/{response_id}")
@@ -187,6 +193,17 @@ async def response_page(request: Request, response_id: str, who: Viewer = Depend
 async def response_live(request: Request, response_id: str, who: Viewer = Depends(viewer)) -> Response:
     """The timeline's body alone, which the page swaps in every second while the turn runs."""
     return render(request, "timeline_body.html", {"t": await _timeline(who, response_id)}, who=who)
+
+
+@router.get("/responses/{response_id}/events")
+async def response_events(response_id: str, after: int = Query(default=-1, ge=-1),
+                          who: Viewer = Depends(viewer)) -> Response:
+    """The response's stored event stream, as `GET /v1/responses/{id}?stream=true` serves it."""
+    svc = who.services
+    if await svc.responses.get_response(response_id) is None or not await svc.event_log.has_events(response_id):
+        raise NotFoundError(f"Response '{response_id}' has no stored event stream.", param="response_id")
+    return event_stream_response(follow(svc.event_log, svc.responses, response_id, after,
+                                        poll_seconds=svc.settings.resume_poll_seconds))
 
 
 @router.get("/responses/{response_id}/calls/{call}/recording")
