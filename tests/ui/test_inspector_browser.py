@@ -146,17 +146,7 @@ def test_keyboard_navigation_reaches_the_content_with_visible_focus(browser: Bro
 
 def test_a_running_response_updates_live(browser: Browser, scenario: Scenario) -> None:
     log_in(browser, scenario.root, scenario.key)
-    scenario.upstream.enqueue(slow_reply("Live words arrive one by one.", delay_s=0.6, pieces=12))
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            scenario.client().responses.create(model="fake/planets", input="Stream slowly")
-        finally:
-            finished.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    running = _wait_for_running(scenario)
+    running, finished = _start_slow_turn(scenario, "Live words arrive one by one.", stream=False)
     browser.goto(f"{scenario.root}/ui/responses/{running}")
     assert "in_progress" in browser.text("#response-status")
     browser.call("waitForText", selector="#streaming-now", text="Live words", timeout=30000)
@@ -164,6 +154,23 @@ def test_a_running_response_updates_live(browser: Browser, scenario: Scenario) -
     browser.call("waitForText", selector="#response-status", text="completed", timeout=30000)
     assert "Live words arrive one by one." in browser.text("section[aria-labelledby=output-h]")
     assert finished.wait(30)
+
+
+def _start_slow_turn(scenario: Scenario, answer: str, stream: bool) -> tuple[str, threading.Event]:
+    """A turn whose answer streams over about 7 s, run in the background; its id once in progress."""
+    scenario.upstream.enqueue(slow_reply(answer, delay_s=0.6, pieces=12))
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            created = scenario.client().responses.create(model="fake/planets", input="Go slowly", stream=stream)
+            for _ in created if stream else ():  # type: ignore[union-attr]
+                pass
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return _wait_for_running(scenario), finished
 
 
 def _wait_for_running(scenario: Scenario) -> str:
@@ -179,18 +186,7 @@ def _wait_for_running(scenario: Scenario) -> str:
 
 def test_a_streamed_response_is_followed_through_its_stored_events(browser: Browser, scenario: Scenario) -> None:
     log_in(browser, scenario.root, scenario.key)
-    scenario.upstream.enqueue(slow_reply("Every token shows up as it streams.", delay_s=0.6, pieces=12))
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            for _ in scenario.client().responses.create(model="fake/planets", input="Stream it", stream=True):
-                pass
-        finally:
-            finished.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    running = _wait_for_running(scenario)
+    running, finished = _start_slow_turn(scenario, "Every token shows up as it streams.", stream=True)
     deadline = time.monotonic() + 10
     events = None
     while events is None and time.monotonic() < deadline:  # until the first events reach the event log
