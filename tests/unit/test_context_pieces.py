@@ -3,10 +3,12 @@ truncation groups, the summary transcript and the free byte bound."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
 
+from riposte.config import ProviderConfig
 from riposte.engine.compaction_items import (
     SUMMARY_HEADER,
     CompactionSummary,
@@ -17,10 +19,14 @@ from riposte.engine.compaction_items import (
 from riposte.engine.context_fit import compact_threshold, latest_exchange, truncated
 from riposte.engine.context_windows import ContextSettings, context_window
 from riposte.engine.encrypted_reasoning import reasoning_sealer
+from riposte.engine.observed_call import ObservedCall
 from riposte.engine.request import CreateResponseRequest
-from riposte.engine.summarize import transcript_within
+from riposte.engine.summarize import SUMMARY_PROMPT, summarize, transcript_within
+from riposte.engine.turn_trace import TurnTrace
 from riposte.engine.usage import count_input_tokens, input_tokens_upper_bound
-from riposte.errors import InvalidRequestError
+from riposte.errors import InvalidRequestError, UpstreamError
+from riposte.inference.router import Route
+from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
 
 KEYS = Keyring([new_key()])
@@ -146,3 +152,44 @@ def test_the_byte_bound_is_never_below_the_count() -> None:
     for messages in (conversation_with_tools(3), [{"role": "user", "content": "日本語のテキスト" * 50}],
                      [{"role": "user", "content": [{"type": "text", "text": "a b c " * 100}]}]):
         assert input_tokens_upper_bound(messages) >= count_input_tokens(messages)
+
+
+class ChunksUpstream:
+    """An upstream that streams fixed chunks (the Upstream seam's one method the summary uses)."""
+
+    def __init__(self, chunks: list[dict[str, Any]]) -> None:
+        self.chunks = chunks
+        self.bodies: list[dict[str, Any]] = []
+
+    async def stream_chat(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any]]:
+        self.bodies.append(body)
+        for chunk in self.chunks:
+            yield chunk
+
+
+def summary_route(chunks: list[dict[str, Any]]) -> Route:
+    upstream = ChunksUpstream(chunks)
+    return Route(provider=ProviderConfig(name="p", base_url="http://127.0.0.1:9/v1"), upstream_model="m",
+                 upstream=upstream)  # type: ignore[arg-type]
+
+
+async def test_the_summary_call_shows_in_the_turns_trace() -> None:
+    chunks = [{"choices": [{"delta": {"content": "They met."}, "finish_reason": None}]},
+              {"choices": [{"delta": {}, "finish_reason": "stop"}]},
+              {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 3}}]
+    trace = TurnTrace({"id": "resp_1"})
+    watcher = ObservedCall(TurnObserver("resp_1", "p/m", "p", "m"), trace)
+    written = await summarize(summary_route(chunks), [{"role": "user", "content": "hi"}], 1000, 50, watcher=watcher)
+    assert written.text == "They met." and written.usage.input_tokens == 40
+    [step] = trace.steps
+    assert step["kind"] == "upstream_call" and step["request"]["messages"][0]["content"] == SUMMARY_PROMPT
+    assert step["answer"]["message"]["content"] == "They met." and step["answer"]["finish_reason"] == "stop"
+
+
+async def test_a_summary_cut_short_fails_in_the_trace() -> None:
+    trace = TurnTrace({"id": "resp_1"})
+    watcher = ObservedCall(TurnObserver("resp_1", "p/m", "p", "m"), trace)
+    with pytest.raises(UpstreamError):
+        await summarize(summary_route([{"choices": [{"delta": {"content": "They"}}]}]),
+                        [{"role": "user", "content": "hi"}], 1000, 50, watcher=watcher)
+    assert "error" in trace.steps[0]

@@ -28,7 +28,7 @@ from riposte.engine.compaction_items import SUMMARY_HEADER
 from riposte.engine.context_windows import ContextSettings
 from riposte.engine.reasoning_context import reasoning_in_context
 from riposte.engine.request import CreateResponseRequest
-from riposte.engine.summarize import summarize
+from riposte.engine.summarize import CallWatcher, summarize
 from riposte.engine.translate import Message
 from riposte.engine.usage import (
     Usage,
@@ -82,6 +82,8 @@ class FitRequest:
     tools: list[dict[str, Any]]
     window: int
     settings: ContextSettings
+    # Who sees the summary call (the turn's observer and trace), if anyone.
+    watcher: CallWatcher | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ async def fit_context(fit: FitRequest, *, may_compact: bool = True) -> Fitted:
         if not may_compact:
             return Fitted(compaction_due=True)
         written = await summarize(fit.route, upstream_messages(fit.request, conversation), fit.window,
-                                  fit.settings.summary_max_tokens)
+                                  fit.settings.summary_max_tokens, watcher=fit.watcher)
         summary, usage = written.text, written.usage
         conversation = [summary_chat_message(summary), *latest_exchange(conversation)]
     tokens = await _tokens(fit, conversation, limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import orjson
@@ -33,6 +33,19 @@ SUMMARY_PROMPT = (
 _FRAMING_TOKENS = 256
 
 
+class CallWatcher(Protocol):
+    """Sees the summary's upstream call, as a turn's observer and trace see its model calls."""
+
+    def started(self, body: dict[str, Any]) -> None: ...
+
+    def chunk(self) -> None: ...
+
+    def answered(self, body: dict[str, Any], text: str, finish_reason: str | None,
+                 usage: dict[str, Any] | None) -> None: ...
+
+    def failed(self, body: dict[str, Any], error: BaseException) -> None: ...
+
+
 @dataclass(frozen=True)
 class Summary:
     text: str
@@ -40,7 +53,7 @@ class Summary:
 
 
 async def summarize(route: Route, messages: list[Message], window: int, max_tokens: int,
-                    options: dict[str, Any] | None = None) -> Summary:
+                    options: dict[str, Any] | None = None, watcher: CallWatcher | None = None) -> Summary:
     """Ask the model for a summary of `messages`; `options` are more chat-completions fields."""
     budget = max(1, window - max_tokens - _FRAMING_TOKENS)
     transcript = await anyio.to_thread.run_sync(transcript_within, messages, budget)
@@ -49,26 +62,37 @@ async def summarize(route: Route, messages: list[Message], window: int, max_toke
     body: dict[str, Any] = {"model": route.upstream_model, "messages": chat, "stream": True,
                             "stream_options": {"include_usage": True},
                             route.provider.max_tokens_param: max_tokens, **(options or {})}
-    text, usage = await _streamed_text(route, body)
+    text, usage = await _streamed_text(route, body, watcher)
     if not text.strip():
         raise UpstreamError("the model wrote an empty summary, so the conversation could not be compacted")
     return Summary(text=text.strip(), usage=usage or await estimated_usage_off_loop(chat, text, ""))
 
 
-async def _streamed_text(route: Route, body: dict[str, Any]) -> tuple[str, Usage | None]:
+async def _streamed_text(route: Route, body: dict[str, Any],
+                         watcher: CallWatcher | None) -> tuple[str, Usage | None]:
     pieces: list[str] = []
-    usage: Usage | None = None
-    finished = False
-    async with aclosing(route.upstream.stream_chat(body)) as chunks:
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                usage = usage_from_chunk(chunk["usage"])
-            for choice in chunk.get("choices") or ():
-                pieces.append((choice.get("delta") or {}).get("content") or "")
-                finished = finished or choice.get("finish_reason") is not None
-    if not finished:
-        raise UpstreamError("upstream stream ended without a finish_reason: the summary was cut short")
-    return "".join(pieces), usage
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    if watcher is not None:
+        watcher.started(body)
+    try:
+        async with aclosing(route.upstream.stream_chat(body)) as chunks:
+            async for chunk in chunks:
+                if watcher is not None:
+                    watcher.chunk()
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or ():
+                    pieces.append((choice.get("delta") or {}).get("content") or "")
+                    finish_reason = choice.get("finish_reason") or finish_reason
+        if finish_reason is None:
+            raise UpstreamError("upstream stream ended without a finish_reason: the summary was cut short")
+    except BaseException as exc:
+        if watcher is not None:
+            watcher.failed(body, exc)
+        raise
+    if watcher is not None:
+        watcher.answered(body, "".join(pieces), finish_reason, usage)
+    return "".join(pieces), usage_from_chunk(usage) if usage else None
 
 
 def transcript_within(messages: list[Message], budget: int) -> str:

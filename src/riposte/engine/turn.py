@@ -23,6 +23,7 @@ from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
 from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import Item, input_as_items, stored_items
+from riposte.engine.observed_call import ObservedCall
 from riposte.engine.recent_responses import RecentResponses
 from riposte.engine.request import CreateResponseRequest, reject_unsupported
 from riposte.engine.response_object import ResponseObject, new_response_object
@@ -181,7 +182,8 @@ class Turn:
         pending = self.pending_compaction
         if pending is None:
             return []
-        fitted = await fit_context(replace(pending.fit, conversation=self.conversation))
+        fitted = await fit_context(replace(pending.fit, conversation=self.conversation,
+                                           watcher=ObservedCall(self.observer, self.trace)))
         self.conversation = fitted.conversation or self.conversation
         if fitted.summary_usage is not None:
             self._usage.add(fitted.summary_usage)
