@@ -34,8 +34,12 @@ def chromium_installed() -> Path:
     """Debian's chromium, installed once if it is missing."""
     if not CHROMIUM.exists():
         assert os.geteuid() == 0, "the browser tests install Debian's chromium, which needs root (or install it first)"
-        subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], check=True, timeout=1200,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        if subprocess.run(install, env=env, stdout=subprocess.DEVNULL, timeout=1200).returncode != 0:
+            # A fresh machine may not have package lists yet.
+            subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL, check=True, timeout=600)
+            subprocess.run(install, env=env, stdout=subprocess.DEVNULL, check=True, timeout=1200)
     assert CHROMIUM.exists(), "apt-get installed chromium, but /usr/bin/chromium is missing"
     return CHROMIUM
 
