@@ -40,6 +40,17 @@ class NotFoundError(RiposteError):
     default_code = "not_found"
 
 
+class PreviousResponseNotFoundError(InvalidRequestError):
+    """A `previous_response_id` that cannot be continued: unknown, deleted, another project's, or
+    never stored. A 400 with this code, as the hosted API answers over HTTP and WebSocket alike;
+    OpenAI's clients recognise the code and start the chain again with the full input."""
+
+    default_code = "previous_response_not_found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, param="previous_response_id")
+
+
 class ConflictError(RiposteError):
     """The request is valid but the resource's state does not allow it (e.g. cancelling a finished response)."""
 

@@ -1,6 +1,7 @@
 """The cross-project matrix: every object type x every operation, including indirect uses, from a
-second project. Every answer is a 404 in the envelope, indistinguishable from an id that never
-existed; lists show only the caller's objects; nothing changes; an admin key sees everything."""
+second project. Every answer is a 404 in the envelope (400 `previous_response_not_found` for a
+response to continue), indistinguishable from an id that never existed; lists show only the
+caller's objects; nothing changes; an admin key sees everything."""
 
 from __future__ import annotations
 
@@ -139,6 +140,11 @@ def fill(template: Any, ids: dict[str, str]) -> Any:
     return template
 
 
+def refusal_status(body: dict[str, Any] | None) -> int:
+    """404, but 400 `previous_response_not_found` for a response to continue (as for an unknown id)."""
+    return 400 if body is not None and "previous_response_id" in body else 404
+
+
 def normalized(reply: httpx.Response, ids: dict[str, str]) -> str:
     text = reply.text
     for name, value in ids.items():
@@ -147,7 +153,7 @@ def normalized(reply: httpx.Response, ids: dict[str, str]) -> str:
     return text
 
 
-def test_another_projects_objects_are_404_everywhere(
+def test_another_projects_objects_are_refused_as_missing_everywhere(
     deployment: Deployment, start_server: Callable[..., RunningServer], upstream: ScriptedUpstream
 ) -> None:
     keys = {name: deployment.create_key(project, *flags)
@@ -166,7 +172,7 @@ def test_another_projects_objects_are_404_everywhere(
         reply = beta.call(method, fill(path, real), fill(body, real))
         never_existed = beta.call(method, fill(path, ghosts), fill(body, ghosts))
         label = f"{method} {path} {body or ''}"
-        if reply.status_code != 404 or reply.json()["error"]["type"] != "invalid_request_error":
+        if reply.status_code != refusal_status(body) or reply.json()["error"]["type"] != "invalid_request_error":
             leaks.append(f"{label}: {reply.status_code} {reply.text[:200]}")
         elif normalized(reply, real) != normalized(never_existed, ghosts):
             leaks.append(f"{label}: differs from a missing id: {reply.text} vs {never_existed.text}")

@@ -65,7 +65,7 @@ def test_keys_projects_and_origins_are_checked_as_over_http(
 
     with open_socket(server, beta) as socket:
         error = create(socket, input="continue theirs", previous_response_id=alpha_response)[-1]
-    assert (error["type"], error["status"], error["error"]["code"]) == ("error", 404, "previous_response_not_found")
+    assert (error["type"], error["status"], error["error"]["code"]) == ("error", 400, "previous_response_not_found")
     with pytest.raises(openai.NotFoundError):
         openai.OpenAI(base_url=server.base_url, api_key=beta, max_retries=0).responses.retrieve(alpha_response)
     assert len(upstream.requests) == 1

@@ -89,7 +89,7 @@ def test_bare_model_name_goes_to_the_default_provider(fake_server: RunningServer
     assert response.model == "plain-model"
 
 
-def test_unknown_response_id_is_a_404_everywhere(fake_server: RunningServer) -> None:
+def test_unknown_response_id_is_a_404_and_cannot_be_continued(fake_server: RunningServer) -> None:
     client = sdk(fake_server)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve("resp_missing")
@@ -97,8 +97,14 @@ def test_unknown_response_id_is_a_404_everywhere(fake_server: RunningServer) -> 
         client.responses.delete("resp_missing")
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_missing")
-    with pytest.raises(openai.NotFoundError):
+
+    # As the hosted API answers: a 400 whose code clients recognise (they send the full input again).
+    with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="fake/m", input="hi", previous_response_id="resp_missing")
+    error: dict[str, Any] = raised.value.body  # type: ignore[assignment]
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error", "previous_response_not_found", "previous_response_id")
+    assert "resp_missing" in error["message"]
 
 
 def test_unknown_route_is_a_404_envelope(fake_server: RunningServer) -> None:

@@ -89,8 +89,9 @@ def test_deleting_a_response_inside_a_chain_keeps_the_chain_continuable(
                             instructions="Be brief.")
     last_answer = {"role": "assistant", "content": "answer 3 " + "x" * 500}
     assert upstream.requests[-1]["messages"][:-1] == [*_expected_messages(4), last_answer]
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="fake/m", input="x", previous_response_id=ids[1])
+    assert raised.value.code == "previous_response_not_found"
 
 
 def test_deleting_every_response_of_a_chain_removes_every_row(

@@ -54,15 +54,18 @@ def test_function_call_pairs_survive_the_chain(fake_server: RunningServer, upstr
     ]
 
 
-def test_chaining_from_a_deleted_response_is_a_404(fake_server: RunningServer, upstream: ScriptedUpstream) -> None:
+def test_chaining_from_a_deleted_response_is_previous_response_not_found(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
     client = sdk(fake_server)
     upstream.enqueue(text_reply("gone soon"))
     response = client.responses.create(model="fake/m", input="hi")
     client.responses.delete(response.id)
 
-    with pytest.raises(openai.NotFoundError) as raised:
+    with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="fake/m", input="again", previous_response_id=response.id)
-    assert raised.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    error: dict[str, Any] = raised.value.body  # type: ignore[assignment]
+    assert (error["param"], error["code"]) == ("previous_response_id", "previous_response_not_found")
 
 
 def test_a_store_false_response_cannot_be_retrieved_or_chained(
@@ -78,7 +81,7 @@ def test_a_store_false_response_cannot_be_retrieved_or_chained(
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="fake/m", input="again", previous_response_id=response.id)
     error: dict[str, Any] = raised.value.body  # type: ignore[assignment]
-    assert (error["param"], error["code"]) == ("previous_response_id", "previous_response_not_stored")
+    assert (error["param"], error["code"]) == ("previous_response_id", "previous_response_not_found")
     assert "store=false" in error["message"]
     assert len(upstream.requests) == 1
 

@@ -48,7 +48,6 @@ from riposte.api.websocket_events import (
     create_fields,
     error_event,
     event_type,
-    for_websocket,
     lane_of,
     on_lane,
     stream_error_event,
@@ -210,7 +209,7 @@ class ResponsesConnection:
             self._forget_continued(data)
             if status >= 500:
                 report_failure(error, record.provider, record.response_id)
-            await self._send(error_event(for_websocket(error), lane))
+            await self._send(error_event(error, lane))
         except _Gone:
             self._gone = True
         except Exception:

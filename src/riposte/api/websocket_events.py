@@ -20,9 +20,6 @@ _UNSUPPORTED_EVENTS = {
     "response.steer": "steering a running response needs a model that accepts input mid-answer; "
                       "send a new response.create with previous_response_id instead",
 }
-# What refusing a `previous_response_id` is called over a WebSocket: OpenAI's clients start the
-# chain again with the full input when they see this code.
-PREVIOUS_NOT_FOUND = "previous_response_not_found"
 
 
 def event_type(message: dict[str, Any]) -> str:
@@ -68,14 +65,6 @@ def create_fields(message: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         raise InvalidRequestError("'generate' must be a boolean.", param="generate", code="invalid_type")
     fields["stream"] = True
     return fields, generate
-
-
-def for_websocket(error: RiposteError) -> RiposteError:
-    """A `previous_response_id` that cannot be continued (unknown, or unstored and not remembered
-    by this connection) carries the code OpenAI's WebSocket mode gives it."""
-    if error.param == "previous_response_id" and error.code in ("not_found", "previous_response_not_stored"):
-        error.code = PREVIOUS_NOT_FOUND
-    return error
 
 
 def error_event(error: RiposteError, lane: str | None) -> dict[str, Any]:

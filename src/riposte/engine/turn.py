@@ -42,7 +42,7 @@ from riposte.engine.translate import Message, chat_request_body, items_to_messag
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
 from riposte.engine.turn_trace import TurnTrace
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
-from riposte.errors import InvalidRequestError, NotFoundError, RiposteError, UpstreamError
+from riposte.errors import InvalidRequestError, PreviousResponseNotFoundError, RiposteError, UpstreamError
 from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
 from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
@@ -641,7 +641,7 @@ def _without_call(messages: list[Message], call_id: str) -> list[Message]:
 async def load_previous(
     previous_response_id: str | None, store: ResponseStore, recent: RecentResponses | None = None
 ) -> StoredResponse | None:
-    """The stored response a turn continues, or a 400/404 naming `previous_response_id`. `recent`:
+    """The stored response a turn continues, or a 400 naming `previous_response_id`. `recent`:
     unstored responses the caller may continue as well (a WebSocket connection's)."""
     if previous_response_id is None:
         return None
@@ -650,15 +650,11 @@ async def load_previous(
         return remembered
     previous = await store.get(previous_response_id)
     if previous is None and await store.was_unstored(previous_response_id):
-        raise InvalidRequestError(
+        raise PreviousResponseNotFoundError(
             f"Previous response '{previous_response_id}' was created with store=false, so it was not "
-            "stored and cannot be continued. Store it (store=true), or send the full history as input.",
-            param="previous_response_id", code="previous_response_not_stored",
-        )
+            "stored and cannot be continued. Store it (store=true), or send the full history as input.")
     if previous is None:
-        raise NotFoundError(
-            f"Previous response with id '{previous_response_id}' not found.", param="previous_response_id"
-        )
+        raise PreviousResponseNotFoundError(f"Previous response with id '{previous_response_id}' not found.")
     if previous.response["status"] in ("queued", "in_progress"):
         raise InvalidRequestError(
             f"Previous response '{previous_response_id}' is still in progress; continue it once it has "
