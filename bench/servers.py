@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -109,14 +110,16 @@ def start_fake_upstream(port: int, work: Path) -> ManagedProcess:
 
 
 def start_riposte(*, port: int, upstream_url: str, database_url: str, workers: int, work: Path, tag: str,
-                  src: Path | None = None) -> ManagedProcess:
-    """Through the real CLI, as a user would run it; `src` runs another source tree (for before/after)."""
+                  src: Path | None = None, settings: dict[str, Any] | None = None) -> ManagedProcess:
+    """Through the real CLI, as a user would run it; `src` runs another source tree (for before/after);
+    `settings` go into its settings file as well."""
     data_dir = work / f"riposte-{tag}"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "riposte.yaml"
     config.write_text(yaml.safe_dump({
         "providers": [{"name": "fake", "base_url": upstream_url, "api_key": "bench"}],
         "log_level": "warning",
+        **(settings or {}),
     }))
     args = [sys.executable, "-m", "riposte", "serve", "--config", str(config), "--port", str(port),
             "--workers", str(workers), "--data-dir", str(data_dir), "--database-url", database_url]
