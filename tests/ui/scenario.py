@@ -90,6 +90,9 @@ def _populated(server: RunningServer, upstream: ScriptedUpstream, key: str, othe
         assert _wait_for_file(sdk, store.id, file_id) == "completed"
         file_ids.append(file_id)
     saturn = file_ids[0]
+    broken = sdk.files.create(file=("broken.pdf", b"%PDF-1.7\nnot really a pdf"), purpose="assistants").id
+    sdk.vector_stores.files.create(vector_store_id=store.id, file_id=broken)
+    assert _wait_for_file(sdk, store.id, broken) == "failed"
 
     upstream.enqueue(
         tool_calls_reply([("call_rings", "knowledge_search", '{"query": "planet rings"}')], usage=make_usage(120, 12)),

@@ -122,6 +122,10 @@ def test_vector_store_search_shows_scores_per_ranking_mode(browser: Browser, sce
     browser.call("click", selector=f"a[href='/ui/vector_stores/{scenario.store_id}']")
     files = browser.text("table[aria-labelledby=vsfiles-h]")
     assert files.count("completed") == 2
+    failed = [row for row in files.splitlines() if "failed" in row]
+    assert len(failed) == 1, files
+    cells = failed[0].split("\t")
+    assert cells[2] == "—" and cells[4].startswith("invalid_file: The PDF cannot be read"), cells  # its error
     browser.call("fill", selector="#vs-q", value="rings of ice")
     browser.call("submit", selector="form[role=search] button")
     first_row = browser.text("#search-results tbody tr:first-child")
