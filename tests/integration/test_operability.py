@@ -86,6 +86,26 @@ def test_a_completed_turn_writes_one_structured_request_line(
     assert isinstance(line["duration_ms"], float)
 
 
+def test_a_websocket_turn_is_logged_by_riposte_alone(
+    json_server: ServerProcess, upstream_now: ScriptedUpstream
+) -> None:
+    """riposte.access writes the turn's line; uvicorn's "[accepted]" and "connection open" for the
+    socket would only repeat part of it."""
+    upstream_now.enqueue(text_reply("hello over a socket"))
+    with sdk(json_server).responses.connect() as connection:
+        connection.response.create(model="fake/m", input="hi")
+        completed = next(event for event in connection if event.type == "response.completed")
+
+    assert completed.type == "response.completed"
+    line = json_server.wait_for_log(lambda entry: entry.get("logger") == "riposte.access"
+                                    and entry.get("response_id") == completed.response.id)
+    assert (line["method"], line["path"], line["status"]) == ("WS", "/v1/responses", 200)
+    from_uvicorn = [str(entry["message"]) for entry in json_server.json_lines()
+                    if str(entry.get("logger")).startswith("uvicorn")]
+    assert from_uvicorn, "uvicorn's own start-up lines still show"
+    assert not [message for message in from_uvicorn if "WebSocket" in message or "connection " in message]
+
+
 def test_every_response_gets_a_request_id(json_server: ServerProcess) -> None:
     reply = httpx.get(f"{json_server.base_url}/responses/resp_nope", timeout=10)
     assert reply.status_code == 404
