@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import openai
@@ -73,17 +74,29 @@ def test_login_isolation_and_traces(
     assert turn.id not in as_beta.get("/ui/responses").text
     assert as_beta.get(f"/ui/responses/{turn.id}").status_code == 404
 
+    # A turn continuing another names the stored history its upstream call resent instead of keeping a
+    # copy, and the timeline shows the request whole.
+    upstream.enqueue(text_reply("Still 42.", usage=make_usage(20, 3)))
+    follow_up = sdk.responses.create(model="fake/m", input="Are you sure?", previous_response_id=turn.id)
+    [step] = asyncio.run(_trace(deployment, follow_up.id)) or []
+    assert step["request_history"] == {"response": turn.id, "at": 0, "messages": 2}
+    assert step["request"]["messages"] == [{"role": "user", "content": "Are you sure?"}]
+    whole = as_alpha.get(f"/ui/responses/{follow_up.id}").text
+    assert "3 messages" in whole and "What is the answer?" in whole and "The answer is 42." in whole
+
     # The trace is stored with the response, not for store=false, and goes with a deleted response.
-    assert asyncio.run(_stored_steps(deployment, turn.id)) == ["upstream_call"]
-    assert asyncio.run(_stored_steps(deployment, unstored.id)) is None
+    assert _stored_steps(deployment, turn.id) == ["upstream_call"]
+    assert _stored_steps(deployment, unstored.id) is None
     sdk.responses.delete(turn.id)
-    assert asyncio.run(_stored_steps(deployment, turn.id)) is None
+    assert _stored_steps(deployment, turn.id) is None
+    shown = as_alpha.get(f"/ui/responses/{follow_up.id}").text  # its history's response is gone now
+    assert f"2 earlier messages of {turn.id}, no longer stored" in shown and "Are you sure?" in shown
     upstream.enqueue(text_reply("Again.", usage=make_usage(3, 2)))
     kept = sdk.responses.create(model="fake/m", input="again")
     assert asyncio.run(_purged(deployment, 3600)) == 0
-    assert asyncio.run(_stored_steps(deployment, kept.id)) == ["upstream_call"]
+    assert _stored_steps(deployment, kept.id) == ["upstream_call"]
     assert asyncio.run(_purged(deployment, 0)) >= 1
-    assert asyncio.run(_stored_steps(deployment, kept.id)) is None
+    assert _stored_steps(deployment, kept.id) is None
 
     # Logging out ends the session; so does revoking the key.
     token = _CSRF.search(as_alpha.get("/ui/responses").text).group(1)  # type: ignore[union-attr]
@@ -97,12 +110,16 @@ def test_login_isolation_and_traces(
     assert as_beta.get("/ui/responses").status_code == 303
 
 
-async def _stored_steps(deployment: Deployment, response_id: str) -> list[str] | None:
+async def _trace(deployment: Deployment, response_id: str) -> list[dict[str, Any]] | None:
     engine = create_engine(deployment.database_url)
     try:
-        steps = await TraceStore(engine).get(response_id)
+        return await TraceStore(engine).get(response_id)
     finally:
         await engine.dispose()
+
+
+def _stored_steps(deployment: Deployment, response_id: str) -> list[str] | None:
+    steps = asyncio.run(_trace(deployment, response_id))
     return None if steps is None else [step["kind"] for step in steps]
 
 

@@ -163,3 +163,23 @@ def test_the_partial_output_of_a_running_turn_is_shown_only_while_it_runs() -> N
     done = views.timeline({"id": "r", "status": "completed", "output": []}, [], [], {},
                           streaming={"text": "Hal", "reasoning": ""})
     assert done["streaming"] is None and not done["running"]
+
+
+def test_a_continued_turn_names_the_inherited_history_after_its_instructions() -> None:
+    from riposte.engine.stream_state import CallResult
+    from riposte.engine.turn_trace import TurnTrace, full_requests, history_reference
+
+    history = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}]
+    sent = [{"role": "system", "content": "Be brief."}, *history, {"role": "user", "content": "q2"}]
+    trace = TurnTrace({"id": "resp_2"}, ("resp_1", history))
+    done = CallResult(text="a2", refusal=None, reasoning="", tool_calls=[], finish_reason="stop", usage=None)
+    trace.upstream_started().answered({"model": "m", "messages": sent}, done, None)
+    [step] = trace.steps
+    assert step["request"]["messages"] == [sent[0], sent[-1]] and history_reference(trace.steps) == "resp_1"
+    assert full_requests(trace.steps, history)[0]["messages"] == sent
+    placeholder = full_requests(trace.steps, None)[0]["messages"]
+    assert [m["role"] for m in placeholder] == ["system", "(history)", "user"]
+    # A history the call did not send as it was stored is kept whole.
+    changed = TurnTrace({"id": "resp_3"}, ("resp_1", [{"role": "user", "content": "other"}]))
+    changed.upstream_started().answered({"model": "m", "messages": sent}, done, None)
+    assert changed.steps[0]["request"]["messages"] == sent and "request_history" not in changed.steps[0]

@@ -533,7 +533,9 @@ async def prepare_turn(
         raise
     turn.max_output_chars = max_output_chars
     if capture_trace and turn.should_store:
-        turn.trace = TurnTrace(turn.response)
+        inherited = turn.inherited
+        turn.trace = TurnTrace(turn.response, (inherited.extends, turn.conversation[:inherited.messages])
+                               if inherited is not None and inherited.extends is not None else None)
     if guard is not None:
         guard.response_id = turn.response["id"]
         turn.guard = guard

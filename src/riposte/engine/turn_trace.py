@@ -29,9 +29,13 @@ running: dict[str, TurnTrace] = {}
 
 
 class TurnTrace:
-    def __init__(self, response: ResponseObject) -> None:
+    def __init__(self, response: ResponseObject, inherited: tuple[str, list[Any]] | None = None) -> None:
         self.response = response
         self.steps: list[Step] = []
+        # (response id, its chat messages): the stored history a `previous_response_id` turn
+        # continues. Its first upstream call resends them; the step names them instead of keeping
+        # a copy (`request_history`), so a chain's traces grow with each turn's own messages only.
+        self.inherited = inherited
         # The messages the previous upstream call of this turn sent: a later call of the turn
         # resends them, so its step keeps only what it added (`request_shared_messages`).
         self.last_messages: list[Any] = []
@@ -85,13 +89,35 @@ class UpstreamStep:
             if shared and messages[:shared] == self._trace.last_messages:
                 step["request"] = {**body, "messages": messages[shared:]}
                 step["request_shared_messages"] = shared
+            elif not shared and self._trace.inherited is not None:
+                _name_history(step, messages, *self._trace.inherited)
             self._trace.last_messages = messages
         return step
 
 
-def full_requests(steps: Sequence[Step]) -> list[dict[str, Any]]:
+def _name_history(step: Step, messages: list[Any], response_id: str, history: list[Any]) -> None:
+    """Leave out the inherited history where the call sent it whole (after the instructions, if any)."""
+    count = len(history)
+    for at in (0, 1):
+        if count and messages[at:at + count] == history:
+            step["request"] = {**step["request"], "messages": messages[:at] + messages[at + count:]}
+            step["request_history"] = {"response": response_id, "at": at, "messages": count}
+            return
+
+
+def history_reference(steps: Sequence[Step]) -> str | None:
+    """The response whose stored messages the trace names instead of keeping (see TurnTrace.inherited)."""
+    for step in steps:
+        if step.get("request_history"):
+            return str(step["request_history"]["response"])
+    return None
+
+
+def full_requests(steps: Sequence[Step], history: list[Any] | None = None) -> list[dict[str, Any]]:
     """Each step's request body as sent (empty for tool steps): the leading messages an upstream
-    call shared with the turn's previous call put back."""
+    call shared with the turn's previous call put back, and the inherited history (`history`, the
+    messages of the response `history_reference` names; None when it is no longer stored, shown as
+    one placeholder message)."""
     bodies: list[dict[str, Any]] = []
     previous: list[Any] = []
     for step in steps:
@@ -100,8 +126,15 @@ def full_requests(steps: Sequence[Step]) -> list[dict[str, Any]]:
             bodies.append({})
             continue
         shared = int(step.get("request_shared_messages") or 0)
+        named = step.get("request_history")
         if shared:
             request = {**request, "messages": previous[:shared] + list(request.get("messages") or [])}
+        elif named:
+            own = list(request.get("messages") or [])
+            inherited = history if history is not None else [{
+                "role": "(history)", "content": f"{named['messages']} earlier messages of {named['response']}, "
+                                                "no longer stored"}]
+            request = {**request, "messages": own[:named["at"]] + list(inherited) + own[named["at"]:]}
         previous = list(request.get("messages") or [])
         bodies.append(request)
     return bodies

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from riposte.api.sse import event_stream_response
 from riposte.engine.resume import follow
-from riposte.engine.turn_trace import full_requests, running
+from riposte.engine.turn_trace import full_requests, history_reference, running
 from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
 from riposte.inference.record_replay import recording_project
 from riposte.inference.recording import normalize_body
@@ -176,12 +176,22 @@ async def _timeline(who: Viewer, response_id: str) -> dict[str, Any]:
         steps = list(live.steps)
     ancestors, children = await queries.chain_ids(svc.engine, who.principal.owner, response_id)
     shaped = views.timeline(response, stored.input_items, steps, svc.settings.inspector.prices, ancestors,
-                            children, live.partial_output() if live is not None and live.partial_output else None)
+                            children, live.partial_output() if live is not None and live.partial_output else None,
+                            await _named_history(svc, steps or []))
     if shaped["running"] and await svc.event_log.has_events(response_id):
         # Its events are stored (stream=true or background): the page follows them as they come,
         # on whichever process runs the turn, instead of polling.
         shaped["events_url"] = f"/ui/responses/{response_id}/events"
     return shaped
+
+
+async def _named_history(svc: Services, steps: list[dict[str, Any]]) -> list[Any] | None:
+    """The stored messages a trace names instead of keeping them (a previous response's history)."""
+    reference = history_reference(steps)
+    if reference is None:
+        return None
+    previous = await svc.responses.get(reference)
+    return previous.messages if previous is not None else None
 
 
 @router.get("/responses/{response_id}")
@@ -221,7 +231,8 @@ async def recording_page(request: Request, response_id: str, call: int, who: Vie
     if recording is None:
         raise NotFoundError(f"Upstream call {call} of '{response_id}' used no recording this server holds.",
                             param="call")
-    rows = views.compared(normalize_body(full_requests(steps)[call - 1]), normalize_body(recording.body))
+    sent = full_requests(steps, await _named_history(who.services, steps))[call - 1]
+    rows = views.compared(normalize_body(sent), normalize_body(recording.body))
     return render(request, "recording.html", {
         "response_id": response_id, "call": call, "name": name, "miss": not used, "rows": rows,
         "differences": sum(1 for row in rows if row["differs"]), "test_id": recording.test_id,

@@ -85,10 +85,11 @@ class Sources:
 
 def timeline(response: Mapping[str, Any], input_items: Sequence[Item], steps: Sequence[Step] | None,
              prices: Mapping[str, ModelPrice], ancestors: Sequence[str] = (), children: Sequence[str] = (),
-             streaming: Mapping[str, str] | None = None) -> View:
-    """`streaming`: what the running turn's current upstream call has streamed so far, if it runs here."""
+             streaming: Mapping[str, str] | None = None, history: list[Any] | None = None) -> View:
+    """`streaming`: what the running turn's current upstream call has streamed so far, if it runs here.
+    `history`: the stored messages the trace names (turn_trace.history_reference), for whole bodies."""
     sources = Sources()
-    bodies = full_requests(steps or [])
+    bodies = full_requests(steps or [], history)
     step_views = [step_view(index, step, sources, bodies[index - 1])
                   for index, step in enumerate(steps or [], start=1)]
     usage = response.get("usage") or None
