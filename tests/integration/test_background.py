@@ -6,6 +6,7 @@ tests/replicas/.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import TypeAdapter
 
 from riposte.config import ProviderConfig
 from riposte.testing.server import RunningServer
-from tests.conftest import server_factory
+from tests.conftest import ADMIN_URL, run_admin_sql, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
 from tests.integration.module_servers import module_upstream, server, upstream
 from tests.integration.sdk import raw_stream, sdk
@@ -154,3 +155,22 @@ def test_cancel_queued_background_response(idle_server: RunningServer, upstream:
     assert upstream.requests == []
     # A stream of it ends at once: the response is over, with no event stored.
     assert resumed(idle_server, created.id) == []
+
+
+def test_ready_until_the_database_goes_away(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    name = f"riposte_ready_{secrets.token_hex(4)}"
+    run_admin_sql(ADMIN_URL, f'CREATE DATABASE "{name}"')
+    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    try:
+        with server_factory(tmp_path, url) as factory:
+            ready_server = factory(providers=[ProviderConfig(name="fake", base_url=upstream.base_url,
+                                                             api_key="x")])
+            root = ready_server.base_url.removesuffix("/v1")
+            reply = httpx.get(f"{root}/ready", timeout=10)
+            assert (reply.status_code, reply.json()) == (200, {"status": "ready"})
+            run_admin_sql(ADMIN_URL, f'DROP DATABASE "{name}" WITH (FORCE)')
+            reply = httpx.get(f"{root}/ready", timeout=10)
+            assert (reply.status_code, reply.json()) == (503, {"status": "database unreachable"})
+            assert httpx.get(f"{root}/health", timeout=10).status_code == 200, "liveness does not need the database"
+    finally:
+        run_admin_sql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
