@@ -200,7 +200,8 @@ class BackgroundRunner:
             if not running.released:
                 await _retrying(lambda: self._settle(turn, job))
         except BackgroundClaimLost:
-            logger.info("background response %s was taken over or cancelled before it started", job.response_id)
+            logger.info("background response %s was taken over or has ended before it started", job.response_id)
+            await self._queue.finish(job.response_id, job.fence)  # ended: nothing left to run
         except Exception:
             logger.exception("background response %s failed", job.response_id)
         finally:

@@ -75,7 +75,7 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2, 3]
         assert await store.finish(OpenResponse(response_id, None, 0, second.fence),
                                   _response(response_id, "completed"), [])
-        assert await fresh.finish(response_id, second.fence)
+        assert not await fresh.finish(response_id, second.fence), "the response's end already ended its job"
         assert await store.status(response_id) == "completed"
         assert await fresh.request_cancel(response_id) is CancelOutcome.ENDED
     finally:

@@ -94,11 +94,8 @@ class JobQueue:
         return lost
 
     async def finish(self, response_id: str, fence: int) -> bool:
-        statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence,
-                                         _JOBS.c.state == RUNNING)
-                     .values(state=DONE, owner=None, lease_until=None))
         async with self._engine.begin() as connection:
-            return bool((await connection.execute(statement)).rowcount)
+            return await end_job(connection, response_id, fence)
 
     async def fail(self, response_id: str, fence: int, message: str) -> bool:
         """End a job whose turn could not even start (its previous response was deleted, say)."""
@@ -169,6 +166,14 @@ class JobQueue:
         return [row[0] for row in rows]
 
 
+async def end_job(connection: AsyncConnection, response_id: str, fence: int) -> bool:
+    """Mark the job done while `fence` holds (with the response's end: store/responses.py)."""
+    statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence,
+                                     _JOBS.c.state == RUNNING)
+                 .values(state=DONE, owner=None, lease_until=None))
+    return bool((await connection.execute(statement)).rowcount)
+
+
 async def _end_response(connection: AsyncConnection, response_id: str, status: str, message: str | None) -> None:
     found = (await connection.execute(select(_RESPONSES.c.response).where(_RESPONSES.c.id == response_id))).scalar()
     if found is None:
@@ -177,5 +182,7 @@ async def _end_response(connection: AsyncConnection, response_id: str, status: s
     response["status"] = status
     if message is not None:
         response["error"] = {"code": "server_error", "message": message}
-    await connection.execute(update(_RESPONSES).where(_RESPONSES.c.id == response_id)
+    # Never over a response that has ended already.
+    await connection.execute(update(_RESPONSES).where(_RESPONSES.c.id == response_id,
+                                                      _RESPONSES.c.status.in_((QUEUED, "in_progress")))
                              .values(status=status, response=orjson.dumps(response).decode(), owner=None))

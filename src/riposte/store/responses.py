@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.background_jobs import end_job
 from riposte.store.event_log import delete_events
 from riposte.store.ownership import OwnedStore
 from riposte.store.traces import insert_trace
@@ -120,7 +121,8 @@ class ResponseStore(OwnedStore):
     async def finish(self, opened: OpenResponse, response: dict[str, Any], messages: list[dict[str, Any]],
                      trace: list[dict[str, Any]] | None = None) -> bool:
         """Record the turn's end, with its trace for the inspector when it has one. False when the
-        response was deleted while it ran (it stays deleted)."""
+        response was deleted while it ran (it stays deleted). A background turn's job ends in the
+        same transaction, so a stored end is never run again."""
         statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(),
                                           self._access.visible(_TABLE), _fenced(opened))
                      .values(status=response["status"], response=_dumps(response),
@@ -131,11 +133,15 @@ class ResponseStore(OwnedStore):
             await _index_items(connection, self._access.project, opened.id, response["output"])
             if trace is not None:
                 await insert_trace(connection, self._access.project, opened.id, trace)
+            if opened.fence is not None:
+                await end_job(connection, opened.id, opened.fence)
         return True
 
     async def start_background(self, opened: OpenResponse, response: dict[str, Any]) -> bool:
-        """A worker starts a queued (or retried) background turn: the row shows it `in_progress`."""
-        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(), _fenced(opened))
+        """A worker starts a queued (or retried) background turn: the row shows it `in_progress`.
+        False when the claim no longer holds or the response has ended (cancelled meanwhile)."""
+        statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(), _fenced(opened),
+                                          _TABLE.c.status.in_(("queued", "in_progress")))
                      .values(status=response["status"], response=_dumps(response)))
         async with self._engine.begin() as connection:
             return bool((await connection.execute(statement)).rowcount)
