@@ -104,3 +104,33 @@ async def test_a_client_hang_up_closes_the_generator_at_once() -> None:
         await _run(_response(endless()), client)
         await closed.wait()
     assert b"<done>" not in b"".join(client.bodies)
+
+
+async def test_a_hang_up_during_a_slow_write_ends_the_waiting_generator_and_lets_its_clean_up_wait() -> None:
+    """The client stops reading (the write waits on flow control) while the generator waits for
+    its next item, then hangs up: the cancellation reaches the generator where it waits, and
+    clean-up that has to wait itself (storing an abandoned response) still runs to its end."""
+    cleaned_up = anyio.Event()
+    client = _Client()
+
+    async def stalled_send(message: dict[str, Any]) -> None:
+        await client.send(message)
+        if message["type"] == "http.response.body":
+            client.hang_up.set()
+            await anyio.sleep_forever()
+
+    async def items() -> AsyncGenerator[int]:
+        try:
+            yield 0
+            yield 1
+            await anyio.sleep_forever()
+            yield 2
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.01)
+                cleaned_up.set()
+
+    with anyio.fail_after(5):
+        await _response(items())(SCOPE, client.receive, stalled_send)  # type: ignore[arg-type]
+    assert cleaned_up.is_set()
+    assert b"".join(client.bodies) == b"<0><1>"

@@ -1,22 +1,24 @@
 """A streaming response that sends everything ready at the same moment in one socket write.
 
-A producer task pulls items from an async generator, encodes them and queues the bytes; the
-response's own task sends whatever is queued each time it runs. When one upstream read carries
-many tokens, their events leave in a few writes instead of one each (a write wakes the client,
-which costs more than building the event); when tokens trickle in, each event still leaves as
-soon as the producer waits for the next one. The producer pauses once a batch is full, so a slow
-client slows the upstream read instead of growing memory. Batches start at `FIRST_BATCH` items,
-room for the opening events so that the turn goes on to call the upstream while they are being
-written, and double up to `MAX_BATCH`, so the first delta of a large burst is not held back
-behind the rest of it. The last batch carries the end of the body, saving a write.
+One task pulls items from an async generator, encodes them and writes them. To know what is
+"ready at the same moment" it takes each step of the generator by hand: a step that finishes
+without waiting gives an item that was ready, and is only queued; a step that has to wait (for
+the next upstream read) first sends what is queued, then waits. So when one upstream read
+carries many tokens their events leave in a few writes instead of one each (a write wakes the
+client, which costs more than building the event), and a token that arrives alone leaves as
+soon as the turn waits for the next one, with no second task, event or future per token (a
+producer task handing bytes to a writer task cost two wake-ups per lone token). Batches start at
+`FIRST_BATCH` items and double up to `MAX_BATCH`, so the first delta of a large burst is not held
+back behind the rest of it. A slow client slows the generator: a write waits for the socket's
+flow control before the next step is taken. The last batch carries the end of the body.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextlib import aclosing
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -28,42 +30,7 @@ FIRST_BATCH = 4
 MAX_BATCH = 128
 
 Item = TypeVar("Item")
-
-
-class _Outbox:
-    # asyncio's events, which can be cleared: anyio's are one-shot, and making a new one looks the
-    # async backend up again, a cost paid per token. The server runs on asyncio (uvicorn).
-    def __init__(self) -> None:
-        self._pending: list[bytes] = []
-        self._closed = False
-        self._filled = asyncio.Event()
-        self._taken = asyncio.Event()
-        self._batch = FIRST_BATCH
-
-    async def put(self, chunk: bytes) -> None:
-        self._pending.append(chunk)
-        if len(self._pending) == 1:  # the writer waits only on an empty queue
-            self._filled.set()
-        if len(self._pending) >= self._batch:
-            self._batch = min(self._batch * 2, MAX_BATCH)
-            self._taken.clear()
-            await self._taken.wait()
-
-    def close(self, trailer: bytes) -> None:
-        if trailer:
-            self._pending.append(trailer)
-        self._closed = True
-        self._filled.set()
-
-    async def take(self) -> tuple[bytes, bool]:
-        """Everything queued, joined, and whether that is the end of the stream."""
-        while not self._pending and not self._closed:
-            self._filled.clear()
-            await self._filled.wait()
-        batch = b"".join(self._pending)
-        self._pending.clear()
-        self._taken.set()
-        return batch, self._closed
+Result = TypeVar("Result")
 
 
 class BatchedStreamingResponse(Response, Generic[Item]):
@@ -82,30 +49,80 @@ class BatchedStreamingResponse(Response, Generic[Item]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with ACTIVE_STREAMS.track_inprogress():
-            await self._stream(receive, send)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+                await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+                # Closed here, not left to the garbage collector, so a cancelled turn cleans up at once.
+                async with aclosing(self._items) as items:
+                    await self._write_all(items, send)
+                group.cancel_scope.cancel()  # the disconnect watcher
 
-    async def _stream(self, receive: Receive, send: Send) -> None:
-        outbox = _Outbox()
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._produce, outbox)
-            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            last = False
-            while not last:
-                batch, last = await outbox.take()
-                await send({"type": "http.response.body", "body": batch, "more_body": not last})
-            group.cancel_scope.cancel()  # the disconnect watcher; the producer has finished
+    async def _write_all(self, items: AsyncGenerator[Item], send: Send) -> None:
+        encode, pending, batch = self._encode, list[bytes](), FIRST_BATCH
+        while True:
+            step = items.__anext__()
+            try:
+                waiting_on = step.send(None)
+            except StopIteration as ready:  # the item was ready without waiting
+                pending.append(encode(ready.value))
+                if len(pending) >= batch:
+                    batch = min(batch * 2, MAX_BATCH)
+                    await _send_body(send, pending, more=True)
+                continue
+            except StopAsyncIteration:
+                break
+            # The generator must wait: what is ready leaves now, then the step goes on.
+            if pending:
+                try:
+                    await _send_body(send, pending, more=True)
+                except BaseException as exc:
+                    # End the interrupted step with the same error, so the generator's own
+                    # clean-up runs (it may wait, e.g. to store an abandoned response) before
+                    # `aclosing` closes it.
+                    with contextlib.suppress(StopAsyncIteration):
+                        await _Resumed(step, throw=exc)
+                    raise
+            try:
+                item = await _Resumed(step, waiting_on)
+            except StopAsyncIteration:
+                break
+            pending.append(encode(item))
+        pending.append(self._trailer)
+        await _send_body(send, pending, more=False)
 
-    async def _produce(self, outbox: _Outbox) -> None:
-        trailer = b""
+
+async def _send_body(send: Send, pending: list[bytes], *, more: bool) -> None:
+    body = b"".join(pending)
+    pending.clear()
+    await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+class _Resumed(Generic[Result]):
+    """Awaiting this goes on with a coroutine that was stepped once by hand and had to wait on
+    `waiting_on`, exactly as `await` would have: what the coroutine waits on is handed up to the
+    task running us, and what the task sends or throws back is handed down. With `throw`, the
+    coroutine is resumed with that exception instead."""
+
+    __slots__ = ("_step", "_throw", "_waiting_on")
+
+    def __init__(self, step: Coroutine[Any, Any, Result], waiting_on: Any = None, *,
+                 throw: BaseException | None = None) -> None:
+        self._step, self._waiting_on, self._throw = step, waiting_on, throw
+
+    def __await__(self) -> Generator[Any, Any, Result]:
+        step = self._step
         try:
-            # Closed here, not left to the garbage collector, so a cancelled turn cleans up at once.
-            async with aclosing(self._items) as items:
-                async for item in items:
-                    await outbox.put(self._encode(item))
-            trailer = self._trailer
-        finally:
-            outbox.close(trailer)
+            waiting_on = step.throw(self._throw) if self._throw is not None else self._waiting_on
+            while True:
+                try:
+                    sent = yield waiting_on
+                except BaseException as exc:  # handed down: the coroutine decides
+                    waiting_on = step.throw(exc)
+                else:
+                    waiting_on = step.send(sent)
+        except StopIteration as done:
+            result: Result = done.value
+            return result
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
+from opentelemetry.trace import Span
 
 from riposte import ids
 from riposte.engine.chat_sequence import valid_chat_sequence
@@ -40,10 +41,11 @@ from riposte.engine.tool_choice import ChatToolChoice, echoed_tool_choice, resol
 from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
-from riposte.engine.turn_trace import TurnTrace
+from riposte.engine.turn_trace import TurnTrace, UpstreamStep
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
 from riposte.errors import InvalidRequestError, PreviousResponseNotFoundError, RiposteError, UpstreamError
 from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
+from riposte.inference.early_start import EarlyStart
 from riposte.inference.router import ModelRouter, Route
 from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 # back from elsewhere opens: a fresh key no one else holds.
 _NO_KEYS = Keyring([new_key()])
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_UNREAD_CALL = RiposteError("the turn ended before it read the upstream call sent at its start")
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class Turn:
     trace: TurnTrace | None = None
     # A background worker's turn continues a row written when the job was queued (see `claimed`).
     _first_sequence: int = 0
+    # The first upstream call, sent while the `in_progress` row is being committed.
+    _early_call: _UpstreamCall | None = None
 
     @property
     def should_store(self) -> bool:
@@ -140,6 +145,7 @@ class Turn:
         if self.trace is not None:
             self.trace.started(stream.partial_output)
         try:
+            self._early_call = self._first_call_early()
             await self._persist_created()
             for event in stream.start():
                 yield event
@@ -169,6 +175,10 @@ class Turn:
             for event in terminal:
                 yield event
         finally:
+            if self._early_call is not None:  # the turn ended before its first call was read
+                with anyio.CancelScope(shield=True):
+                    await self._early_call.close()
+                self.observer.upstream_failed(self._early_call.span, _UNREAD_CALL)
             if self._created and not self._settled:
                 await self._persist_abandoned(stream)
             if self.trace is not None:
@@ -279,7 +289,7 @@ class Turn:
         else:
             self.conversation.append(message)
 
-    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
+    def _upstream_call(self, first: bool) -> _UpstreamCall:
         body = chat_request_body(
             self.request, self.route.upstream_model,
             native_custom_calls(self._upstream_messages(), self.tools.native_custom_names),
@@ -292,8 +302,26 @@ class Turn:
         source = self.route.upstream.stream_chat(body)
         if self.guard is not None:
             source = self.guard.moderated(source)
+        return _UpstreamCall(body, span, traced, source)
+
+    def _first_call_early(self) -> _UpstreamCall | None:
+        """The first upstream call, sent now when the turn's row is written first (its commit
+        takes time) and nothing else has to run before the call: not a background job's claimed
+        row, nor a warm-up, a guarded input, a compaction, or a resumed tool call (they decide
+        whether, or with which history, the model is called)."""
+        if (not self.should_store or self._stored_row is not None or not self.generate or self.guard is not None
+                or self.pending_compaction is not None
+                or any(tool.resumed_calls() for tool in self.tools.instances)):
+            return None
+        call = self._upstream_call(first=True)
+        call.start_early()
+        return call
+
+    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
+        call, self._early_call = (self._early_call if first and self._early_call else self._upstream_call(first)), None
+        body, span, traced = call.body, call.span, call.traced
         try:
-            async with aclosing(source) as chunks:
+            async with aclosing(call.chunks()) as chunks:
                 async for chunk in chunks:
                     self.observer.chunk()
                     try:
@@ -377,13 +405,16 @@ class Turn:
                            self._usage.as_response_usage())
 
     async def _persist_created(self) -> None:
-        """Store the response `in_progress` before the client learns its id: one INSERT. A crash
-        from here on leaves a row that start-up recovery marks `failed`, never a 404."""
+        """Store the response `in_progress` before the client learns its id (one INSERT, in a group
+        commit with the turns starting beside it). A crash from here on leaves a row that start-up
+        recovery marks `failed`, never a 404. Shielded: once asked for, the row is written, so a
+        client leaving meanwhile must find it marked as abandoned, not `in_progress` for ever."""
         if self._stored_row is not None:
             if not await self.store.start_background(self._stored_row, self.response):
                 raise BackgroundClaimLost(self.response["id"])
         elif self.should_store:
-            self._stored_row = await self.store.create(self.new_row())
+            with anyio.CancelScope(shield=True):
+                self._stored_row = await self.store.create(self.new_row())
         self._created = True
 
     def new_row(self) -> NewResponse:
@@ -431,6 +462,30 @@ class Turn:
 
 class BackgroundClaimLost(Exception):
     """The background job went to another worker (or was cancelled) before this one started it."""
+
+
+@dataclass
+class _UpstreamCall:
+    """One chat request: its body, its observer span and inspector trace, and its stream of
+    chunks, sent either when first read or, after `start_early`, at once."""
+
+    body: dict[str, Any]
+    span: Span
+    traced: UpstreamStep | None
+    stream: AsyncGenerator[dict[str, Any]]
+    early: EarlyStart | None = None
+
+    def start_early(self) -> None:
+        self.early = EarlyStart(self.stream)
+
+    def chunks(self) -> AsyncGenerator[dict[str, Any]]:
+        return self.early.chunks() if self.early is not None else self.stream
+
+    async def close(self) -> None:
+        if self.early is not None:
+            await self.early.aclose()
+        else:
+            await self.stream.aclose()
 
 
 def _malformed_chunk(exc: Exception) -> UpstreamError:

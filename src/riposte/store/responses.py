@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from riposte.store import schema
 from riposte.store.background_jobs import end_job
 from riposte.store.event_log import delete_events
+from riposte.store.group_commit import GroupCommit, Statements
 from riposte.store.ownership import OwnedStore
-from riposte.store.traces import insert_trace
+from riposte.store.traces import insert_trace, trace_insert, trace_row
 
 logger = logging.getLogger(__name__)
 
@@ -89,13 +90,17 @@ class ResponseStore(OwnedStore):
         self._engine = engine
         # The server instance whose turns this store writes (see store/instances.py).
         self._owner = owner
+        # The rows written at each turn's start and end. Shared by every project's view of the
+        # store (`owned_by` copies keep the reference).
+        self._writes: GroupCommit[_Creation | _Finish, OpenResponse | bool] = GroupCommit(engine, _write_turns)
 
     async def create(self, new: NewResponse,
                      also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> OpenResponse:
         """Write the response `in_progress`, one statement. When it continues a response, only its
         own items are stored, provided that response still exists; the insert locks it (PostgreSQL)
         so a concurrent delete cannot remove it under the new link. If it was deleted meanwhile,
-        the row is written with its full history instead. `also` writes more in the same transaction."""
+        the row is written with its full history instead. `also` writes more in the same transaction;
+        without it, turns starting together share one transaction (store/group_commit.py)."""
         response = new.response
         # A background response belongs to its job's lease (store/background_jobs.py), not to this process.
         owner = None if response.get("background") else self._owner
@@ -104,14 +109,21 @@ class ResponseStore(OwnedStore):
                "response": _dumps(response), "messages": "[]", "owner": owner,
                "project": self._access.project}
         previous = new.extends
+        own_items = new.input_items[new.inherited_items:]
+        if also is None:
+            opened = await self._writes.write(_Creation(
+                index_rows=_index_rows(self._access.project, response["id"], own_items),
+                linked={**row, "input_items": _dumps(own_items), "history_base": previous} if previous else None,
+                # Built only when needed: a continuation whose base is gone stores its full history.
+                whole=lambda: {**row, "input_items": _dumps(new.input_items), "history_base": None},
+                inherited_messages=new.inherited_messages))
+            assert isinstance(opened, OpenResponse)
+            return opened
         async with self._engine.begin() as connection:
-            if also is not None:
-                await also(connection)
-            await _index_items(connection, self._access.project, response["id"],
-                               new.input_items[new.inherited_items:])
+            await also(connection)
+            await _index_items(connection, self._access.project, response["id"], own_items)
             if previous is not None:
-                own_items = _dumps(new.input_items[new.inherited_items:])
-                linked = {**row, "input_items": own_items, "history_base": previous}
+                linked = {**row, "input_items": _dumps(own_items), "history_base": previous}
                 if (await connection.execute(_linked_insert(self._engine.dialect.name), linked)).first():
                     return OpenResponse(response["id"], previous, new.inherited_messages)
             whole = {**row, "input_items": _dumps(new.input_items), "history_base": None}
@@ -122,7 +134,16 @@ class ResponseStore(OwnedStore):
                      trace: list[dict[str, Any]] | None = None) -> bool:
         """Record the turn's end, with its trace for the inspector when it has one. False when the
         response was deleted while it ran (it stays deleted). A background turn's job ends in the
-        same transaction, so a stored end is never run again."""
+        same transaction, so a stored end is never run again. Other turns ending together (and
+        starting) share one transaction; a background turn's write, checked against its claim,
+        goes alone."""
+        if opened.fence is None:
+            finished = await self._writes.write(_Finish(
+                id=opened.id, project=self._access.project, status=response["status"], response=_dumps(response),
+                messages=_dumps(messages[opened.inherited_messages:]),
+                index_rows=_index_rows(self._access.project, opened.id, response["output"]),
+                trace_row=trace_row(self._access.project, opened.id, trace) if trace is not None else None))
+            return finished is True
         statement = (update(_TABLE).where(_TABLE.c.id == opened.id, _TABLE.c.deleted == false(),
                                           self._access.visible(_TABLE), _fenced(opened))
                      .values(status=response["status"], response=_dumps(response),
@@ -261,12 +282,98 @@ def _as_failed(response: dict[str, Any], message: str) -> dict[str, Any]:
 async def _index_items(
     connection: AsyncConnection, project: str, response_id: str, items: list[dict[str, Any]]
 ) -> None:
-    """The first response to hold an id keeps it: a client re-sending an item does not move it."""
-    rows = [{"project": project, "item_id": item["id"], "response_id": response_id,
-             "item": orjson.dumps(item).decode()}
-            for item in items if isinstance(item.get("id"), str)]
+    rows = _index_rows(project, response_id, items)
     if rows:
         await connection.execute(_insert_new_items(connection.dialect.name), rows)
+
+
+def _index_rows(project: str, response_id: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the item index; the first response to hold an id keeps it (a client re-sending an
+    item does not move it)."""
+    return [{"project": project, "item_id": item["id"], "response_id": response_id,
+             "item": orjson.dumps(item).decode()}
+            for item in items if isinstance(item.get("id"), str)]
+
+
+@dataclass(frozen=True)
+class _Creation:
+    """One turn's `in_progress` row, ready for a group commit."""
+
+    index_rows: list[dict[str, Any]]
+    # The row that stores only the turn's own items, linked to the response it extends (None: the
+    # turn extends nothing); `whole` is the row with its full history.
+    linked: dict[str, Any] | None
+    whole: Callable[[], dict[str, Any]]
+    inherited_messages: int
+
+
+@dataclass(frozen=True)
+class _Finish:
+    """One turn's end: its final response object and messages, and its output items to index."""
+
+    id: str
+    # The project of the store view that created the row (the only one that finishes it).
+    project: str
+    status: str
+    response: str
+    messages: str
+    index_rows: list[dict[str, Any]]
+    trace_row: dict[str, Any] | None
+
+
+def _write_turns(statements: Statements, writes: Sequence[_Creation | _Finish]) -> list[OpenResponse | bool]:
+    """Turns starting and turns ending, in one transaction, in the order they were asked for."""
+    return [_write_creation(statements, write) if isinstance(write, _Creation) else _write_finish(statements, write)
+            for write in writes]
+
+
+def _write_creation(statements: Statements, creation: _Creation) -> OpenResponse:
+    """A continuation's row links to its base if that is still there (the insert selects it);
+    otherwise, and for a turn that continues nothing, the row holds the full history."""
+    _index(statements, creation.index_rows)
+    linked = creation.linked
+    if linked is not None and statements.execute(_linked_insert(statements.dialect), linked).first:
+        return OpenResponse(linked["id"], linked["history_base"], creation.inherited_messages)
+    whole = creation.whole()
+    statements.execute(_plain_insert(), whole)
+    return OpenResponse(whole["id"], None, 0)
+
+
+def _write_finish(statements: Statements, finish: _Finish) -> bool:
+    """False when the row was deleted while its turn ran: it stays deleted, its output unindexed."""
+    updated = statements.execute(_finish_update(), {
+        "finish_id": finish.id, "finish_project": finish.project, "finish_status": finish.status,
+        "finish_response": finish.response, "finish_messages": finish.messages})
+    if not updated.rowcount:
+        return False
+    _index(statements, finish.index_rows)
+    if finish.trace_row is not None:
+        statements.execute(trace_insert(), finish.trace_row)
+    return True
+
+
+def _index(statements: Statements, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        statements.execute_many(_insert_new_items(statements.dialect), rows)
+
+
+_ROW_COLUMNS = ("id", "created_at", "model", "status", "previous_response_id", "response", "input_items",
+                "messages", "owner", "project", "history_base")
+
+
+@lru_cache(maxsize=1)
+def _plain_insert() -> Any:
+    """The columns a turn's row sets, named, so the statement is the same whoever runs it."""
+    return _TABLE.insert().values({name: bindparam(name) for name in _ROW_COLUMNS})
+
+
+@lru_cache(maxsize=1)
+def _finish_update() -> Any:
+    return (update(_TABLE)
+            .where(_TABLE.c.id == bindparam("finish_id"), _TABLE.c.deleted == false(),
+                   _TABLE.c.project == bindparam("finish_project"))
+            .values(status=bindparam("finish_status"), response=bindparam("finish_response"),
+                    messages=bindparam("finish_messages"), owner=None))
 
 
 @lru_cache(maxsize=4)

@@ -4,10 +4,11 @@ the web inspector, and dropped once older than the configured retention."""
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
@@ -18,8 +19,18 @@ Step = dict[str, Any]
 
 
 async def insert_trace(connection: AsyncConnection, project: str, response_id: str, steps: list[Step]) -> None:
-    await connection.execute(_TABLE.insert().values(
-        response_id=response_id, project=project, created_at=time.time(), steps=orjson.dumps(steps).decode()))
+    await connection.execute(trace_insert(), trace_row(project, response_id, steps))
+
+
+def trace_row(project: str, response_id: str, steps: list[Step]) -> dict[str, Any]:
+    return {"response_id": response_id, "project": project, "created_at": time.time(),
+            "steps": orjson.dumps(steps).decode()}
+
+
+@lru_cache(maxsize=1)
+def trace_insert() -> Any:
+    """Built once, so a group commit (store/group_commit.py) compiles it once."""
+    return _TABLE.insert().values({name: bindparam(name) for name in ("response_id", "project", "created_at", "steps")})
 
 
 class TraceStore(OwnedStore):

@@ -1,0 +1,128 @@
+"""`python -m bench.profile`: where the server's CPU goes in one cell, per delivered token.
+
+Starts the fake upstream and one Riposte worker (SQLite), loads it with one streaming cell while
+py-spy samples the worker (`--gil`: only samples holding the GIL, i.e. Python doing work), and
+sorts every sample into a stage of a token's trip by the innermost frame that names one. The
+shares times the cell's measured CPU per token give microseconds per token per stage.
+
+    python -m bench.profile --concurrency 64 --delay 5 [--riposte-src /path/to/before/src]
+
+py-spy comes with the dev extra; it needs ptrace rights over its child (it is run as the parent
+of nothing: it attaches by pid, which works for our own child processes under the default Yama
+setting only when run as root or with `kernel.yama.ptrace_scope=0`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench import servers
+from bench.bodies import Api
+from bench.loadgen import Mode, Scenario, Target, run_cell, warm_up
+from riposte.testing.server import free_port
+
+HOST = "127.0.0.1"
+
+# (stage, substrings of "function (file" frames): the first stage whose marker appears in a
+# sample's stack, searched from the innermost frame outwards, takes the sample.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("store (SQLite, off the token path)", ("aiosqlite", "sqlalchemy", "store/")),
+    ("upstream read + SSE split", ("aiohttp", "sse_decoder.py", "readany", "chat_stream.py")),
+    ("chunk decode (orjson.loads)", ("parse_chunk",)),
+    ("state machine", ("stream_state.py", "citation_filter.py")),
+    ("JSON encode + SSE framing", ("encode_event", "encode_data", "sse.py", "event_bytes")),
+    ("socket write (ASGI send, transport)", ("httptools_impl.py", "h11_impl.py", "send (", "write (")),
+    ("turn + generators", ("turn.py", "turn_observer.py", "batched_stream.py", "responses.py")),
+    ("request handling (HTTP parse, routing, middleware, validation)",
+     ("starlette", "fastapi", "middleware", "pydantic", "api/", "engine/")),
+    ("event loop (wake-ups, callbacks, selector)", ("uvloop", "asyncio", "base_events", "events.py")),
+)
+OTHER = "other"
+
+
+def stage_of(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames):
+        for stage, markers in STAGES:
+            if any(marker in frame for marker in markers):
+                return stage
+    return OTHER
+
+
+def breakdown(raw: str) -> Counter[str]:
+    """Samples per stage from py-spy's raw (collapsed) output: `frame;frame;... count` lines."""
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[stage_of(stack)] += int(count)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--delay", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--store", choices=["true", "false"], default="true")
+    parser.add_argument("--riposte-src", type=Path)
+    parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
+    args = parser.parse_args(argv)
+    py_spy = shutil.which("py-spy")
+    if py_spy is None:
+        print("py-spy is not installed (pip install -e '.[dev]')", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="riposte-profile-"))
+    fake = servers.start_fake_upstream(free_port(), work)
+    try:
+        server = servers.start_riposte(port=free_port(), upstream_url=f"http://{HOST}:{fake.port}/v1",
+                                       database_url=f"sqlite+aiosqlite:///{work / 'riposte.db'}", workers=1,
+                                       work=work, tag="profile", src=args.riposte_src)
+        try:
+            return _profile(py_spy, server, args, work)
+        finally:
+            server.stop()
+    finally:
+        fake.stop()
+
+
+def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespace, work: Path) -> int:
+    concurrency: int = args.concurrency
+    delay: float = args.delay
+    seconds: float = args.seconds
+    store = args.store == "true"
+    raw_path: Path = args.raw or work / "profile.raw"
+    target = Target("riposte", "Riposte", HOST, server.port, Api.RESPONSES, "fake/", server.pid)
+    scenario = Scenario(Mode.STREAM, concurrency, delay, 256, store=store)
+    asyncio.run(warm_up(target, scenario))
+    spy = subprocess.Popen([py_spy, "record", "--gil", "--nonblocking", "--rate", "250", "--format", "raw",
+                            "--output", str(raw_path), "--duration", str(int(seconds + 2)),
+                            "--pid", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    run = asyncio.run(run_cell(target, scenario, seconds))
+    _, err = spy.communicate(timeout=seconds + 30)
+    if not raw_path.exists():
+        print(f"py-spy wrote nothing: {err.decode(errors='replace')}", file=sys.stderr)
+        return 1
+    deltas = sum(s.deltas for s in run.samples)
+    cpu_us = run.cpu_s / deltas * 1e6 if run.cpu_s is not None and deltas else 0.0
+    counts = breakdown(raw_path.read_text())
+    total = sum(counts.values()) or 1
+    print(f"c={concurrency} delay={delay:g} ms store={store}: {deltas} deltas, {cpu_us:.1f} us CPU/token, "
+          f"{total} samples with the GIL")
+    print("| stage | share | us/token |\n|---|---:|---:|")
+    for stage, count in counts.most_common():
+        print(f"| {stage} | {count / total:.0%} | {count / total * cpu_us:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""How a stored turn starts: its row is committed (with the turns starting beside it, in one
+transaction) before `response.created`, while its upstream request is already on its way; the
+upstream's chunks never overtake `response.created`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from openai.types.responses import ResponseCreatedEvent
+
+from riposte.config import ProviderConfig, Settings
+from riposte.engine.request import CreateResponseRequest
+from riposte.engine.turn import prepare_turn
+from riposte.inference.router import ModelRouter
+from riposte.store.database import create_engine, migrate
+from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
+from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
+
+WAIT_S = 10.0
+
+
+class _StoreWaitingForTheUpstream(ResponseStore):
+    """Writes a turn's row only once the upstream has its request: a turn that sent the request
+    only after the commit would wait here for ever (the test's timeout)."""
+
+    def __init__(self, *args: Any, upstream: ScriptedUpstream, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.upstream = upstream
+        self.requests_before_commit: list[int] = []
+
+    async def create(self, new: NewResponse) -> OpenResponse:
+        async with asyncio.timeout(WAIT_S):
+            while len(self.upstream.requests) < len(self.requests_before_commit) + 1:
+                await asyncio.sleep(0.005)
+        self.requests_before_commit.append(len(self.upstream.requests))
+        return await super().create(new)
+
+
+@pytest.fixture
+async def store(database_url: str, upstream: ScriptedUpstream) -> AsyncIterator[_StoreWaitingForTheUpstream]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield _StoreWaitingForTheUpstream(engine, upstream=upstream)
+    await engine.dispose()
+
+
+def _router(upstream: ScriptedUpstream) -> ModelRouter:
+    return ModelRouter(Settings(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")]))
+
+
+async def test_the_upstream_request_goes_out_while_the_row_is_stored_and_created_still_comes_first(
+    store: _StoreWaitingForTheUpstream, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(text_reply("hello there", pieces=3))
+    router = _router(upstream)
+    turn = await prepare_turn(CreateResponseRequest(model="fake/m", input="hi", stream=True), router, store)
+    types: list[str] = []
+    async with asyncio.timeout(WAIT_S):
+        async for event in turn.events():
+            if not types:
+                ResponseCreatedEvent.model_validate(event)
+                # The id is revealed only once its row is committed.
+                assert await store.get_response(event["response"]["id"]) is not None
+            types.append(event["type"])
+    await router.aclose()
+    assert store.requests_before_commit == [1]
+    assert types[:2] == ["response.created", "response.in_progress"]
+    assert types.index("response.output_text.delta") > 1
+    assert types[-1] == "response.completed"
+    stored = await store.get_response(turn.response["id"])
+    assert stored is not None and stored["status"] == "completed"
+    assert stored["output"][0]["content"][0]["text"] == "hello there"
+
+
+async def test_turns_starting_together_are_all_stored_and_answered(database_url: str, upstream: ScriptedUpstream,
+                                                                   tmp_path: Any) -> None:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    store = ResponseStore(engine)
+    router = _router(upstream)
+    for number in range(12):
+        upstream.enqueue(text_reply(f"answer {number}"))
+
+    async def one(number: int) -> dict[str, Any]:
+        turn = await prepare_turn(CreateResponseRequest(model="fake/m", input=f"q{number}"), router, store)
+        async for _ in turn.events():
+            pass
+        return turn.response
+
+    async with asyncio.timeout(WAIT_S * 3):
+        responses = await asyncio.gather(*(one(n) for n in range(12)))
+    await router.aclose()
+    for response in responses:
+        stored = await store.get(response["id"])
+        assert stored is not None and stored.response["status"] == "completed"
+        assert stored.input_items[0]["content"][0]["text"] in {f"q{n}" for n in range(12)}
+    await engine.dispose()
