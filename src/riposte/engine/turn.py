@@ -179,6 +179,8 @@ class Turn:
                 with anyio.CancelScope(shield=True):
                     await self._early_call.close()
                 self.observer.upstream_failed(self._early_call.span, _UNREAD_CALL)
+                if self._early_call.traced is not None:
+                    self._early_call.traced.failed(self._early_call.body, _UNREAD_CALL)
             if self._created and not self._settled:
                 await self._persist_abandoned(stream)
             if self.trace is not None:
