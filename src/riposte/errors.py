@@ -62,6 +62,15 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
 
+class ShuttingDownError(RiposteError):
+    """New work refused while the server drains after SIGTERM; another replica can take it."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "server_shutting_down"
+    should_retry = True
+
+
 class PayloadTooLargeError(RiposteError):
     status_code = 413
     error_type = "invalid_request_error"

@@ -93,9 +93,18 @@ class ServerProcess:
 
     def terminate(self) -> int:
         """SIGTERM, then wait for the graceful exit; returns the exit code."""
+        self.send_sigterm()
+        return self.wait()
+
+    def send_sigterm(self) -> None:
+        """SIGTERM without waiting: the test goes on talking to the draining server."""
         assert self._process is not None
         self._process.terminate()
-        return self._process.wait(timeout=60)
+
+    def wait(self, timeout: float = 60) -> int:
+        """The exit code, once the process has ended."""
+        assert self._process is not None
+        return self._process.wait(timeout=timeout)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

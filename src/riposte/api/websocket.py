@@ -18,7 +18,9 @@ same JSON as the SSE `data:` lines. What the connection adds:
 - `generate: false` (a warm-up): the turn is prepared and kept without calling the model;
 - limits: `websocket.max_pending_responses` requests queued or running, the request size limit
   per message (larger ones close the connection with 1009, in uvicorn), an idle timeout and a
-  maximum connection time (close code 1000 with the reason), pings (uvicorn).
+  maximum connection time (close code 1000 with the reason), pings (uvicorn);
+- shutdown (SIGTERM): new requests get a 503 `server_shutting_down` error event, running ones
+  finish within the grace period, then the connection closes with 1001 (api/websocket_shutdown.py).
 
 Authentication is the HTTP one: the upgrade needs the same `Authorization` header (a refused one
 gets the same 401 before the upgrade), the credential is checked again at every message (a
@@ -36,6 +38,7 @@ from typing import Any
 
 import anyio
 import orjson
+from anyio import CancelScope
 from anyio.abc import TaskGroup
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -52,12 +55,13 @@ from riposte.api.websocket_events import (
     on_lane,
     stream_error_event,
 )
+from riposte.api.websocket_shutdown import take_shutdown_notice
 from riposte.auth.limiter import RequestLimiter
 from riposte.auth.principal import Principal, current_principal
 from riposte.engine.recent_responses import RecentResponses
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import Turn
-from riposte.errors import AuthenticationError, RateLimitError, RiposteError
+from riposte.errors import AuthenticationError, RateLimitError, RiposteError, ShuttingDownError
 from riposte.observability import metrics
 from riposte.observability.request_record import RequestRecord, current_request
 from riposte.observability.turn_observer import report_failure
@@ -68,9 +72,11 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 ROUTE = "/v1/responses"
-# Close codes (RFC 6455): normal, a policy violation (the credential stopped verifying), an
-# unexpected server error.
+# Close codes (RFC 6455): normal, going away (the server shuts down), a policy violation (the
+# credential stopped verifying), an unexpected server error.
 CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+SHUTTING_DOWN = "server shutting down"
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -81,6 +87,11 @@ async def responses_socket(websocket: WebSocket) -> None:
     principal = current_principal.get()
     limiter = websocket.scope.get(LIMITER_SCOPE_KEY)
     await ResponsesConnection(websocket, services, principal, limiter).serve()
+
+
+def _shutting_down() -> ShuttingDownError:
+    return ShuttingDownError("The server is shutting down and takes no new responses on this connection; "
+                             "open a new connection (to another replica) to continue.")
 
 
 class _Gone(Exception):
@@ -103,22 +114,49 @@ class ResponsesConnection:
         self._gone = False
         self._last_activity = time.monotonic()
         self._send_lock = anyio.Lock()
+        # Set by the server at shutdown (None when it does not tell): the connection then drains.
+        self._shutdown = take_shutdown_notice(websocket.scope)
+        self._draining = False
+        self._receiving: CancelScope | None = None
 
     async def serve(self) -> None:
         await self._websocket.accept()
         metrics.WEBSOCKET_CONNECTIONS.inc()
         try:
             async with anyio.create_task_group() as lanes:
+                watch = CancelScope()
+                lanes.start_soon(self._drain_at_shutdown, watch)
                 ending = await self._read(lanes)
+                watch.cancel()
                 if ending is None:  # the client left (or must leave): its running turns end now
                     lanes.cancel_scope.cancel()
             if ending is not None:
                 await self._websocket.close(*ending)
+        except anyio.get_cancelled_exc_class():
+            if not self._draining:
+                raise
+            # The grace period ran out and uvicorn cancelled the connection (it logs that): the
+            # running turns ended `cancelled`. Close with the reason, not in a traceback.
+            with CancelScope(shield=True):
+                await self._close_quietly(CLOSE_GOING_AWAY, SHUTTING_DOWN)
         except Exception:
             logger.exception("WebSocket connection on %s failed", ROUTE)
             await self._close_quietly(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             metrics.WEBSOCKET_CONNECTIONS.dec()
+
+    async def _drain_at_shutdown(self, watch: CancelScope) -> None:
+        """When the server shuts down: refuse new requests, and close once the running ones end."""
+        if self._shutdown is None:
+            return
+        with watch:
+            await self._shutdown.wait()
+            self._draining = True
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        if self._receiving is not None:
+            self._receiving.cancel()
 
     async def _read(self, lanes: TaskGroup) -> tuple[int, str] | None:
         """Take messages until the connection ends; the close code and reason to send, or None
@@ -126,6 +164,8 @@ class ResponsesConnection:
         deadline = time.monotonic() + self._settings.max_connection_seconds
         idle_timeout = self._settings.idle_timeout_seconds
         while True:
+            if self._draining and self._pending == 0:
+                return CLOSE_GOING_AWAY, SHUTTING_DOWN
             now = time.monotonic()
             if now >= deadline:
                 await self._connection_limit_reached()
@@ -137,8 +177,9 @@ class ResponsesConnection:
                     return CLOSE_NORMAL, "idle timeout"
                 wait = min(wait, idle_left)
             message: Mapping[str, Any] | None = None
-            with anyio.move_on_after(wait):
+            with anyio.move_on_after(wait) as self._receiving:
                 message = await self._websocket.receive()
+            self._receiving = None
             if message is None:
                 continue
             if message["type"] == "websocket.disconnect":
@@ -171,6 +212,8 @@ class ResponsesConnection:
             data = decode_json_object(raw, self._services.settings.max_json_depth, "The WebSocket message",
                                       param="event")
             lane = lane_of(data)
+            if self._draining or self._services.background.draining:  # the latter: SIGTERM came first
+                raise _shutting_down()
             if self._pending >= self._settings.max_pending_responses:
                 raise RateLimitError(f"This connection already has {self._pending} responses queued or running "
                                      f"(limit {self._settings.max_pending_responses}).", retry_after=1)
@@ -190,11 +233,15 @@ class ResponsesConnection:
         while queue:
             data = queue.popleft()
             try:
-                if not self._gone:
+                if self._draining:  # queued, not started: refused as a new request would be
+                    await self._send_quietly(error_event(_shutting_down(), lane))
+                elif not self._gone:
                     await self._create(lane, data)
             finally:
                 self._pending -= 1
                 self._last_activity = time.monotonic()
+                if self._draining and self._pending == 0:
+                    self._wake_reader()  # to close the connection now
         del self._lanes[lane]
 
     async def _create(self, lane: str | None, data: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from riposte.api.websocket_shutdown import PROTOCOL
+
 
 class WebSocketSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,7 +27,8 @@ class WebSocketSettings(BaseModel):
 
 
 def uvicorn_websocket_options(settings: WebSocketSettings, max_message_bytes: int) -> dict[str, Any]:
-    """uvicorn.Config keywords: its sans-I/O `websockets` protocol, with the request size limit as
-    the largest message (a larger one closes the connection with code 1009) and the keep-alive."""
-    return {"ws": "websockets-sansio", "ws_max_size": max_message_bytes,
+    """uvicorn.Config keywords: its sans-I/O `websockets` protocol, draining at shutdown
+    (api/websocket_shutdown.py), with the request size limit as the largest message (a larger one
+    closes the connection with code 1009) and the keep-alive."""
+    return {"ws": PROTOCOL, "ws_max_size": max_message_bytes,
             "ws_ping_interval": settings.ping_interval_seconds, "ws_ping_timeout": settings.ping_timeout_seconds}

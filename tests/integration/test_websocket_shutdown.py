@@ -1,0 +1,107 @@
+"""SIGTERM with WebSocket connections open, on a real `riposte serve` process: the response running
+on a connection finishes within the grace period, a new `response.create` (or one queued behind the
+running one) is refused with an error event, and every connection then closes cleanly with 1001
+(going away)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from openai.resources.responses.responses import ResponsesConnection
+from websockets.exceptions import ConnectionClosedOK
+from websockets.sync.client import connect
+
+from riposte.testing.grammar import assert_valid_stream
+from tests.fakes.scripted_upstream import ScriptedUpstream, hanging_reply, slow_reply
+from tests.integration.server_process import ServerProcess
+from tests.integration.stored_rows import response_row
+from tests.integration.test_websocket_mode import SERVER_EVENT
+
+ANSWER = "Saturn's rings are mostly water ice, with some rock and dust."
+
+
+def events_until_closed(connection: ResponsesConnection) -> tuple[list[dict[str, Any]], ConnectionClosedOK]:
+    """Every server event (each validated as an SDK server event) until the server closes the
+    connection cleanly; a close that is not clean fails the test with its own exception."""
+    events: list[dict[str, Any]] = []
+    while True:
+        try:
+            event: dict[str, Any] = orjson.loads(connection.recv_bytes())
+        except ConnectionClosedOK as closed:
+            return events, closed
+        SERVER_EVENT.validate_python(event)
+        events.append(event)
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_lets_a_running_websocket_response_finish_then_closes_going_away(tmp_path: Path) -> None:
+    with ScriptedUpstream() as upstream:
+        upstream.enqueue(slow_reply(ANSWER, delay_s=0.3, pieces=8))
+        config = tmp_path / "riposte.yaml"
+        config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: k\n"
+                          "shutdown_grace_seconds: 60\n")
+        with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp_path / "data") as server:
+            idle = connect(f"ws://127.0.0.1:{server.port}/v1/responses")
+            client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+            with client.responses.connect() as connection:
+                connection.response.create(model="fake/m", input="What are Saturn's rings made of?")
+                connection.response.create(model="fake/m", input="Queued behind the first one.")
+                started: list[dict[str, Any]] = []
+                while not started or started[-1]["type"] != "response.output_text.delta":
+                    started.append(orjson.loads(connection.recv_bytes()))
+
+                server.send_sigterm()
+                server.wait_for_log(lambda line: line.get("message") == "Shutting down")
+                connection.response.create(model="fake/m", input="And one more question?")
+                rest, closed = events_until_closed(connection)
+
+            assert (closed.rcvd is not None and closed.rcvd.code, closed.rcvd and closed.rcvd.reason) == (
+                1001, "server shutting down")
+            refused = [event for event in rest if event["type"] == "error"]
+            assert [(e["status"], e["error"]["code"], e["error"]["type"]) for e in refused] == [
+                (503, "server_shutting_down", "server_error")] * 2
+            response_events = started + [event for event in rest if event["type"] != "error"]
+            assert_valid_stream(response_events)
+            completed = response_events[-1]
+            assert completed["type"] == "response.completed"
+            assert completed["response"]["output"][0]["content"][0]["text"] == ANSWER
+
+            with pytest.raises(ConnectionClosedOK) as idle_closed:
+                idle.recv(timeout=30)
+            assert idle_closed.value.rcvd is not None and idle_closed.value.rcvd.code == 1001
+
+            # uvicorn ends a graceful shutdown by re-raising the signal it caught.
+            assert server.wait() in (0, -15)
+            log = "\n".join(server.lines())
+            assert "timeout graceful shutdown exceeded" not in log and "Exception in ASGI application" not in log
+            assert len(upstream.requests) == 1, "the refused requests never reached the model"
+
+    database_url = f"sqlite+aiosqlite:///{(tmp_path / 'data' / 'riposte.db').resolve()}"
+    assert response_row(database_url, completed["response"]["id"]).status == "completed"
+
+
+@pytest.mark.timeout(180)
+def test_a_websocket_response_still_running_after_the_grace_period_is_cut_and_the_socket_closed(
+    tmp_path: Path
+) -> None:
+    with ScriptedUpstream() as upstream:
+        upstream.enqueue(hanging_reply(60))
+        config = tmp_path / "riposte.yaml"
+        config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: k\n"
+                          "shutdown_grace_seconds: 1\n")
+        with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp_path / "data") as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+            with client.responses.connect() as connection:
+                connection.response.create(model="fake/m", input="Take your time.")
+                assert orjson.loads(connection.recv_bytes())["type"] == "response.created"
+                server.send_sigterm()
+                events, closed = events_until_closed(connection)
+            assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1001, "server shutting down")
+            assert not [event for event in events if event["type"] == "response.completed"]
+            assert server.wait() in (0, -15)
+            log = "\n".join(server.lines())
+            assert "timeout graceful shutdown exceeded" in log and "Exception in ASGI application" not in log
