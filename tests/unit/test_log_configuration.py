@@ -28,6 +28,7 @@ def debug_log() -> Iterator[io.StringIO]:
     saved = [(logger, list(logger.handlers), list(logger.filters), logger.level, logger.propagate)
              for logger in map(logging.getLogger, TOUCHED)]
     configure_logging("debug", "text")
+    logging.getLogger("uvicorn.error").setLevel(logging.DEBUG)  # as uvicorn sets it from its log_level
     buffer = io.StringIO()
     [handler] = logging.getLogger().handlers
     assert isinstance(handler, logging.StreamHandler)
