@@ -13,7 +13,7 @@ from websockets.server import ServerProtocol
 
 from riposte.observability.logs import configure_logging
 
-TOUCHED = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore", "aiosqlite", "asyncio",
+TOUCHED = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpx2", "httpcore", "aiosqlite", "asyncio",
            "urllib3", "filelock")
 SECRET = "sk-riposte-test-4f1c"
 HANDSHAKE = (b"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

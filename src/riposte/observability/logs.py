@@ -95,5 +95,5 @@ def configure_logging(level: str = "info", log_format: LogFormat = "text") -> No
     access.handlers.clear()
     access.propagate = False
     # Third-party chatter at debug would drown the request lines.
-    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "urllib3", "filelock"):
+    for noisy in ("httpx", "httpx2", "httpcore", "aiosqlite", "asyncio", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, root.level))
