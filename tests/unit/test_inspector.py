@@ -8,14 +8,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from fastapi import FastAPI
 
 from riposte.config import Settings
 from riposte.sealing import Keyring, new_key
 from riposte.ui import views
 from riposte.ui.access import inspector_open
 from riposte.ui.cost import cost_text, response_cost
+from riposte.ui.routes import install_inspector
 from riposte.ui.session import opened_session, sealed_session
 from riposte.ui.settings import ModelPrice
 
@@ -102,6 +105,24 @@ class _Auth:
 async def test_when_the_inspector_is_served(host: str, auth_on: bool, enabled: bool, served: bool) -> None:
     settings = Settings(host=host, inspector={"enabled": enabled})
     assert await inspector_open(SimpleNamespace(settings=settings, auth=_Auth(auth_on))) is served  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("host", "auth_on", "enabled", "served"), [
+    ("127.0.0.1", False, True, True),
+    ("10.1.2.3", False, True, False),
+    ("127.0.0.1", False, False, False),
+])
+async def test_the_static_assets_exist_only_when_the_pages_do(host: str, auth_on: bool, enabled: bool,
+                                                               served: bool) -> None:
+    app = FastAPI()
+    install_inspector(app)
+    app.state.services = SimpleNamespace(settings=Settings(host=host, inspector={"enabled": enabled}),
+                                         auth=_Auth(auth_on))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        for asset in ("inspector.css", "inspector.js", "htmx.min.js"):
+            answer = await client.get(f"/ui/static/{asset}")
+            assert answer.status_code == (200 if served else 404), asset
+            assert ("Not Found" not in answer.text) is served
 
 
 def test_the_readme_inspector_settings_block_is_valid() -> None:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.types import Scope
 
 from riposte.api.sse import event_stream_response
 from riposte.engine.resume import follow
@@ -45,9 +46,18 @@ _STATUSES = ("completed", "failed", "in_progress", "incomplete", "cancelled", "q
 
 def install_inspector(app: FastAPI) -> None:
     app.include_router(router)
-    app.mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="inspector-static")
+    app.mount("/ui/static", _InspectorStatic(directory=_HERE / "static"), name="inspector-static")
     app.add_exception_handler(LoginRequired, _to_login)  # type: ignore[arg-type]
     app.add_exception_handler(InspectorOff, _off)
+
+
+class _InspectorStatic(StaticFiles):
+    """The inspector's scripts and styles, which exist only when its pages do (ui/access.py)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not await inspector_open(scope["app"].state.services):
+            raise InspectorOff()
+        return await super().get_response(path, scope)
 
 
 async def _to_login(request: Request, exc: LoginRequired) -> Response:
