@@ -61,6 +61,11 @@ def toolbox_server() -> MCPServer:
         await asyncio.sleep(30)
         return "too late"
 
+    @server.tool()
+    def recite(line: str, times: int) -> str:
+        """Says a line over and over (a long tool output)."""
+        return " ".join([line] * times)
+
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
     def read_thermometer() -> str:
         """Reads the room temperature."""

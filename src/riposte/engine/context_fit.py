@@ -11,7 +11,9 @@
    `max_output_tokens` the request reserves. `truncation: "auto"` drops the oldest messages to
    fit: a tool call goes together with its results, system and developer messages stay, and the
    newest message always stays. `"disabled"` (the default) answers 400
-   `context_length_exceeded` instead, before any upstream call.
+   `context_length_exceeded` instead, before any upstream call. The same check runs before each
+   later model call of the turn (after tool outputs): truncating what that call sends, or failing
+   the response with `context_length_exceeded`.
 
 Counting is free when it cannot matter: a byte bound settles most requests without tokenizing.
 With neither feature asked for and an input within the window, nothing here changes the request.
@@ -19,7 +21,7 @@ With neither feature asked for and an input within the window, nothing here chan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -100,7 +102,6 @@ class Fitted:
 async def fit_context(fit: FitRequest, *, may_compact: bool = True) -> Fitted:
     """Compact (when over the threshold and `may_compact`), then truncate or refuse."""
     threshold = compact_threshold(fit.request, fit.window)
-    limit = fit.window - (fit.request.max_output_tokens or 0)
     conversation, summary, usage = fit.conversation, None, None
     if threshold is not None and await _tokens(fit, conversation, threshold) > threshold:
         if not may_compact:
@@ -109,15 +110,23 @@ async def fit_context(fit: FitRequest, *, may_compact: bool = True) -> Fitted:
                                   fit.settings.summary_max_tokens, watcher=fit.watcher)
         summary, usage = written.text, written.usage
         conversation = [summary_chat_message(summary), *latest_exchange(conversation)]
-    tokens = await _tokens(fit, conversation, limit)
-    if tokens > limit:
-        if fit.request.truncation != "auto":
-            raise context_length_exceeded(tokens, limit, fit.window)
-        conversation = await anyio.to_thread.run_sync(
-            truncated, fit.request, fit.tools, conversation, fit.window)
+    conversation = await within_window(replace(fit, conversation=conversation))
     if conversation is fit.conversation:
         return Fitted()
     return Fitted(conversation=conversation, summary=summary, summary_usage=usage)
+
+
+async def within_window(fit: FitRequest) -> list[Message]:
+    """The window step alone: `fit.conversation` itself when it fits, else truncated
+    (`truncation: "auto"`) or the `context_length_exceeded` error. Also run before each later
+    model call of a turn, whose tool outputs may have pushed the input past the window."""
+    limit = fit.window - (fit.request.max_output_tokens or 0)
+    tokens = await _tokens(fit, fit.conversation, limit)
+    if tokens <= limit:
+        return fit.conversation
+    if fit.request.truncation != "auto":
+        raise context_length_exceeded(tokens, limit, fit.window)
+    return await anyio.to_thread.run_sync(truncated, fit.request, fit.tools, fit.conversation, fit.window)
 
 
 def summary_chat_message(summary: str) -> Message:

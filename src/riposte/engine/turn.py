@@ -18,7 +18,7 @@ from riposte import ids
 from riposte.engine.chat_sequence import valid_chat_sequence
 from riposte.engine.client_items import native_custom_calls
 from riposte.engine.compaction_items import CompactionSummary, compaction_item, expand_compactions, kept_items
-from riposte.engine.context_fit import FitRequest, fit_context, upstream_messages
+from riposte.engine.context_fit import FitRequest, fit_context, upstream_messages, within_window
 from riposte.engine.context_windows import ContextSettings, context_window
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
@@ -103,6 +103,8 @@ class Turn:
     # compacts before its first model call. `compaction` is the item it then outputs.
     pending_compaction: PendingCompaction | None = None
     compaction: Item | None = None
+    # The context window fit of the turn's first call, run again before each later call.
+    context_fit: FitRequest | None = None
     failure: RiposteError | None = None
     # The guardrails this turn runs; None: none apply, and nothing on the answer's path changes.
     guard: TurnGuard | None = None
@@ -291,10 +293,11 @@ class Turn:
         else:
             self.conversation.append(message)
 
-    def _upstream_call(self, first: bool) -> _UpstreamCall:
+    def _upstream_call(self, first: bool, conversation: list[Message] | None = None) -> _UpstreamCall:
         body = chat_request_body(
             self.request, self.route.upstream_model,
-            native_custom_calls(self._upstream_messages(), self.tools.native_custom_names),
+            native_custom_calls(upstream_messages(self.request, conversation or self.conversation),
+                                self.tools.native_custom_names),
             tools=self.tools.chat_definitions, max_tokens_param=self.route.provider.max_tokens_param,
             tool_choice=self.tool_choice, first_call=first,
             supports_verbosity=self.route.provider.supports_verbosity,
@@ -320,7 +323,10 @@ class Turn:
         return call
 
     async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
-        call, self._early_call = (self._early_call if first and self._early_call else self._upstream_call(first)), None
+        if first and self._early_call is not None:
+            call, self._early_call = self._early_call, None
+        else:
+            call = self._upstream_call(first, await self._within_window(first))
         body, span, traced = call.body, call.span, call.traced
         try:
             async with aclosing(call.chunks()) as chunks:
@@ -379,8 +385,13 @@ class Turn:
                                   "content": f"Not run: this response may make at most {limit} tool calls."})
         self.tool_choice = ChatToolChoice(first="none", later="none", allowed_names=self.tool_choice.allowed_names)
 
-    def _upstream_messages(self) -> list[Message]:
-        return upstream_messages(self.request, self.conversation)
+    async def _within_window(self, first: bool) -> list[Message]:
+        """What a later call sends: the tool outputs added since the first call may not fit the
+        window any more. Truncation drops from what this call sends only; the stored history
+        keeps everything (its row already counts the inherited messages)."""
+        if first or self.context_fit is None:
+            return self.conversation
+        return await within_window(replace(self.context_fit, conversation=self.conversation))
 
     async def _account(self, result: CallResult, sent: dict[str, Any]) -> None:
         if result.usage:
@@ -611,6 +622,7 @@ async def _fit_context(turn: Turn, settings: ContextSettings, keyring: Keyring, 
     window = context_window(settings, turn.request.model, turn.route.upstream_model)
     fit = FitRequest(turn.request, turn.route, turn.conversation, turn.tools.chat_definitions, window, settings)
     fitted = await fit_context(fit, may_compact=False)
+    turn.context_fit = fit
     if fitted.compaction_due:
         turn.pending_compaction = PendingCompaction(fit, keyring, kept)
         turn.inherited = None  # the stored history will be the compacted one, not the previous one's plus more
