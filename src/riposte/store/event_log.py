@@ -92,13 +92,19 @@ class EventLog:
         async with self._flushed:
             await self._flushed.wait_for(lambda: self._written >= target or self._task is None)
 
-    async def read_after(self, response_id: str, after: int, limit: int = 1000) -> list[tuple[int, dict[str, Any]]]:
-        query = (select(_EVENTS.c.sequence_number, _EVENTS.c.event)
-                 .where(_EVENTS.c.response_id == response_id, _EVENTS.c.sequence_number > after)
-                 .order_by(_EVENTS.c.sequence_number).limit(limit))
+    async def read_after(self, response_id: str, after: int, limit: int = 64) -> list[tuple[int, dict[str, Any]]]:
+        """The stored events numbered after `after`, in order (from at most `limit` flushes)."""
+        query = (select(_EVENTS.c.events)
+                 .where(_EVENTS.c.response_id == response_id, _EVENTS.c.last_sequence > after)
+                 .order_by(_EVENTS.c.first_sequence).limit(limit))
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [(int(row[0]), orjson.loads(row[1])) for row in rows]
+            rows = (await connection.execute(query)).scalars().all()
+        found: list[tuple[int, dict[str, Any]]] = []
+        for row in rows:
+            for event in orjson.loads(row):
+                if event["sequence_number"] > after:
+                    found.append((event["sequence_number"], event))
+        return found
 
     async def has_events(self, response_id: str) -> bool:
         query = select(func.count()).select_from(_EVENTS).where(_EVENTS.c.response_id == response_id)
@@ -175,10 +181,15 @@ class EventLog:
                 if await _advance(connection, response_id, fence, events[-1].sequence_number):
                     rows.extend(events)
             if rows:
+                by_response: dict[str, list[_Pending]] = defaultdict(list)
+                for pending in rows:
+                    by_response[pending.response_id].append(pending)
                 await connection.execute(_EVENTS.insert(), [
-                    {"response_id": p.response_id, "sequence_number": p.sequence_number,
-                     "event": orjson.dumps(p.event).decode()} for p in rows])
-                for response_id in sorted({p.response_id for p in rows}):
+                    {"response_id": response_id, "first_sequence": events[0].sequence_number,
+                     "last_sequence": events[-1].sequence_number,
+                     "events": orjson.dumps([p.event for p in events]).decode()}
+                    for response_id, events in by_response.items()])
+                for response_id in sorted(by_response):
                     await notify(connection, EVENTS, response_id)
 
 

@@ -93,6 +93,13 @@ def _background_and_event_log(connection: Connection) -> None:
     schema.background_jobs.create(connection, checkfirst=True)
 
 
+def _event_batches(connection: Connection) -> None:
+    """Stored events become one row per flush. The rows of 0010 (one per event) are only for
+    resuming streams, so they are dropped rather than converted."""
+    connection.execute(text("DROP TABLE IF EXISTS response_events"))
+    schema.response_events.create(connection)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -104,6 +111,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0008_index_items_by_id", _index_items_by_id),
     ("0009_response_traces", _create_response_traces),
     ("0010_background_and_event_log", _background_and_event_log),
+    ("0011_event_batches", _event_batches),
 ]
 
 

@@ -222,15 +222,17 @@ api_keys = Table(
     Column("limits", Text, nullable=False),
 )
 
-# The stream events of stored responses that were streamed or run in the background (migration
-# 0009), so that `GET /v1/responses/{id}?stream=true&starting_after=N` can replay them. Written in
-# batches by store/event_log.py; removed with their response.
+# The stream events of stored responses that were streamed or run in the background (migrations
+# 0010, 0011), so that `GET /v1/responses/{id}?stream=true&starting_after=N` can replay them. One row
+# per response per flush (store/event_log.py): the events numbered first_sequence..last_sequence,
+# as a JSON array. A row per event cost the stream as much CPU again as the rest of the turn.
 response_events = Table(
     "response_events",
     metadata,
     Column("response_id", String(100), primary_key=True),
-    Column("sequence_number", Integer, primary_key=True, autoincrement=False),
-    Column("event", Text, nullable=False),
+    Column("first_sequence", Integer, primary_key=True, autoincrement=False),
+    Column("last_sequence", Integer, nullable=False),
+    Column("events", Text, nullable=False),
 )
 
 # Background responses waiting for, or held by, a worker (migration 0009); store/background_jobs.py.
