@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import delete, func, select, update
@@ -32,8 +31,7 @@ _WRITE_ATTEMPTS = 3
 _JOBS = schema.background_jobs
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):  # a tuple: built once per streamed event, on the token path
     response_id: str
     sequence_number: int
     event: dict[str, Any]
