@@ -67,13 +67,12 @@ def throughput(bases: list[str], count: int) -> float:
 
     with ThreadPoolExecutor(16) as pool:
         created = list(pool.map(create, range(count)))
-    pending = {response_id: base for base, response_id in created}
+    # One response at a time, in creation order (roughly the order they end in), so that polling
+    # costs the servers little next to the work measured.
     with httpx.Client(timeout=60) as http:
-        while pending:
-            for response_id, base in list(pending.items()):
-                if http.get(f"{base}/v1/responses/{response_id}").json()["status"] not in ("queued", "in_progress"):
-                    del pending[response_id]
-            time.sleep(0.05)
+        for base, response_id in created:
+            while http.get(f"{base}/v1/responses/{response_id}").json()["status"] in ("queued", "in_progress"):
+                time.sleep(0.02)
     return count / (time.perf_counter() - started)
 
 
