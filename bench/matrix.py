@@ -15,6 +15,8 @@ CONCURRENCY = (1, 16, 64, 256)
 DELAYS_MS = (0.0, 5.0)
 TOKENS = 256
 MULTI_WORKERS = 2
+# The shape of a real deployment (issue 16): many streams, each paced like a model at 50 tokens/s.
+MANY_SLOW_STREAMS = Scenario(Mode.STREAM, 1000, 20.0, TOKENS)
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,9 @@ def _multi_worker_cells() -> tuple[Scenario, ...]:
 
 
 def groups(*, with_postgres: bool, with_ogx: bool) -> list[Group]:
-    riposte_sqlite = (*_full_grid(), Scenario(Mode.STREAM, 64, 0.0, TOKENS, store=False))
+    riposte_sqlite = (*_full_grid(), Scenario(Mode.STREAM, 64, 0.0, TOKENS, store=False), MANY_SLOW_STREAMS)
     plan = [
-        Group("direct", "direct", None, 1, _full_grid()),
+        Group("direct", "direct", None, 1, (*_full_grid(), MANY_SLOW_STREAMS)),
         Group("riposte-sqlite", "riposte", "sqlite", 1, riposte_sqlite),
         Group(f"riposte-sqlite-{MULTI_WORKERS}w", "riposte", "sqlite", MULTI_WORKERS, _multi_worker_cells()),
     ]

@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import secrets
 import shlex
 import sys
@@ -24,6 +25,7 @@ from bench.loadgen import CellRun, Mode, Scenario, Target, run_cell, warm_up
 from bench.matrix import Group
 from bench.servers import ManagedProcess, ServerFailed
 from bench.stats import summarize
+from bench.verdicts import all_verdicts
 from riposte.testing.server import free_port
 
 BENCH = Path(__file__).resolve().parent
@@ -76,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_report(args, json.loads(args.json.read_text()))
         return 0
     started = time.time()
+    _raise_open_files_limit()
     work = BENCH / ".work" / time.strftime("run-%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     plan = _plan(args)
@@ -96,12 +99,31 @@ def main(argv: list[str] | None = None) -> int:
     args.json.write_text(json.dumps(result, indent=1))
     _write_report(args, result)
     _say(f"wrote {args.out} and {args.json} in {time.time() - started:.0f} s")
+    marks = {True: "met", False: "NOT met", None: "not judged"}
+    before = _before(args)
+    for verdict in all_verdicts(cells, [asdict(r) for r in records], before["cells"] if before else None):
+        _say(f"target {verdict.number}: {marks[verdict.met]:10} {verdict.title}: {verdict.detail}")
     return 0
 
 
+def _raise_open_files_limit() -> None:
+    """The c=1000 cell opens 1000 connections to the server and the server 1000 to the fake
+    upstream; the servers, started from here, inherit the raised limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def _before(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.before.exists() and args.before != args.json:
+        before: dict[str, Any] = json.loads(args.before.read_text())
+        return before
+    return None
+
+
 def _write_report(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    before = json.loads(args.before.read_text()) if args.before.exists() and args.before != args.json else None
-    args.out.write_text(report.render(result, before) + sections.kept(args.out))
+    args.out.write_text(report.render(result, _before(args)) + sections.kept(args.out))
 
 
 def _plan(args: argparse.Namespace) -> list[Group]:
@@ -210,7 +232,10 @@ def _measure(group: Group, target: Target, scenario: Scenario, seconds: float, b
              quiet: _QuietWaiter) -> dict[str, Any]:
     quiet.wait()
     asyncio.run(warm_up(target, scenario))
-    return _cell_record(group, scenario, asyncio.run(run_cell(target, scenario, seconds, bystanders)))
+    # A window that holds two whole responses even when tokens are slow (20 ms x 256 = 5 s), so a
+    # cell's rate is not its start-up alone.
+    window = max(seconds, 2 * scenario.delay_ms * scenario.tokens / 1000)
+    return _cell_record(group, scenario, asyncio.run(run_cell(target, scenario, window, bystanders)))
 
 
 def _noise(cell: dict[str, Any]) -> float:

@@ -1,4 +1,5 @@
-"""Targets 1-5 of the hot-path issue, judged from one run's cells. Pure.
+"""Targets 1-5 of the hot-path issue and 6-10 of the paced-streams issue (16), judged from one
+run's cells (and, for "no regression", a run from before). Pure.
 
 Each verdict states the numbers it used, so a miss reads as a measured distance.
 """
@@ -17,6 +18,16 @@ MIN_THROUGHPUT_VS_PEER = 5.0
 MIN_THROUGHPUT_VS_DIRECT = 0.6
 MAX_RSS_GROWTH_PER_STREAM_MB = 1.0
 LOCKED = "database is locked"
+# Issue 16: tokens paced as real models send them.
+PACED_MS = 5.0
+SLOW_MS = 20.0
+MANY_STREAMS = 1000
+MIN_SHARE_C256, MAX_ADDED_TTFT_C256_MS = 0.90, 20.0
+MIN_SHARE_C64, MAX_ADDED_TTFT_C64_MS = 0.98, 3.0
+MAX_PACED_CPU_US, MAX_UNPACED_CPU_US = 25.0, 10.0
+# "No regression": each such cell keeps this share of its before figure (two runs on a shared
+# machine differ by a few percent on their own).
+MIN_SHARE_OF_BEFORE = 0.9
 
 
 @dataclass(frozen=True)
@@ -36,9 +47,13 @@ def find(cells: list[Cell], group: str, mode: str, concurrency: int, delay_ms: f
     return None
 
 
-def all_verdicts(cells: list[Cell], servers: list[dict[str, Any]]) -> list[Verdict]:
+def all_verdicts(cells: list[Cell], servers: list[dict[str, Any]],
+                 before: list[Cell] | None = None) -> list[Verdict]:
     return [added_ttft(cells), cpu_per_token(cells), throughput(cells), high_concurrency(cells),
-            multi_worker(cells, servers)]
+            multi_worker(cells, servers),
+            paced_share(cells, 6, 256, MIN_SHARE_C256, MAX_ADDED_TTFT_C256_MS),
+            paced_share(cells, 7, 64, MIN_SHARE_C64, MAX_ADDED_TTFT_C64_MS),
+            paced_cpu(cells), no_regression(cells, before), many_slow_streams(cells)]
 
 
 def added_ttft(cells: list[Cell]) -> Verdict:
@@ -130,3 +145,76 @@ def multi_worker(cells: list[Cell], servers: list[dict[str, Any]]) -> Verdict:
             f"{sum(c['ok'] for c in group_cells)} ok, {failed} failed, {locked} 'database is locked' in the log"
         parts.append(f"{server['label']}: {status}")
     return Verdict(5, title, met, "; ".join(parts))
+
+
+def paced_share(cells: list[Cell], number: int, concurrency: int, min_share: float,
+                max_added_ms: float) -> Verdict:
+    title = (f"{PACED_MS:g} ms/token, c={concurrency}: >= {min_share:.0%} of direct deltas/s, "
+             f"TTFT p50 <= {max_added_ms:g} ms added")
+    ours = find(cells, "riposte-sqlite", "stream", concurrency, PACED_MS)
+    direct = find(cells, "direct", "stream", concurrency, PACED_MS)
+    if ours is None or direct is None or not direct["deltas_per_s"] or ours["ttft_ms"]["p50"] is None \
+            or direct["ttft_ms"]["p50"] is None:
+        return Verdict(number, title, None, "cell missing")
+    share = ours["deltas_per_s"] / direct["deltas_per_s"]
+    added = ours["ttft_ms"]["p50"] - direct["ttft_ms"]["p50"]
+    return Verdict(number, title, share >= min_share and added <= max_added_ms,
+                   f"Riposte {ours['deltas_per_s']:,.0f}/s = {share:.1%} of direct {direct['deltas_per_s']:,.0f}/s; "
+                   f"TTFT p50 {ours['ttft_ms']['p50']:.2f} ms - direct {direct['ttft_ms']['p50']:.2f} ms "
+                   f"= {added:.2f} ms added")
+
+
+def paced_cpu(cells: list[Cell]) -> Verdict:
+    title = (f"Server CPU per token <= {MAX_PACED_CPU_US:g} us at {PACED_MS:g} ms pacing (c=64, c=256), "
+             f"<= {MAX_UNPACED_CPU_US:g} us at 0 ms (c=64)")
+    limits = ((64, PACED_MS, MAX_PACED_CPU_US), (256, PACED_MS, MAX_PACED_CPU_US), (64, 0.0, MAX_UNPACED_CPU_US))
+    parts, met = [], True
+    for concurrency, delay, limit in limits:
+        cell = find(cells, "riposte-sqlite", "stream", concurrency, delay)
+        if cell is None or cell["cpu_us_per_token"] is None:
+            return Verdict(8, title, None, "cell missing")
+        met = met and cell["cpu_us_per_token"] <= limit
+        parts.append(f"{delay:g} ms c={concurrency}: {cell['cpu_us_per_token']:.1f} us (limit {limit:g})")
+    return Verdict(8, title, met, "; ".join(parts))
+
+
+def _regression_cells(cells: list[Cell]) -> list[Cell]:
+    """Non-streaming, tool round trips, PostgreSQL and several workers: the cells besides the
+    paced streams that the paced-stream work could have made worse."""
+    return [c for c in cells if c["server"] == "riposte"
+            and (c["mode"] != "stream" or c["store"] == "postgres" or c["workers"] > 1)]
+
+
+def no_regression(cells: list[Cell], before: list[Cell] | None) -> Verdict:
+    title = (f"No regression elsewhere (non-streaming, tool round trips, PostgreSQL, 2 workers): each cell "
+             f">= {MIN_SHARE_OF_BEFORE:.0%} of its before deltas/s, 0 failed")
+    if not before:
+        return Verdict(9, title, None, "no before run given (--before)")
+    pairs = [(new, old) for new in _regression_cells(cells)
+             if (old := find(before, new["group"], new["mode"], new["concurrency"], new["delay_ms"],
+                             new["store_flag"])) is not None and old["deltas_per_s"]]
+    if not pairs:
+        return Verdict(9, title, None, "no cell in both runs")
+    ratios = [(new["deltas_per_s"] / old["deltas_per_s"], new) for new, old in pairs]
+    worst, worst_cell = min(ratios, key=lambda pair: pair[0])
+    failed = sum(new["failed"] for new, _ in pairs)
+    return Verdict(9, title, worst >= MIN_SHARE_OF_BEFORE and failed == 0,
+                   f"{len(pairs)} cells; worst {worst:.0%} of before ({worst_cell['label']}, {worst_cell['mode']}, "
+                   f"c={worst_cell['concurrency']}, {worst_cell['delay_ms']:g} ms); median "
+                   f"{sorted(r for r, _ in ratios)[len(ratios) // 2]:.0%}; {failed} failed")
+
+
+def many_slow_streams(cells: list[Cell]) -> Verdict:
+    title = f"{SLOW_MS:g} ms/token at c={MANY_STREAMS}: 0 failed, bounded RSS (share of direct reported)"
+    ours = find(cells, "riposte-sqlite", "stream", MANY_STREAMS, SLOW_MS)
+    direct = find(cells, "direct", "stream", MANY_STREAMS, SLOW_MS)
+    if ours is None:
+        return Verdict(10, title, None, "cell missing")
+    growth = (ours["rss_peak_mb"] or 0) - (ours["rss_start_mb"] or 0)
+    per_stream = growth / MANY_STREAMS
+    share = (f"{ours['deltas_per_s'] / direct['deltas_per_s']:.0%} of direct {direct['deltas_per_s']:,.0f}/s"
+             if direct is not None and direct["deltas_per_s"] else "no direct figure")
+    return Verdict(10, title, ours["failed"] == 0 and per_stream <= MAX_RSS_GROWTH_PER_STREAM_MB,
+                   f"{ours['ok']} ok, {ours['failed']} failed; Riposte {ours['deltas_per_s']:,.0f}/s = {share}; "
+                   f"TTFT p50 {ours['ttft_ms']['p50'] or 0:.1f} ms; RSS {ours['rss_start_mb']:.0f} -> peak "
+                   f"{ours['rss_peak_mb']:.0f} MB ({per_stream * 1024:.0f} KB per open stream)")
