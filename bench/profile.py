@@ -34,12 +34,14 @@ HOST = "127.0.0.1"
 # (stage, substrings of "function (file" frames): the first stage whose marker appears in a
 # sample's stack, searched from the innermost frame outwards, takes the sample.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("store (SQLite, off the token path)", ("aiosqlite", "sqlalchemy", "store/")),
+    ("store (SQLite: the turn's two rows)", ("aiosqlite", "sqlalchemy", "store/", "sqlite3")),
     ("upstream read + SSE split", ("aiohttp", "sse_decoder.py", "readany", "chat_stream.py")),
     ("chunk decode (orjson.loads)", ("parse_chunk",)),
     ("state machine", ("stream_state.py", "citation_filter.py")),
     ("JSON encode + SSE framing", ("encode_event", "encode_data", "sse.py", "event_bytes")),
-    ("socket write (ASGI send, transport)", ("httptools_impl.py", "h11_impl.py", "send (", "write (")),
+    ("socket write (ASGI send chain, transport)", ("httptools_impl.py", "h11_impl.py", "_send (starlette",
+                                                   "sender (starlette", "send_with_request_id", "tracking_send",
+                                                   "_send_body")),
     ("turn + generators", ("turn.py", "turn_observer.py", "batched_stream.py", "responses.py")),
     ("request handling (HTTP parse, routing, middleware, validation)",
      ("starlette", "fastapi", "middleware", "pydantic", "api/", "engine/")),
