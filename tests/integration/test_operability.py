@@ -15,7 +15,14 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.scripted_upstream import ScriptedUpstream, error_reply, make_usage, text_reply, tool_calls_reply
+from tests.fakes.scripted_upstream import (
+    ScriptedUpstream,
+    error_reply,
+    make_usage,
+    slow_reply,
+    text_reply,
+    tool_calls_reply,
+)
 from tests.integration.server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,6 +111,28 @@ def test_a_websocket_turn_is_logged_by_riposte_alone(
                     if str(entry.get("logger")).startswith("uvicorn")]
     assert from_uvicorn, "uvicorn's own start-up lines still show"
     assert not [message for message in from_uvicorn if "WebSocket" in message or "connection " in message]
+
+
+def test_a_stream_the_client_leaves_is_logged_499(json_server: ServerProcess, upstream_now: ScriptedUpstream) -> None:
+    """As nginx logs it: 499, client closed request; not the 200 the stream started with."""
+    upstream_now.enqueue(slow_reply("word " * 200, delay_s=0.05, pieces=200))
+    with httpx.stream("POST", f"{json_server.base_url}/responses", timeout=30, headers={"x-request-id": "left-sse"},
+                      json={"model": "fake/m", "input": "talk for a while", "stream": True}) as reply:
+        assert reply.status_code == 200
+        lines = reply.iter_lines()
+        while "response.output_text.delta" not in next(lines):
+            pass
+    line = access_line(json_server, "left-sse")
+    assert (line["status"], line["level"]) == (499, "info")
+
+    upstream_now.enqueue(slow_reply("word " * 200, delay_s=0.05, pieces=200))
+    with sdk(json_server).responses.connect() as connection:
+        connection.response.create(model="fake/m", input="talk for a while")
+        created = next(event for event in connection if event.type == "response.created")
+        next(event for event in connection if event.type == "response.output_text.delta")
+    line = json_server.wait_for_log(lambda entry: entry.get("logger") == "riposte.access"
+                                    and entry.get("response_id") == created.response.id)
+    assert (line["method"], line["status"]) == ("WS", 499)
 
 
 def test_every_response_gets_a_request_id(json_server: ServerProcess) -> None:

@@ -1,13 +1,16 @@
 """SIGTERM with WebSocket connections open, on a real `riposte serve` process: the response running
 on a connection finishes within the grace period, a new `response.create` (or one queued behind the
 running one) is refused with an error event, and every connection then closes cleanly with 1001
-(going away)."""
+(going away). A response cut when the grace period runs out is logged 503, on a socket or an HTTP
+stream."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -105,3 +108,29 @@ def test_a_websocket_response_still_running_after_the_grace_period_is_cut_and_th
             assert server.wait() in (0, -15)
             log = "\n".join(server.lines())
             assert "timeout graceful shutdown exceeded" in log and "Exception in ASGI application" not in log
+            cut = [entry for entry in server.json_lines()
+                   if entry.get("logger") == "riposte.access" and entry.get("method") == "WS"]
+            assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
+
+
+@pytest.mark.timeout(180)
+def test_an_http_stream_cut_at_the_end_of_the_grace_period_is_logged_503(tmp_path: Path) -> None:
+    """The server, not the client, ended it: its request line says so, instead of the 200 it began with."""
+    with ScriptedUpstream() as upstream:
+        upstream.enqueue(hanging_reply(60))
+        config = tmp_path / "riposte.yaml"
+        config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: k\n"
+                          "shutdown_grace_seconds: 1\n")
+        with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp_path / "data") as server:
+            with httpx.stream("POST", f"{server.base_url}/responses", headers={"x-request-id": "cut-sse"}, timeout=60,
+                              json={"model": "fake/m", "input": "Take your time.", "stream": True}) as reply:
+                lines = reply.iter_lines()
+                while "response.created" not in next(lines):
+                    pass
+                server.send_sigterm()
+                with contextlib.suppress(httpx.HTTPError):
+                    for _ in lines:
+                        pass
+            assert server.wait() in (0, -15)
+            cut = [entry for entry in server.json_lines() if entry.get("request_id") == "cut-sse"]
+            assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riposte.api.errors import error_response
@@ -21,6 +22,10 @@ from riposte.observability.request_record import RequestRecord, current_request
 from riposte.param_path import has_control_characters
 
 access_logger = logging.getLogger("riposte.access")
+# The status a request's log line and metrics give when its response did not reach its end: the
+# client went away first (nginx's 499), or the server cut it at shutdown after the grace period.
+CLIENT_CLOSED_REQUEST = 499
+SERVER_CUT_SHORT = 503
 # A client's own request id is echoed only when it is a plain token: it ends up in log lines.
 _CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -39,20 +44,40 @@ class RequestLog:
         record = RequestRecord(request_id=_request_id(scope), method=scope["method"], path=scope["path"])
         request_id_header = (b"x-request-id", record.request_id.encode())
         status = 500
+        sent_all = client_left = False
         started = time.perf_counter()
 
+        async def watching_receive() -> Message:
+            nonlocal client_left
+            message = await receive()
+            if message["type"] == "http.disconnect" and not sent_all:
+                client_left = True
+            return message
+
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent_all, client_left
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), request_id_header]
-            await send(message)
+            try:
+                await send(message)
+            except OSError:  # the connection is gone (uvicorn's ClientDisconnected is one)
+                client_left = True
+                raise
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                sent_all = True
 
         token = current_request.set(record)
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, watching_receive, send_with_request_id)
+        except BaseException as exc:
+            if not sent_all and isinstance(exc, anyio.get_cancelled_exc_class()) and not client_left:
+                status = SERVER_CUT_SHORT  # the shutdown grace period ran out mid-response
+            raise
         finally:
             current_request.reset(token)
+            if client_left and not sent_all:
+                status = CLIENT_CLOSED_REQUEST
             _log_request(scope, record, status, time.perf_counter() - started)
 
 

@@ -45,7 +45,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from riposte.api.body import decode_json_object, validated
 from riposte.api.limits import LIMITER_SCOPE_KEY
-from riposte.api.middleware import log_request_line, new_request_id
+from riposte.api.middleware import CLIENT_CLOSED_REQUEST, SERVER_CUT_SHORT, log_request_line, new_request_id
 from riposte.api.turn_start import start_turn
 from riposte.api.websocket_events import (
     create_fields,
@@ -183,6 +183,7 @@ class ResponsesConnection:
             if message is None:
                 continue
             if message["type"] == "websocket.disconnect":
+                self._gone = True
                 return None
             self._last_activity = time.monotonic()
             try:
@@ -190,6 +191,7 @@ class ResponsesConnection:
                     return None
                 await self._take(message, lanes)
             except _Gone:
+                self._gone = True
                 return None
 
     async def _still_authenticated(self) -> bool:
@@ -259,6 +261,11 @@ class ResponsesConnection:
             await self._send(error_event(error, lane))
         except _Gone:
             self._gone = True
+            status = CLIENT_CLOSED_REQUEST
+        except anyio.get_cancelled_exc_class():
+            # The client left (its running turns end now), or the shutdown grace period ran out.
+            status = CLIENT_CLOSED_REQUEST if self._gone else SERVER_CUT_SHORT
+            raise
         except Exception:
             status = 500
             logger.exception("response.create on a WebSocket failed")
