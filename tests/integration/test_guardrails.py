@@ -23,6 +23,7 @@ from riposte.testing.server import RunningServer, free_port
 from tests.conftest import server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
 from tests.integration.sdk import raw_stream, sdk, stream_events, strict_create
+from tests.integration.stored_rows import sql
 
 UNSAFE = "forbidden spell"  # 15 characters: within the 16 held back, so no part of it may leak
 ANSWER = f"Sure, here is how it goes: the {UNSAFE} is said at midnight, then you wait for the moon."
@@ -165,6 +166,38 @@ def test_flagged_output_mid_stream_becomes_a_refusal_and_no_unsafe_text_goes_out
     checked = [r["input"] for r in upstream.moderation_requests]
     assert checked[0] == "How does it go?"
     assert any(UNSAFE in text for text in checked[1:])  # the check that caught it read it whole
+
+
+def test_each_check_is_a_step_of_the_inspector_trace_and_only_there_is_the_flagged_text_shown(
+    server: RunningServer, upstream: ScriptedUpstream,
+) -> None:
+    upstream.enqueue(text_reply(ANSWER, pieces=len(ANSWER) // 3))
+    events = stream_events(server, model="fake/m", input="How does it go?", guardrails=["omni-down-open", "omni"])
+    response_id = events[-1].response.id
+    [(raw,)] = sql(server.settings.database_url, "SELECT steps FROM response_traces WHERE response_id = :id",
+                   id=response_id)
+    steps = json.loads(raw)
+    shape = [(step["kind"], step.get("guard"), step.get("stage"), step.get("outcome")) for step in steps]
+    assert shape[:3] == [("guardrail_check", "omni-down-open", "input", "failed_open"),
+                         ("guardrail_check", "omni", "input", "passed"), ("upstream_call", None, None, None)]
+    assert shape[-2:] == [("guardrail_check", "omni-down-open", "output", "failed_open"),
+                          ("guardrail_check", "omni", "output", "flagged")]
+    assert {kind for kind, *_ in shape[3:]} == {"guardrail_check"}  # the output windows, after their call
+    down, passed, flagged = steps[0], steps[1], steps[-1]
+    assert down["error"] and down["guard_type"] == "moderations" and passed["text"] == "How does it go?"
+    assert UNSAFE in flagged["text"] and flagged["categories"] == ["violence"] and flagged["error"] is None
+    assert all(isinstance(step["duration_ms"], float) for step in steps)
+    _no_unsafe_text([step for step in steps if step["kind"] != "guardrail_check"])
+
+    reply = httpx.get(f"{server.base_url.removesuffix('/v1')}/ui/responses/{response_id}", timeout=30)
+    assert reply.status_code == 200
+    page = reply.text
+    articles = [part.split("</article>") for part in page.split('<article class="step ')]
+    outside = articles[0][0] + "".join(rest for _, *rest in articles[1:] for rest in rest)
+    _no_unsafe_text(outside)
+    showing = [body for body, *_ in articles[1:] if UNSAFE in body]
+    assert showing and all(body.startswith("guardrail_check") for body in showing)
+    assert "Flagged text — withheld from the client, shown to operators only" in showing[-1]
 
 
 def test_flagged_output_without_streaming(server: RunningServer, upstream: ScriptedUpstream) -> None:

@@ -606,6 +606,7 @@ async def prepare_turn(
                                if inherited is not None and inherited.extends is not None else None)
     if guard is not None:
         guard.response_id = turn.response["id"]
+        guard.on_check = turn.trace.guard_checked if turn.trace is not None else None
         turn.guard = guard
     try:
         await _fit_context(turn, context_settings or ContextSettings(), keyring or _NO_KEYS,

@@ -1,6 +1,7 @@
 """What a turn did, step by step, for the web inspector: each upstream call (the request body as
 sent, the answer assembled from what the turn already holds, timing, tokens, the recording it
-replayed) and each server-side tool call (arguments, what went back to the model, duration).
+replayed), each server-side tool call (arguments, what went back to the model, duration) and each
+guardrail check (the text read, the verdict).
 
 Nothing here runs per token: a step is noted once per upstream call and once per tool call, and
 the whole trace is written with the turn's final store write (store/traces.py). A turn that is
@@ -16,12 +17,15 @@ from typing import Any
 from riposte.engine.response_object import ResponseObject
 from riposte.engine.stream_state import CallResult, ToolCall
 from riposte.errors import ReplayMissError, RiposteError
+from riposte.guardrails.guards import GuardCheck
 from riposte.inference.recordings_used import recordings_used
 from riposte.tools.base import ToolRun
 
 Step = dict[str, Any]
 # Longest tool result kept in a trace step; the model's own copy is in the next call's body.
 MAX_TOOL_RESULT_CHARS = 20_000
+# Longest text a guardrail check step keeps (an output window is far shorter; an input may not be).
+MAX_CHECKED_TEXT_CHARS = 20_000
 
 # Turns of this process in flight, by response id: the inspector's live view reads their response
 # object as the turn updates it. Registered when a traced turn starts, removed when it ends.
@@ -55,12 +59,23 @@ class TurnTrace:
     def tool_started(self, tool_type: str, call: ToolCall) -> ToolStep:
         return ToolStep(self, tool_type, call)
 
+    def guard_checked(self, check: GuardCheck) -> None:
+        """A guardrail's check, as a step. The text it read is kept even when flagged: the trace is
+        for operators, and the timeline shows a flagged text only in this step, marked as such."""
+        self.steps.append({
+            "kind": "guardrail_check", "guard": check.guard, "guard_type": check.guard_type, "stage": check.stage,
+            "started_at": check.started_at, "duration_ms": check.duration_ms, "outcome": check.outcome,
+            "categories": list(check.categories), "error": check.error,
+            "text": check.text[:MAX_CHECKED_TEXT_CHARS], "text_chars": len(check.text)})
+
 
 class UpstreamStep:
     """One upstream call being traced; `answered` or `failed` ends it."""
 
     def __init__(self, trace: TurnTrace) -> None:
         self._trace = trace
+        # The call's place among the steps: the output checks made while it streams come after it.
+        self._at = len(trace.steps)
         self._started_at = time.time()
         self._started = time.perf_counter()
         self._recordings: list[dict[str, str]] = []
@@ -71,12 +86,12 @@ class UpstreamStep:
         step["answer"] = assembled_completion(result)
         if first_chunk_at is not None:
             step["first_chunk_ms"] = round((first_chunk_at - self._started) * 1000, 1)
-        self._trace.steps.append(step)
+        self._trace.steps.insert(self._at, step)
 
     def failed(self, body: dict[str, Any], error: BaseException) -> None:
         step = self._common(body)
         step["error"] = error_record(error)
-        self._trace.steps.append(step)
+        self._trace.steps.insert(self._at, step)
 
     def _common(self, body: dict[str, Any]) -> Step:
         recordings_used.set(None)

@@ -8,7 +8,8 @@ from recordings like any other upstream call.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,23 @@ class OutputFlagged(Exception):
         self.refusal = refusal
 
 
+@dataclass(frozen=True)
+class GuardCheck:
+    """One guard's check of one text, as the inspector's trace keeps it (engine/turn_trace.py)."""
+
+    guard: str
+    guard_type: str
+    stage: Stage
+    # The text the guard read: the input, or the output window held back while it was checked.
+    text: str
+    started_at: float
+    duration_ms: float
+    # passed, flagged, failed_open or failed_closed (as riposte_guardrail_checks_total counts them).
+    outcome: str
+    categories: tuple[str, ...] = ()
+    error: str | None = None
+
+
 class Guard:
     """One configured guardrail, bound to the provider that serves its model."""
 
@@ -93,6 +111,8 @@ class TurnGuard:
     guards: tuple[Guard, ...]
     settings: GuardrailSettings
     response_id: str = ""
+    # Told of every check when the turn is traced for the inspector; None: nothing is noted.
+    on_check: Callable[[GuardCheck], None] | None = None
     # The input the turn answers, shown to guard models as context for the output stage.
     _user_text: str = field(default="", init=False)
 
@@ -129,20 +149,31 @@ class TurnGuard:
         texts = pieces(text, self.settings.max_check_chars, self.settings.overlap_chars)
         context = context_tail(self._user_text, self.settings.max_check_chars // 4) if stage == "output" else None
         for guard in self.guards:
+            started_at, started = time.time(), time.perf_counter()
             try:
                 verdict = await guard.verdict(stage, texts, context)
             except (RiposteError, MalformedVerdict) as exc:
-                self._guard_failed(guard, stage, exc)
+                reason = exc.message if isinstance(exc, RiposteError) else str(exc)
+                outcome = "failed_open" if guard.config.on_error == "fail_open" else "failed_closed"
+                self._note(GuardCheck(guard.name, guard.config.type, stage, text, started_at,
+                                      _elapsed_ms(started), outcome, error=reason))
+                self._guard_failed(guard, stage, reason)
                 continue
-            GUARDRAIL_CHECKS.labels(guard.name, stage, "flagged" if verdict.flagged else "passed").inc()
+            outcome = "flagged" if verdict.flagged else "passed"
+            self._note(GuardCheck(guard.name, guard.config.type, stage, text, started_at, _elapsed_ms(started),
+                                  outcome, verdict.categories))
+            GUARDRAIL_CHECKS.labels(guard.name, stage, outcome).inc()
             if verdict.flagged:
                 logger.info("response %s: guardrail %s flagged the %s (%s)", self.response_id, guard.name, stage,
                             ", ".join(verdict.categories) or "no categories given")
                 return refusal_text(guard.name, stage, verdict)
         return None
 
-    def _guard_failed(self, guard: Guard, stage: Stage, exc: Exception) -> None:
-        reason = exc.message if isinstance(exc, RiposteError) else str(exc)
+    def _note(self, check: GuardCheck) -> None:
+        if self.on_check is not None:
+            self.on_check(check)
+
+    def _guard_failed(self, guard: Guard, stage: Stage, reason: str) -> None:
         if guard.config.on_error == "fail_open":
             GUARDRAIL_CHECKS.labels(guard.name, stage, "failed_open").inc()
             logger.warning("response %s: guardrail %s could not check the %s and fails open, so it goes "
@@ -152,6 +183,10 @@ class TurnGuard:
         raise GuardrailUnavailableError(
             f"guardrail '{guard.name}' could not check the {stage}, so the response was stopped "
             f"(the guardrail fails closed): {reason}")
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 class GuardRegistry:

@@ -84,7 +84,7 @@ response_traces = Table(
     Column("response_id", String(100), primary_key=True),
     Column("project", String(200), nullable=False, server_default=DEFAULT_PROJECT),
     Column("created_at", Float, nullable=False, index=True),
-    # JSON list of steps (upstream calls and tool calls, in order).
+    # JSON list of steps (upstream calls, tool calls and guardrail checks, in order).
     Column("steps", Text, nullable=False),
 )
 

@@ -116,6 +116,8 @@ def step_view(index: int, step: Step, sources: Sources, request: Mapping[str, An
     """One step; `request` is an upstream call's whole request body (turn_trace.full_requests)."""
     if step.get("kind") == "tool_call":
         return _tool_step(index, step, sources)
+    if step.get("kind") == "guardrail_check":
+        return _guardrail_step(index, step)
     answer = step.get("answer") or {}
     message = answer.get("message") or {}
     return {
@@ -169,6 +171,20 @@ def _tool_step(index: int, step: Step, sources: Sources) -> View:
         "failed": bool(step.get("failed")), "status": step.get("status"), "error": step.get("error"),
         "result": step.get("result") or "", "result_truncated": bool(step.get("result_truncated")),
         "sources": found,
+    }
+
+
+def _guardrail_step(index: int, step: Step) -> View:
+    """A guardrail's check. A flagged text appears here and nowhere else in the timeline (the
+    answer and the output hold only what went out), marked as withheld from the client."""
+    text = str(step.get("text") or "")
+    return {
+        "kind": "guardrail_check", "index": index, "anchor": f"step-{index}", "guard": step.get("guard"),
+        "guard_type": step.get("guard_type"), "stage": step.get("stage"), "started": when(step.get("started_at")),
+        "duration_ms": step.get("duration_ms"), "outcome": step.get("outcome"),
+        "flagged": step.get("outcome") == "flagged", "failed": str(step.get("outcome", "")).startswith("failed"),
+        "categories": ", ".join(step.get("categories") or ()), "failure": step.get("error"), "text": text,
+        "text_cut": int(step.get("text_chars") or 0) - len(text),
     }
 
 
