@@ -1,6 +1,6 @@
 """The stored turns the inspector's browser tests look at (and its README screenshot shows): a
 server with authentication on (keys of two projects), the scripted upstream, the real local
-embedding model, a file_search turn with a citation, a failed turn, a conversation."""
+embedding model, a file_search turn with a citation, a failed turn, a conversation (its turn checked by a guardrail)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import openai
 
 from riposte import cli
 from riposte.config import ProviderConfig, Settings
+from riposte.guardrails.settings import GuardConfig, GuardrailSettings
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream, error_reply, make_usage, text_reply, tool_calls_reply
 
@@ -73,7 +74,9 @@ def running_scenario(data_dir: Path) -> Iterator[Scenario]:
         server = RunningServer(Settings(
             data_dir=data_dir, database_url=database_url,
             providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
-            inspector={"prices": {"fake/planets": {"input": 2.5, "output": 10.0}}})).start()
+            inspector={"prices": {"fake/planets": {"input": 2.5, "output": 10.0}}},
+            guardrails=GuardrailSettings(guards=[GuardConfig(name="omni", type="moderations",
+                                                             model="fake/omni-moderation-latest")]))).start()
         try:
             yield _populated(server, upstream, key, other_key)
         finally:
@@ -113,7 +116,7 @@ def _populated(server: RunningServer, upstream: ScriptedUpstream, key: str, othe
     conversation = sdk.conversations.create(items=[{"type": "message", "role": "user", "content": "Hello, planets."}])
     upstream.enqueue(text_reply("Hello! Ask me about Saturn or Jupiter.", usage=make_usage(20, 9)))
     conversation_turn = sdk.responses.create(model="fake/planets", input="What can you tell me?",
-                                             conversation=conversation.id)
+                                             conversation=conversation.id, extra_body={"guardrails": ["omni"]})
     return Scenario(server=server, upstream=upstream, key=key, other_key=other_key, store_id=store.id,
                     saturn_file=saturn, search_turn=search_turn.id, failed_turn=failed[0]["id"],
                     conversation=conversation.id, conversation_turn=conversation_turn.id)

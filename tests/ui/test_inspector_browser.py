@@ -114,6 +114,7 @@ def test_conversation_shows_items_with_the_turns_that_added_them(browser: Browse
     assert items.count(f"added by turn {scenario.conversation_turn}") == 2
     browser.call("click", selector=f"ol.conversation-items a[href='/ui/responses/{scenario.conversation_turn}']")
     assert browser.url().endswith(scenario.conversation_turn)
+    assert "Guardrail omni checked the input (moderations) — passed" in browser.text(".step.guardrail_check")
 
 
 def test_vector_store_search_shows_scores_per_ranking_mode(browser: Browser, scenario: Scenario) -> None:
