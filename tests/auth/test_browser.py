@@ -23,6 +23,20 @@ def test_a_text_plain_json_body_is_refused(sqlite_server: ServerFactory) -> None
     assert created.status_code == 200, created.text
 
 
+def test_a_bodyless_post_needs_no_content_type(sqlite_server: ServerFactory) -> None:
+    """`curl -X POST .../responses/{id}/cancel`, as OpenAI documents it: no body, no Content-Type."""
+    server = sqlite_server()
+    reply = httpx.post(f"{server.base_url}/responses/resp_unknown/cancel")
+    assert "content-type" not in reply.request.headers
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["error"]["param"] == "response_id"
+    # An endpoint that needs a body says so itself, naming what is missing.
+    empty = httpx.post(f"{server.base_url}/responses", headers={"Content-Length": "0"})
+    assert empty.status_code == 400, empty.text
+    assert empty.json()["error"]["code"] == "invalid_json", empty.text
+    assert empty.json()["error"]["param"] == "body"
+
+
 def test_an_unknown_host_is_refused(sqlite_server: ServerFactory) -> None:
     server = sqlite_server()
     for host in ("evil.example", "evil.example:8321", "127.0.0.1.evil.example"):
