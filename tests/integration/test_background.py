@@ -91,6 +91,11 @@ def test_stored_stream_is_resumable(server: RunningServer, upstream: ScriptedUps
     events = raw_stream(server, {"model": "fake/m", "input": "hi", "stream": True})
     response_id = events[0]["response"]["id"]
     assert resumed(server, response_id, starting_after=2) == events[3:]
+    # Past what a sequence number column holds: a 400 naming it, not a broken stream.
+    reply = httpx.get(f"{server.base_url}/responses/{response_id}",
+                      params={"stream": "true", "starting_after": 10**23})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == "starting_after"
 
 
 def test_resume_needs_a_stored_stream(server: RunningServer, upstream: ScriptedUpstream) -> None:

@@ -32,6 +32,7 @@ from riposte.engine.turn import Turn
 from riposte.errors import ConflictError, InvalidRequestError, NotFoundError
 from riposte.services import Services, services
 from riposte.store.background_jobs import CancelOutcome
+from riposte.store.event_log import MAX_SEQUENCE_NUMBER
 from riposte.store.responses import StoredResponse
 
 router = APIRouter()
@@ -97,7 +98,7 @@ async def list_responses(
 async def retrieve_response(
     response_id: str,
     stream: bool = False,
-    starting_after: int | None = Query(default=None, ge=0),
+    starting_after: int | None = Query(default=None, ge=0, le=MAX_SEQUENCE_NUMBER),
     include_obfuscation: bool | None = None,  # accepted: Riposte's events carry no obfuscation padding
     svc: Services = Depends(services),
 ) -> Response:

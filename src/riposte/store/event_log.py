@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 _EVENTS = schema.response_events
 _WRITE_ATTEMPTS = 3
+# The largest sequence number the events table holds (an INTEGER column, 32 bits on PostgreSQL).
+MAX_SEQUENCE_NUMBER = 2**31 - 1
 _JOBS = schema.background_jobs
 
 
