@@ -6,7 +6,9 @@ tests/replicas/.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
 from riposte.config import ProviderConfig
+from riposte.store.responses import OpenResponse, ResponseStore
 from riposte.testing.server import RunningServer
 from tests.conftest import ADMIN_URL, run_admin_sql, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
@@ -139,6 +142,27 @@ def test_cancel_refusals(server: RunningServer, upstream: ScriptedUpstream) -> N
     foreground = _create(server).json()
     assert httpx.post(f"{server.base_url}/responses/{foreground['id']}/cancel", json={}).status_code == 409
     assert httpx.post(f"{server.base_url}/responses/resp_unknown/cancel", json={}).status_code == 404
+
+
+def test_cancel_during_the_workers_first_write(server: RunningServer, upstream: ScriptedUpstream,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel that stops the turn while it marks itself started (the row already `in_progress`,
+    the write not yet returned) still ends it `cancelled`, not `in_progress` under an ended job."""
+    marked = threading.Event()
+    original = ResponseStore.start_background
+
+    async def slow_start(self: ResponseStore, opened: OpenResponse, response: dict[str, Any]) -> bool:
+        done = await original(self, opened, response)
+        marked.set()
+        await asyncio.sleep(30)  # a slow commit: the cancel lands here
+        return done
+
+    monkeypatch.setattr(ResponseStore, "start_background", slow_start)
+    upstream.enqueue(text_reply("never delivered"))
+    created = sdk(server).responses.create(model="fake/m", input="hi", background=True)
+    assert marked.wait(10)
+    assert sdk(server).responses.cancel(created.id).status == "cancelled"
+    assert _until_ended(server, created.id, timeout=10).status == "cancelled"
 
 
 @pytest.fixture

@@ -445,7 +445,11 @@ class Turn:
             logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
 
     async def persist_again(self) -> None:
-        """Store the ended turn once more (a background worker whose first write failed retries)."""
+        """Store the ended turn once more (a background worker whose first write failed retries).
+        A turn its worker stopped (a cancel) before it even marked itself started never settled nor
+        counted as abandoned: it is stored `cancelled`, not left `in_progress` under an ended job."""
+        if self.response["status"] in ("queued", "in_progress"):
+            self.response["status"] = "cancelled"
         await self._persist()
 
     async def _persist_keeping_the_answer(self) -> None:
