@@ -7,6 +7,8 @@ stream."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,50 +89,52 @@ def test_sigterm_lets_a_running_websocket_response_finish_then_closes_going_away
     assert response_row(database_url, completed["response"]["id"]).status == "completed"
 
 
-@pytest.mark.timeout(180)
-def test_a_websocket_response_still_running_after_the_grace_period_is_cut_and_the_socket_closed(
-    tmp_path: Path
-) -> None:
+@contextmanager
+def _hanging_turn_and_a_short_grace(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A `riposte serve` with a 1 s shutdown grace period, whose model never finishes its answer."""
     with ScriptedUpstream() as upstream:
         upstream.enqueue(hanging_reply(60))
         config = tmp_path / "riposte.yaml"
         config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: k\n"
                           "shutdown_grace_seconds: 1\n")
         with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp_path / "data") as server:
-            client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
-            with client.responses.connect() as connection:
-                connection.response.create(model="fake/m", input="Take your time.")
-                assert orjson.loads(connection.recv_bytes())["type"] == "response.created"
-                server.send_sigterm()
-                events, closed = events_until_closed(connection)
-            assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1001, "server shutting down")
-            assert not [event for event in events if event["type"] == "response.completed"]
-            assert server.wait() in (0, -15)
-            log = "\n".join(server.lines())
-            assert "timeout graceful shutdown exceeded" in log and "Exception in ASGI application" not in log
-            cut = [entry for entry in server.json_lines()
-                   if entry.get("logger") == "riposte.access" and entry.get("method") == "WS"]
-            assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
+            yield server
+
+
+@pytest.mark.timeout(180)
+def test_a_websocket_response_still_running_after_the_grace_period_is_cut_and_the_socket_closed(
+    tmp_path: Path
+) -> None:
+    with _hanging_turn_and_a_short_grace(tmp_path) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+        with client.responses.connect() as connection:
+            connection.response.create(model="fake/m", input="Take your time.")
+            assert orjson.loads(connection.recv_bytes())["type"] == "response.created"
+            server.send_sigterm()
+            events, closed = events_until_closed(connection)
+        assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1001, "server shutting down")
+        assert not [event for event in events if event["type"] == "response.completed"]
+        assert server.wait() in (0, -15)
+        log = "\n".join(server.lines())
+        assert "timeout graceful shutdown exceeded" in log and "Exception in ASGI application" not in log
+        cut = [entry for entry in server.json_lines()
+               if entry.get("logger") == "riposte.access" and entry.get("method") == "WS"]
+        assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
 
 
 @pytest.mark.timeout(180)
 def test_an_http_stream_cut_at_the_end_of_the_grace_period_is_logged_503(tmp_path: Path) -> None:
     """The server, not the client, ended it: its request line says so, instead of the 200 it began with."""
-    with ScriptedUpstream() as upstream:
-        upstream.enqueue(hanging_reply(60))
-        config = tmp_path / "riposte.yaml"
-        config.write_text(f"providers:\n  - name: fake\n    base_url: {upstream.base_url}\n    api_key: k\n"
-                          "shutdown_grace_seconds: 1\n")
-        with ServerProcess("--config", str(config), "--log-format", "json", data_dir=tmp_path / "data") as server:
-            with httpx.stream("POST", f"{server.base_url}/responses", headers={"x-request-id": "cut-sse"}, timeout=60,
-                              json={"model": "fake/m", "input": "Take your time.", "stream": True}) as reply:
-                lines = reply.iter_lines()
-                while "response.created" not in next(lines):
+    with _hanging_turn_and_a_short_grace(tmp_path) as server:
+        with httpx.stream("POST", f"{server.base_url}/responses", headers={"x-request-id": "cut-sse"}, timeout=60,
+                          json={"model": "fake/m", "input": "Take your time.", "stream": True}) as reply:
+            lines = reply.iter_lines()
+            while "response.created" not in next(lines):
+                pass
+            server.send_sigterm()
+            with contextlib.suppress(httpx.HTTPError):
+                for _ in lines:
                     pass
-                server.send_sigterm()
-                with contextlib.suppress(httpx.HTTPError):
-                    for _ in lines:
-                        pass
-            assert server.wait() in (0, -15)
-            cut = [entry for entry in server.json_lines() if entry.get("request_id") == "cut-sse"]
-            assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
+        assert server.wait() in (0, -15)
+        cut = [entry for entry in server.json_lines() if entry.get("request_id") == "cut-sse"]
+        assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
