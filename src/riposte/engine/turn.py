@@ -318,7 +318,10 @@ class Turn:
                 or self.pending_compaction is not None
                 or any(tool.resumed_calls() for tool in self.tools.instances)):
             return None
-        call = self._upstream_call(first=True)
+        try:
+            call = self._upstream_call(first=True)
+        except Exception:  # built again in the model loop, where its error fails the turn as usual
+            return None
         call.start_early()
         return call
 
