@@ -76,6 +76,9 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         assert await store.finish(OpenResponse(response_id, None, 0, second.fence),
                                   _response(response_id, "completed"), [])
         assert not await fresh.finish(response_id, second.fence), "the response's end already ended its job"
+        # Its worker, still holding the job while its last events go out, has not lost it.
+        assert await fresh.renew({response_id: second.fence}, 30) == set()
+        assert await stale.renew({response_id: first.fence}, 30) == {response_id}
         assert await store.status(response_id) == "completed"
         assert await fresh.request_cancel(response_id) is CancelOutcome.ENDED
     finally:

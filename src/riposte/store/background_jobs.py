@@ -81,7 +81,9 @@ class JobQueue:
                 for row in rows]
 
     async def renew(self, held: dict[str, int], lease_seconds: float) -> set[str]:
-        """Extend the leases of these jobs (response id -> fence); return the ids no longer held."""
+        """Extend the leases of these jobs (response id -> fence); return the ids no longer held.
+        A job this claim ended itself (its turn's end wrote `done` under the same fence, just before
+        its worker let go of it) is not lost: stopping it would cut its last events."""
         lost: set[str] = set()
         until = time.time() + lease_seconds
         async with self._engine.begin() as connection:
@@ -89,7 +91,8 @@ class JobQueue:
                 statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence,
                                                  _JOBS.c.state == RUNNING)
                              .values(lease_until=until))
-                if not (await connection.execute(statement)).rowcount:
+                if not (await connection.execute(statement)).rowcount and not await _ended_under(
+                        connection, response_id, fence):
                     lost.add(response_id)
         return lost
 
@@ -164,6 +167,11 @@ class JobQueue:
                 await _end_response(connection, response_id, "cancelled" if cancelled else "failed",
                                     None if cancelled else GAVE_UP)
         return [row[0] for row in rows]
+
+
+async def _ended_under(connection: AsyncConnection, response_id: str, fence: int) -> bool:
+    query = select(_JOBS.c.state).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence)
+    return (await connection.execute(query)).scalar() == DONE
 
 
 async def end_job(connection: AsyncConnection, response_id: str, fence: int) -> bool:
