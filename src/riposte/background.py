@@ -190,10 +190,23 @@ class BackgroundRunner:
             turn = await self._prepare(job)
             if turn is None:
                 return
+            stored_up_to = -1
+
+            async def store_terminal(terminal: list[dict[str, Any]]) -> None:
+                # Durable before the response's end is: a crash between the two cannot leave a
+                # `completed` response whose stored stream lacks its terminal event.
+                nonlocal stored_up_to
+                for event in terminal:
+                    self._log.append(job.response_id, event, job.fence)
+                    stored_up_to = event["sequence_number"]
+                await self._log.flush()
+
+            turn.before_end = store_terminal
             with running.scope:
                 async with aclosing(turn.events()) as events:
                     async for event in events:
-                        self._log.append(job.response_id, event, job.fence)
+                        if event["sequence_number"] > stored_up_to:
+                            self._log.append(job.response_id, event, job.fence)
                         if self._log.full:
                             await self._log.room()
             await self._log.flush()

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -98,6 +98,9 @@ class Turn:
     tool_choice: ChatToolChoice = field(default_factory=ChatToolChoice)
     max_infer_iters: int = 10
     seal_reasoning: ReasoningSealer | None = None
+    # Called with the terminal events before the end is stored (a background worker makes them
+    # durable first, so a stored end always has its terminal event stored too).
+    before_end: Callable[[list[Event]], Awaitable[None]] | None = None
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     # Set while preparing when the input is over context_management's threshold: the turn
     # compacts before its first model call. `compaction` is the item it then outputs.
@@ -171,6 +174,8 @@ class Turn:
             except Exception as exc:  # a bug must still end the stream and leave a stored status
                 logger.exception("turn %s failed", self.response["id"])
                 terminal = self._fail(stream, RiposteError(f"internal error: {type(exc).__name__}"))
+            if self.before_end is not None:
+                await self.before_end(terminal)
             await self._persist_keeping_the_answer()
             self._settled = True
             self.observer.finished(self.response["status"], self.response["usage"], self.failure)

@@ -57,6 +57,7 @@ class EventLog:
         self._flushed = asyncio.Condition()
         # Batches taken from the buffer and batches written, so `flush()` waits for the one holding its events.
         self._taken = 0
+        self._urgent = False
         self._written = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -88,6 +89,7 @@ class EventLog:
         if not self._buffer:
             return
         target = self._taken + 1  # the batch that will take the buffered events
+        self._urgent = True  # no group-commit wait: someone waits for this write
         self._has_work.set()
         async with self._flushed:
             await self._flushed.wait_for(lambda: self._written >= target or self._task is None)
@@ -141,10 +143,11 @@ class EventLog:
     async def _flush_forever(self) -> None:
         while True:
             await self._has_work.wait()
-            if len(self._buffer) < self._max_batch and not self._closing:
+            if len(self._buffer) < self._max_batch and not self._closing and not self._urgent:
                 # Group commit: let the interval gather more events into this statement.
                 await asyncio.sleep(self._flush_seconds)
             self._has_work.clear()
+            self._urgent = False
             batch, self._buffer = self._buffer, []
             self._taken += 1
             self._room.set()
