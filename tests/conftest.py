@@ -49,15 +49,22 @@ def run_admin_sql(admin_url: str, sql: str) -> None:
         pool.submit(asyncio.run, execute()).result()
 
 
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    name = f"riposte_test_{secrets.token_hex(4)}"
+@contextmanager
+def scratch_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the length of the block; its asyncpg URL."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     run_admin_sql(ADMIN_URL, f'CREATE DATABASE "{name}"')
     base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
         run_admin_sql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    with scratch_postgres_database("riposte_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

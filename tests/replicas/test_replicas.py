@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.conftest import ADMIN_URL, run_admin_sql
+from tests.conftest import scratch_postgres_database
 from tests.fakes.scripted_upstream import Reply, ScriptedUpstream, slow_reply
 from tests.integration.server_process import ServerProcess
 
@@ -71,13 +70,8 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    name = f"riposte_replicas_{secrets.token_hex(4)}"
-    run_admin_sql(ADMIN_URL, f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        run_admin_sql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres_database("riposte_replicas") as url:
+        yield url
 
 
 def start_replica(data_dir: Path, name: str, upstream: ScriptedUpstream, database_url: str,
