@@ -86,11 +86,15 @@ class EventLog:
 
     async def flush(self) -> None:
         """Return once every event appended so far is written (or refused by its fence)."""
-        if not self._buffer:
+        if self._buffer:
+            target = self._taken + 1  # the batch that will take the buffered events
+            self._urgent = True  # no group-commit wait: someone waits for this write
+            self._has_work.set()
+        else:
+            # The flusher may have taken the last events already and still be writing them.
+            target = self._taken
+        if self._written >= target:
             return
-        target = self._taken + 1  # the batch that will take the buffered events
-        self._urgent = True  # no group-commit wait: someone waits for this write
-        self._has_work.set()
         async with self._flushed:
             await self._flushed.wait_for(lambda: self._written >= target or self._task is None)
 
