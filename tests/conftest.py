@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +17,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.config import InferenceMode, ProviderConfig, Settings
+from riposte.store.database import create_engine, migrate
 from riposte.testing.server import RunningServer
 from tests.fakes.scripted_upstream import ScriptedUpstream
 
@@ -74,6 +76,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}"
     url: str = request.getfixturevalue("postgres_database_url")
     return url
+
+
+@pytest.fixture
+async def migrated_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a database with Riposte's schema, for tests of the store on its own."""
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,24 +4,19 @@ worker claimed can write nothing any more (no events, no response end, no job en
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.store.background_jobs import CancelOutcome, JobQueue, enqueue, new_job_row
-from riposte.store.database import create_engine, migrate
 from riposte.store.event_log import EventLog
 from riposte.store.ownership import Owner
 from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    created = create_engine(database_url)
-    await migrate(created)
-    yield created
-    await created.dispose()
+def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    return migrated_engine
 
 
 def _response(response_id: str, status: str) -> dict[str, object]:

@@ -5,21 +5,16 @@ must find them)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from riposte.store.database import create_engine, migrate
 from riposte.store.event_log import EventLog, _Pending
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    created = create_engine(database_url)
-    await migrate(created)
-    yield created
-    await created.dispose()
+def engine(migrated_engine: AsyncEngine) -> AsyncEngine:
+    return migrated_engine
 
 
 class _HeldWrites(EventLog):
