@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ARRAY, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 logger = logging.getLogger(__name__)
@@ -30,12 +30,20 @@ JOBS = "riposte_jobs"
 CANCEL = "riposte_cancel"
 _RECONNECT_SECONDS = 2.0
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_NOTIFY_EACH = text("SELECT pg_notify(:channel, payload) FROM unnest(:payloads) AS payload").bindparams(
+    bindparam("payloads", type_=ARRAY(Text)))
 
 
 async def notify(connection: AsyncConnection, channel: str, payload: str = "") -> None:
     """Send a wake-up with the transaction's commit; nothing on SQLite (its readers poll)."""
     if connection.dialect.name == "postgresql":
         await connection.execute(_NOTIFY, {"channel": channel, "payload": payload})
+
+
+async def notify_each(connection: AsyncConnection, channel: str, payloads: Sequence[str]) -> None:
+    """`notify` once per payload, in one statement (one round trip, however many)."""
+    if connection.dialect.name == "postgresql" and payloads:
+        await connection.execute(_NOTIFY_EACH, {"channel": channel, "payloads": list(payloads)})
 
 
 class Listener:
