@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_IDLE_POLL_CAP_SECONDS = 4.0
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -142,29 +144,43 @@ class BackgroundRunner:
     async def _work_forever(self) -> None:
         renew_every = self._settings.lease_seconds / 3
         renewed_at = time.monotonic()
+        wait = self._settings.poll_seconds
         while not self.draining:
+            claimed = 0
             try:
                 if time.monotonic() - renewed_at >= renew_every:
                     await self._renew()
                     renewed_at = time.monotonic()
                 await self._stop_cancelled()
-                await self._claim()
+                claimed = await self._claim()
                 await self._queue.give_up_expired(self._settings.max_attempts)
             except Exception:  # the database may be briefly unreachable: try again at the next poll
                 logger.exception("background runner poll failed")
+            wait = self._settings.poll_seconds if claimed or self._running else min(wait * 2, self._idle_poll_cap)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
 
-    async def _claim(self) -> None:
+    @property
+    def _idle_poll_cap(self) -> float:
+        """How far polls back off while this process holds no job and finds none. Polls on an idle
+        server cost the streams CPU (three statements each), and an idle poll only finds what no
+        wake-up announced: a job another SQLite process queued while its own workers were busy (a
+        job queued here, or on any PostgreSQL replica, wakes the runner at once), or a lease that
+        ran out, which the cap keeps within a quarter of a lease."""
+        return max(self._settings.poll_seconds, min(_IDLE_POLL_CAP_SECONDS, self._settings.lease_seconds / 4))
+
+    async def _claim(self) -> int:
         free = self._settings.workers - len(self._running)
         if free <= 0 or self.draining:
-            return
-        for job in await self._queue.claim(free, self._settings.lease_seconds, self._settings.max_attempts):
+            return 0
+        jobs = await self._queue.claim(free, self._settings.lease_seconds, self._settings.max_attempts)
+        for job in jobs:
             self._running[job.response_id] = _Running(job.fence)
             task = asyncio.create_task(self._run(job), name=f"background {job.response_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return len(jobs)
 
     async def _renew(self) -> None:
         held = {response_id: running.fence for response_id, running in self._running.items()}
@@ -197,7 +213,7 @@ class BackgroundRunner:
                 # `completed` response whose stored stream lacks its terminal event.
                 nonlocal stored_up_to
                 for event in terminal:
-                    self._log.append(job.response_id, event, job.fence)
+                    self._log.append_event(job.response_id, event, job.fence)
                     stored_up_to = event["sequence_number"]
                 await self._log.flush()
 
@@ -206,7 +222,7 @@ class BackgroundRunner:
                 async with aclosing(turn.events()) as events:
                     async for event in events:
                         if event["sequence_number"] > stored_up_to:
-                            self._log.append(job.response_id, event, job.fence)
+                            self._log.append_event(job.response_id, event, job.fence)
                         if self._log.full:
                             await self._log.room()
             await self._log.flush()

@@ -50,14 +50,14 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         [first] = await stale.claim(10, lease_seconds=0.05, max_attempts=3)
         assert first.response_id == response_id and first.first_sequence == 0
         for number in range(3):
-            log.append(response_id, _event(number), first.fence)
+            log.append_event(response_id, _event(number), first.fence)
         await log.flush()
         await asyncio.sleep(0.1)  # the stale worker's lease runs out
         [second] = await fresh.claim(10, lease_seconds=30, max_attempts=3)
         assert second.fence > first.fence
         assert second.first_sequence == 3, "a retry numbers its events after the stored ones"
         # Everything the stale worker still tries is refused.
-        log.append(response_id, _event(3), first.fence)
+        log.append_event(response_id, _event(3), first.fence)
         await log.flush()
         assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2]
         assert not await store.finish(OpenResponse(response_id, None, 0, first.fence),
@@ -65,7 +65,7 @@ async def test_a_stale_worker_is_fenced_out(engine: AsyncEngine) -> None:
         assert not await stale.finish(response_id, first.fence)
         assert await stale.renew({response_id: first.fence}, 30) == {response_id}
         # The new owner's writes go through.
-        log.append(response_id, _event(3), second.fence)
+        log.append_event(response_id, _event(3), second.fence)
         await log.flush()
         assert [n for n, _ in await log.read_after(response_id, -1)] == [0, 1, 2, 3]
         assert await store.finish(OpenResponse(response_id, None, 0, second.fence),

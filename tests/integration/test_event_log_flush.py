@@ -36,7 +36,7 @@ async def test_flush_waits_for_the_batch_being_written(engine: AsyncEngine) -> N
     log = _HeldWrites(engine)
     log.start()
     try:
-        log.append(response_id, {"type": "response.created", "sequence_number": 0})
+        log.append_event(response_id, {"type": "response.created", "sequence_number": 0})
         await asyncio.wait_for(log.writing.wait(), 5)  # the flusher took the event; the buffer is empty
         waiter = asyncio.create_task(log.flush())
         await asyncio.sleep(0.05)

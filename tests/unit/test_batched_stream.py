@@ -134,3 +134,38 @@ async def test_a_hang_up_during_a_slow_write_ends_the_waiting_generator_and_lets
         await _response(items())(SCOPE, client.receive, stalled_send)  # type: ignore[arg-type]
     assert cleaned_up.is_set()
     assert b"".join(client.bodies) == b"<0><1>"
+
+
+class _Valve:
+    """A `Backpressure` the test opens and closes."""
+
+    def __init__(self) -> None:
+        self.open = anyio.Event()
+        self.closed = True
+
+    @property
+    def full(self) -> bool:
+        return self.closed
+
+    async def room(self) -> None:
+        await self.open.wait()
+        self.closed = False
+
+
+async def test_a_full_backpressure_holds_the_next_step_after_sending_what_is_ready() -> None:
+    stepped: list[int] = []
+
+    async def burst() -> AsyncGenerator[int]:
+        for item in range(3):
+            stepped.append(item)
+            yield item
+
+    valve, client = _Valve(), _Client()
+    response = BatchedStreamingResponse(burst(), _encode, trailer=b"<done>", media_type="text/event-stream",
+                                        headers={}, backpressure=valve)
+    async with anyio.create_task_group() as group:
+        group.start_soon(_run, response, client)
+        await anyio.sleep(0.05)
+        assert stepped == [], "the generator was stepped while the backpressure was full"
+        valve.open.set()
+    assert b"".join(client.bodies) == b"<0><1><2><done>"

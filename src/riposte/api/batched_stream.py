@@ -10,7 +10,8 @@ soon as the turn waits for the next one, with no second task, event or future pe
 producer task handing bytes to a writer task cost two wake-ups per lone token). Batches start at
 `FIRST_BATCH` items and double up to `MAX_BATCH`, so the first delta of a large burst is not held
 back behind the rest of it. A slow client slows the generator: a write waits for the socket's
-flow control before the next step is taken. The last batch carries the end of the body.
+flow control before the next step is taken; so does a `Backpressure` that is full (the event
+log, when the database falls behind). The last batch carries the end of the body.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from contextlib import aclosing
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 from starlette.responses import Response
@@ -33,12 +34,21 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+class Backpressure(Protocol):
+    """Something `encode` hands items to that can fall behind: the stream waits while it is full."""
+
+    @property
+    def full(self) -> bool: ...
+
+    async def room(self) -> None: ...
+
+
 class BatchedStreamingResponse(Response, Generic[Item]):
     """An HTTP streaming response of `encode(item)` for each item, then `trailer` if the generator
     ran to its end. A client that goes away cancels the generator (closing it) and the writes."""
 
     def __init__(self, items: AsyncGenerator[Item], encode: Callable[[Item], bytes], *, trailer: bytes,
-                 media_type: str, headers: dict[str, str]) -> None:
+                 media_type: str, headers: dict[str, str], backpressure: Backpressure | None = None) -> None:
         self.status_code = 200
         self.media_type = media_type
         self.background = None
@@ -46,6 +56,7 @@ class BatchedStreamingResponse(Response, Generic[Item]):
         self._items = items
         self._encode = encode
         self._trailer = trailer
+        self._backpressure = backpressure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with ACTIVE_STREAMS.track_inprogress():
@@ -58,8 +69,11 @@ class BatchedStreamingResponse(Response, Generic[Item]):
                 group.cancel_scope.cancel()  # the disconnect watcher
 
     async def _write_all(self, items: AsyncGenerator[Item], send: Send) -> None:
-        encode, pending, batch = self._encode, list[bytes](), FIRST_BATCH
+        encode, pending, batch, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
         while True:
+            if pressure is not None and pressure.full:
+                await _send_body(send, pending, more=True)
+                await pressure.room()
             step = items.__anext__()
             try:
                 waiting_on = step.send(None)

@@ -17,6 +17,7 @@ from riposte.api.body import parse_body
 from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
+from riposte.api.recorded_stream import recorded_event_stream
 from riposte.api.sse import event_stream_response
 from riposte.api.turn_start import start_turn
 from riposte.auth.principal import current_principal
@@ -27,7 +28,7 @@ from riposte.engine.input_tokens import InputTokensRequest, count_request_input_
 from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
 from riposte.engine.request import CreateResponseRequest
-from riposte.engine.resume import ACTIVE_STATUSES, follow, recorded
+from riposte.engine.resume import ACTIVE_STATUSES, follow
 from riposte.engine.turn import Turn
 from riposte.errors import ConflictError, InvalidRequestError, NotFoundError
 from riposte.services import Services, services
@@ -51,10 +52,9 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
     if body.background:
         return await _start_background(turn, body, svc)
     if body.stream:
-        events = turn.events()
         if turn.should_store and svc.settings.stream_resume:
-            events = recorded(events, svc.event_log, turn.response["id"])
-        return event_stream_response(events)
+            return recorded_event_stream(turn.events(), svc.event_log, turn.response["id"])
+        return event_stream_response(turn.events())
     async with aclosing(turn.events()) as events:
         async for _ in events:
             pass

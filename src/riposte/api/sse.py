@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import orjson
 
-from riposte.api.batched_stream import BatchedStreamingResponse
+from riposte.api.batched_stream import Backpressure, BatchedStreamingResponse
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
-    kind: str = event["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return event_frame(event["type"], orjson.dumps(event))
+
+
+def event_frame(kind: str, data: bytes) -> bytes:
+    """One event's SSE bytes, given its type and its JSON."""
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def encode_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def event_stream_response(events: AsyncGenerator[dict[str, Any]]) -> BatchedStreamingResponse[dict[str, Any]]:
-    return BatchedStreamingResponse(events, encode_event, trailer=DONE, media_type="text/event-stream",
-                                    headers=SSE_HEADERS)
+def event_stream_response(events: AsyncGenerator[dict[str, Any]],
+                          encode: Callable[[dict[str, Any]], bytes] = encode_event, *,
+                          backpressure: Backpressure | None = None) -> BatchedStreamingResponse[dict[str, Any]]:
+    return BatchedStreamingResponse(events, encode, trailer=DONE, media_type="text/event-stream",
+                                    headers=SSE_HEADERS, backpressure=backpressure)
 
 
 def data_stream_response(payloads: AsyncGenerator[dict[str, Any]]) -> BatchedStreamingResponse[dict[str, Any]]:

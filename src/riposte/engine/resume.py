@@ -48,16 +48,3 @@ async def follow(log: EventLog, responses: ResponseStore, response_id: str, afte
             elif now - quiet_since >= settle_seconds:
                 return
         await log.wait_for_more(response_id, poll_seconds)
-
-
-async def recorded(events: AsyncGenerator[dict[str, Any]], log: EventLog,
-                   response_id: str) -> AsyncGenerator[dict[str, Any]]:
-    """The events of a stream its own request runs, stored as they pass (for a later resume)."""
-    try:
-        async for event in events:
-            log.append(response_id, event)
-            if log.full:
-                await log.room()
-            yield event
-    finally:
-        await events.aclose()

@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
-from riposte.store.notifications import EVENTS, notify
+from riposte.store.notifications import EVENTS, notify_each
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,10 @@ _JOBS = schema.background_jobs
 class _Pending(NamedTuple):  # a tuple: built once per streamed event, on the token path
     response_id: str
     sequence_number: int
-    event: dict[str, Any]
+    # The event's JSON, encoded once for the client and the store: bytes also keep the buffered
+    # events out of the garbage collector's way (thousands of dicts held for a flush interval
+    # were traversed by every young collection).
+    data: bytes
     # The background claim's fence, or None for a response streamed by its own request.
     fence: int | None
 
@@ -64,9 +67,13 @@ class EventLog:
         # Readers waiting for a response's next events, woken after a flush that wrote some.
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
 
-    def append(self, response_id: str, event: dict[str, Any], fence: int | None = None) -> None:
+    def append_event(self, response_id: str, event: dict[str, Any], fence: int | None = None) -> None:
         """Buffer an event; no I/O. When the buffer is `full`, the caller awaits `room()`."""
-        self._buffer.append(_Pending(response_id, event["sequence_number"], event, fence))
+        self.append(response_id, event["sequence_number"], orjson.dumps(event), fence)
+
+    def append(self, response_id: str, sequence_number: int, data: bytes, fence: int | None = None) -> None:
+        """Buffer an event already encoded as JSON (`data`); no I/O."""
+        self._buffer.append(_Pending(response_id, sequence_number, data, fence))
         if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
             self._has_work.set()
         if len(self._buffer) >= self._max_buffered:
@@ -194,10 +201,9 @@ class EventLog:
                 await connection.execute(_EVENTS.insert(), [
                     {"response_id": response_id, "first_sequence": events[0].sequence_number,
                      "last_sequence": events[-1].sequence_number,
-                     "events": orjson.dumps([p.event for p in events]).decode()}
+                     "events": (b"[" + b",".join([p.data for p in events]) + b"]").decode()}
                     for response_id, events in by_response.items()])
-                for response_id in sorted(by_response):
-                    await notify(connection, EVENTS, response_id)
+                await notify_each(connection, EVENTS, sorted(by_response))
 
 
 async def _advance(connection: AsyncConnection, response_id: str, fence: int, last_sequence: int) -> bool:
