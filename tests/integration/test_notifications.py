@@ -1,10 +1,11 @@
-"""PostgreSQL wake-ups: what a transaction notifies reaches a `Listener` at its commit."""
+"""PostgreSQL wake-ups: what a transaction notifies reaches a `Listener`, one per payload, in order."""
 
 from __future__ import annotations
 
 import asyncio
 
 from riposte.store.database import create_engine
+from riposte.store.group_commit import GroupCommit
 from riposte.store.notifications import EVENTS, JOBS, Listener, notify, notify_each
 
 
@@ -23,11 +24,9 @@ async def test_each_payload_and_a_single_notify_reach_the_listener(postgres_data
             if heard:
                 break
         heard.clear()
-        async with engine.begin() as connection:
-            await notify_each(connection, EVENTS, ["resp_a", "resp_b", "resp_c"])
-            await notify_each(connection, EVENTS, [])
-            await asyncio.sleep(0.1)
-            assert heard == [], "delivered before the commit"
+        writes: GroupCommit[list[str], None] = GroupCommit(
+            engine, lambda statements, batch: [notify_each(statements, EVENTS, payloads) for payloads in batch])
+        await asyncio.gather(writes.write(["resp_a", "resp_b"]), writes.write([]), writes.write(["resp_c"]))
         for _ in range(100):
             if len(heard) == 3:
                 break

@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
+from riposte.store.group_commit import GroupCommit, Statements
 from riposte.store.notifications import EVENTS, notify_each
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class EventLog:
     def __init__(self, engine: AsyncEngine, flush_seconds: float = 0.05, max_batch: int = 512,
                  max_buffered: int = 50_000) -> None:
         self._engine = engine
+        self._writes: GroupCommit[list[_Pending], None] = GroupCommit(engine, _write_flushes)
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         # Past this many unwritten events (the database is slower than the producers), appending
@@ -184,34 +187,53 @@ class EventLog:
                     await asyncio.sleep(0.05 * (attempt + 1))
 
     async def _write(self, batch: list[_Pending]) -> None:
-        async with self._engine.begin() as connection:
-            rows = [pending for pending in batch if pending.fence is None]
-            fenced: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
-            for pending in batch:
-                if pending.fence is not None:
-                    fenced[(pending.response_id, pending.fence)].append(pending)
-            # In a fixed order: concurrent flushes and lease renewals lock job rows without deadlocking.
-            for (response_id, fence), events in sorted(fenced.items()):
-                if await _advance(connection, response_id, fence, events[-1].sequence_number):
-                    rows.extend(events)
-            if rows:
-                by_response: dict[str, list[_Pending]] = defaultdict(list)
-                for pending in rows:
-                    by_response[pending.response_id].append(pending)
-                await connection.execute(_EVENTS.insert(), [
-                    {"response_id": response_id, "first_sequence": events[0].sequence_number,
-                     "last_sequence": events[-1].sequence_number,
-                     "events": (b"[" + b",".join([p.data for p in events]) + b"]").decode()}
-                    for response_id, events in by_response.items()])
-                await notify_each(connection, EVENTS, sorted(by_response))
+        await self._writes.write(batch)
 
 
-async def _advance(connection: AsyncConnection, response_id: str, fence: int, last_sequence: int) -> bool:
+def _write_flushes(statements: Statements, flushes: Sequence[list[_Pending]]) -> list[None]:
+    """One transaction: each flush's events, one row per response (run on the SQLite driver's
+    thread in one call, see store/group_commit.py; a flush took a loop round per statement)."""
+    for flush in flushes:
+        _write_flush(statements, flush)
+    return [None] * len(flushes)
+
+
+def _write_flush(statements: Statements, batch: list[_Pending]) -> None:
+    rows = [pending for pending in batch if pending.fence is None]
+    fenced: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
+    for pending in batch:
+        if pending.fence is not None:
+            fenced[(pending.response_id, pending.fence)].append(pending)
+    # In a fixed order: concurrent flushes and lease renewals lock job rows without deadlocking.
+    for (response_id, fence), events in sorted(fenced.items()):
+        if _advance(statements, response_id, fence, events[-1].sequence_number):
+            rows.extend(events)
+    if not rows:
+        return
+    by_response: dict[str, list[_Pending]] = defaultdict(list)
+    for pending in rows:
+        by_response[pending.response_id].append(pending)
+    statements.execute_many(_INSERT, [
+        {"response_id": response_id, "first_sequence": events[0].sequence_number,
+         "last_sequence": events[-1].sequence_number,
+         "events": (b"[" + b",".join([p.data for p in events]) + b"]").decode()}
+        for response_id, events in by_response.items()])
+    notify_each(statements, EVENTS, sorted(by_response))
+
+
+_INSERT = _EVENTS.insert().values(response_id=bindparam("response_id"), first_sequence=bindparam("first_sequence"),
+                                  last_sequence=bindparam("last_sequence"), events=bindparam("events"))
+# Built once: the SQLite path compiles each statement object once (store/group_commit.py).
+_ADVANCE = (update(_JOBS)
+            .where(_JOBS.c.response_id == bindparam("advance_id"), _JOBS.c.fence == bindparam("advance_fence"))
+            .values(last_sequence=bindparam("advance_to")))
+
+
+def _advance(statements: Statements, response_id: str, fence: int, last_sequence: int) -> bool:
     """Record the job's new last sequence number while its fence holds. The UPDATE locks the job's
     row (PostgreSQL; SQLite has one writer), so a claim cannot slip between this check and the insert."""
-    statement = (update(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.fence == fence)
-                 .values(last_sequence=last_sequence))
-    return bool((await connection.execute(statement)).rowcount)
+    return bool(statements.execute(_ADVANCE, {"advance_id": response_id, "advance_fence": fence,
+                                              "advance_to": last_sequence}).rowcount)
 
 
 async def delete_events(connection: AsyncConnection, response_id: str) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import ARRAY, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from riposte.store.group_commit import Statements
+
 logger = logging.getLogger(__name__)
 
 EVENTS = "riposte_events"
@@ -40,10 +42,11 @@ async def notify(connection: AsyncConnection, channel: str, payload: str = "") -
         await connection.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
-async def notify_each(connection: AsyncConnection, channel: str, payloads: Sequence[str]) -> None:
-    """`notify` once per payload, in one statement (one round trip, however many)."""
-    if connection.dialect.name == "postgresql" and payloads:
-        await connection.execute(_NOTIFY_EACH, {"channel": channel, "payloads": list(payloads)})
+def notify_each(statements: Statements, channel: str, payloads: Sequence[str]) -> None:
+    """`notify` once per payload, in one statement (one round trip, however many), inside a group
+    commit's transaction (store/group_commit.py)."""
+    if statements.dialect == "postgresql" and payloads:
+        statements.execute(_NOTIFY_EACH, {"channel": channel, "payloads": list(payloads)})
 
 
 class Listener:
