@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--riposte-src", type=Path)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
     args = parser.parse_args(argv)
-    py_spy = shutil.which("py-spy")
+    # Also next to this interpreter: run as .venv/bin/python, the venv's bin is often not on PATH.
+    py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if py_spy is None:
         print("py-spy is not installed (pip install -e '.[dev]')", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ from riposte.api.security import install_security
 from riposte.config import InferenceMode, Settings, load_settings
 from riposte.observability.logs import configure_logging
 from riposte.observability.metrics import exposition
-from riposte.observability.startup import check_providers, warm_up_embeddings
+from riposte.observability.startup import check_providers, freeze_startup_heap, warm_up_embeddings
 from riposte.observability.tracing import configure_tracing, shutdown_tracing
 from riposte.services import Services
 from riposte.ui.retention import expire_traces
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None]:
         app.state.services = await Services.start(resolved)
+        freeze_startup_heap()
         # SIGTERM: stop taking background jobs and report not ready at once; uvicorn then lets open
         # requests finish (shutdown_grace_seconds) before the services close and hand jobs back.
         on_termination(app.state.services.background.drain)

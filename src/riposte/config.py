@@ -52,6 +52,10 @@ class ProviderConfig(BaseModel):
     # (vLLM, most Python servers), nginx's 75 s and cloud load balancers' 60 s, so the pool drops a
     # connection before the upstream does; the rare race that remains is retried once.
     keepalive_seconds: float = Field(default=4.0, ge=0)
+    # When the backend paces its tokens, read its stream at most once per this window: the tokens
+    # of one window share one pass through the server and one write to the client (CPU per token
+    # at 5 ms pacing, bench/RESULTS.md). A token waits at most this long; the first never does.
+    paced_read_window_ms: float = Field(default=20.0, ge=0, le=1000)
     # The backend takes Chat Completions `custom` tools with a grammar `format` and constrains
     # decoding to it (OpenAI does). Otherwise a custom tool is a function of one string, and its
     # grammar is described to the model in the tool's description.

@@ -31,18 +31,23 @@ _CLIENT_STATUSES = frozenset({400, 404, 413, 422, 429})
 _SSE = "text/event-stream"
 # How much of a body that is not SSE is quoted in the error.
 _QUOTED_BYTES = 300
+# Reads further apart than this mean the upstream paces its tokens (a real model: 5-50 ms each),
+# rather than the reader falling behind a fast one (then every read carries many tokens already).
+_PACED_GAP = 0.001
 
 
 class ChatStreamClient:
     """One connection pool per upstream, opened on first use inside the serving event loop."""
 
-    def __init__(self, base_url: str, api_key: str, deadlines: Deadlines, keepalive_seconds: float) -> None:
+    def __init__(self, base_url: str, api_key: str, deadlines: Deadlines, keepalive_seconds: float,
+                 paced_read_window: float = 0.0) -> None:
         # Parsed once: aiohttp would parse a string URL again on every request.
         self._url = URL(base_url.rstrip("/") + "/chat/completions")
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
                          "Accept": _SSE}
         self._deadlines = deadlines
         self._keepalive_seconds = keepalive_seconds
+        self._paced_read_window = paced_read_window
         # aiohttp enforces only the connect deadline; the others are `BodyWatchdog`'s, because
         # aiohttp's per-read timeout schedules a timer on every socket read.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect, sock_read=None)
@@ -52,22 +57,35 @@ class ChatStreamClient:
         self._pools: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
 
     async def stream(self, body: JSON) -> AsyncGenerator[JSON]:
+        """The body's chunks as they arrive. When the upstream paces its tokens, the next read
+        waits until `paced_read_window` after the last one: tokens that arrive meanwhile wait in
+        the socket buffer and then take one trip through the turn and one write to the client
+        together, instead of each paying its own task wake-up, generator steps and socket write
+        (bench/RESULTS.md). A token waits at most the window; the first token, and one that comes
+        after a pause, never wait; an upstream pacing slower than the window is read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
         content = response.content
         watchdog = BodyWatchdog(loop, content, self._deadlines, started)
         complete = False
+        window = self._paced_read_window
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
             watchdog.first_byte_arrived()
+            read_at = previous_read_at = loop.time()
             while data:
                 watchdog.waiting_since = NOT_WAITING
-                for payload in decoder.feed(data):
+                payloads = decoder.feed(data)
+                for payload in payloads:
                     yield parse_chunk(payload)
-                watchdog.waiting_since = loop.time()
+                watchdog.waiting_since = read_at
+                if (window and _paced_faster_than(window, read_at - previous_read_at, len(payloads))
+                        and (hold := read_at + window - loop.time()) > 0):
+                    await asyncio.sleep(hold)
                 data = await content.readany()
+                previous_read_at, read_at = read_at, loop.time()
             for payload in decoder.close():
                 yield parse_chunk(payload)
             complete = True
@@ -119,6 +137,12 @@ class ChatStreamClient:
         if self._pools is not None:
             for pool in self._pools:
                 await pool.close()
+
+
+def _paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
+    """Whether the upstream paces its tokens (reads come apart, not because the reader fell behind
+    a fast upstream) at more than one per window, so that holding the next read batches some."""
+    return since_last_read >= _PACED_GAP and payloads > 0 and since_last_read / payloads < window
 
 
 async def _quote(response: aiohttp.ClientResponse) -> str:

@@ -1,0 +1,54 @@
+"""Reading a paced upstream stream: tokens that arrive within the read window share one pass
+through the server, the first token is never held, and an upstream slower than the window is
+read as it comes (inference/chat_stream.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from riposte.config import ProviderConfig
+from riposte.inference.chat_stream import ChatStreamClient
+from riposte.inference.deadlines import Deadlines
+from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply
+
+WINDOW_S = 0.12
+# Chunks that reach the reader closer together than this came out of one read.
+SAME_READ_S = 0.004
+
+
+async def _arrivals(upstream: ScriptedUpstream) -> tuple[list[float], float]:
+    """When each content chunk reached the reader, from the request; and the first content's time."""
+    provider = ProviderConfig(name="scripted", base_url=upstream.base_url, api_key="test")
+    client = ChatStreamClient(provider.base_url, "test", Deadlines.of(provider), 4.0, WINDOW_S)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    times: list[float] = []
+    try:
+        async for chunk in client.stream({"model": "m", "messages": [], "stream": True}):
+            if any(choice["delta"].get("content") for choice in chunk.get("choices", [])):
+                times.append(loop.time() - started)
+    finally:
+        await client.aclose()
+    return times, times[0]
+
+
+def _reads(times: list[float]) -> int:
+    return 1 + sum(1 for before, after in zip(times, times[1:], strict=False) if after - before > SAME_READ_S)
+
+
+async def test_tokens_paced_faster_than_the_window_share_reads(upstream: ScriptedUpstream) -> None:
+    upstream.enqueue(slow_reply("abcdefghijklmnop", delay_s=0.02, pieces=16))  # 16 tokens, 20 ms apart
+    times, first = await _arrivals(upstream)
+    assert len(times) == 16
+    assert _reads(times) <= 8, f"tokens were read one by one: {times}"
+    assert first < WINDOW_S, "the first token waited for the window"
+    # No token waits longer than the window: the stream ends within a window of its last token.
+    assert times[-1] < 15 * 0.02 + WINDOW_S + 0.15
+
+
+async def test_an_upstream_slower_than_the_window_is_read_as_it_comes(upstream: ScriptedUpstream) -> None:
+    upstream.enqueue(slow_reply("abcd", delay_s=0.2, pieces=4))  # 4 tokens, 200 ms apart
+    times, _ = await _arrivals(upstream)
+    assert _reads(times) == 4
+    gaps = [after - before for before, after in zip(times, times[1:], strict=False)]
+    assert all(0.15 < gap < 0.25 for gap in gaps), f"tokens were held: gaps {gaps}"
