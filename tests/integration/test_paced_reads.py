@@ -5,6 +5,7 @@ read as it comes (inference/chat_stream.py)."""
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 from riposte.config import ProviderConfig
 from riposte.inference.chat_stream import ChatStreamClient
@@ -33,7 +34,7 @@ async def _arrivals(upstream: ScriptedUpstream) -> tuple[list[float], float]:
 
 
 def _reads(times: list[float]) -> int:
-    return 1 + sum(1 for before, after in zip(times, times[1:], strict=False) if after - before > SAME_READ_S)
+    return 1 + sum(1 for before, after in pairwise(times) if after - before > SAME_READ_S)
 
 
 async def test_tokens_paced_faster_than_the_window_share_reads(upstream: ScriptedUpstream) -> None:
@@ -50,5 +51,5 @@ async def test_an_upstream_slower_than_the_window_is_read_as_it_comes(upstream: 
     upstream.enqueue(slow_reply("abcd", delay_s=0.2, pieces=4))  # 4 tokens, 200 ms apart
     times, _ = await _arrivals(upstream)
     assert _reads(times) == 4
-    gaps = [after - before for before, after in zip(times, times[1:], strict=False)]
+    gaps = [after - before for before, after in pairwise(times)]
     assert all(0.15 < gap < 0.25 for gap in gaps), f"tokens were held: gaps {gaps}"

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from riposte.api.batched_stream import BatchedStreamingResponse
-from riposte.api.sse import event_frame, event_stream_response
+from riposte.api.sse import FRAME_END, event_frame, event_stream_response
 from riposte.store.event_log import EventLog
 
 
@@ -28,7 +28,10 @@ def _recording_encoder(log: EventLog, response_id: str) -> Callable[[dict[str, A
 
     def encode(event: dict[str, Any]) -> bytes:
         data = orjson.dumps(event)
-        append(response_id, event["sequence_number"], data)
-        return event_frame(event["type"], data)
+        frame = event_frame(event["type"], data)
+        # The log keeps the frame, which holds the JSON and is right-sized (store/event_log.py).
+        end = len(frame) - len(FRAME_END)
+        append(response_id, event["sequence_number"], frame, end - len(data), end)
+        return frame
 
     return encode

@@ -10,6 +10,7 @@ import orjson
 from riposte.api.batched_stream import Backpressure, BatchedStreamingResponse
 
 DONE = b"data: [DONE]\n\n"
+FRAME_END = b"\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -19,7 +20,7 @@ def encode_event(event: dict[str, Any]) -> bytes:
 
 def event_frame(kind: str, data: bytes) -> bytes:
     """One event's SSE bytes, given its type and its JSON."""
-    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+    return b"event: " + kind.encode() + b"\ndata: " + data + FRAME_END
 
 
 def encode_data(payload: dict[str, Any]) -> bytes:

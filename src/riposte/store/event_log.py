@@ -38,10 +38,13 @@ _JOBS = schema.background_jobs
 class _Pending(NamedTuple):  # a tuple: built once per streamed event, on the token path
     response_id: str
     sequence_number: int
-    # The event's JSON, encoded once for the client and the store: bytes also keep the buffered
-    # events out of the garbage collector's way (thousands of dicts held for a flush interval
-    # were traversed by every young collection).
+    # The event's JSON is `data[start:end]`, encoded once for the client and the store: bytes also
+    # keep the buffered events out of the garbage collector's way. `data` is right-sized (the SSE
+    # frame holding the JSON, or a copy): orjson's own result sits in a buffer of several KB, and
+    # thousands of them held for a flush fragmented the heap by ~4 KB each (bench/RESULTS.md).
     data: bytes
+    start: int
+    end: int
     # The background claim's fence, or None for a response streamed by its own request.
     fence: int | None
 
@@ -72,11 +75,13 @@ class EventLog:
 
     def append_event(self, response_id: str, event: dict[str, Any], fence: int | None = None) -> None:
         """Buffer an event; no I/O. When the buffer is `full`, the caller awaits `room()`."""
-        self.append(response_id, event["sequence_number"], orjson.dumps(event), fence)
+        data = bytes(memoryview(orjson.dumps(event)))  # a right-sized copy, see `_Pending`
+        self.append(response_id, event["sequence_number"], data, 0, len(data), fence)
 
-    def append(self, response_id: str, sequence_number: int, data: bytes, fence: int | None = None) -> None:
-        """Buffer an event already encoded as JSON (`data`); no I/O."""
-        self._buffer.append(_Pending(response_id, sequence_number, data, fence))
+    def append(self, response_id: str, sequence_number: int, data: bytes, start: int, end: int,
+               fence: int | None = None) -> None:
+        """Buffer an event already encoded as JSON (`data[start:end]`, `data` right-sized); no I/O."""
+        self._buffer.append(_Pending(response_id, sequence_number, data, start, end, fence))
         if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
             self._has_work.set()
         if len(self._buffer) >= self._max_buffered:
@@ -216,7 +221,7 @@ def _write_flush(statements: Statements, batch: list[_Pending]) -> None:
     statements.execute_many(_INSERT, [
         {"response_id": response_id, "first_sequence": events[0].sequence_number,
          "last_sequence": events[-1].sequence_number,
-         "events": (b"[" + b",".join([p.data for p in events]) + b"]").decode()}
+         "events": (b"[" + b",".join([p.data[p.start:p.end] for p in events]) + b"]").decode()}
         for response_id, events in by_response.items()])
     notify_each(statements, EVENTS, sorted(by_response))
 
