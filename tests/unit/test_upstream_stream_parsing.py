@@ -60,3 +60,13 @@ def test_a_status_error_with_a_plain_text_body_quotes_the_text() -> None:
 def test_a_status_error_from_the_sdk_error_object_uses_its_message() -> None:
     assert status_error(404, {"message": "no such model", "code": "model_not_found"}).message == \
         "upstream returned 404: no such model"
+
+
+def test_the_decoder_knows_when_the_upstream_said_done() -> None:
+    decoder = SseDataDecoder()
+    decoder.feed(b'data: {"a": 1}\n\n')
+    assert not decoder.done
+    decoder.feed(b"data: [DO")
+    assert not decoder.done, "a partial line is not the end"
+    decoder.feed(b"NE]\n\n")
+    assert decoder.done

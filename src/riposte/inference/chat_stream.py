@@ -31,8 +31,8 @@ _CLIENT_STATUSES = frozenset({400, 404, 413, 422, 429})
 _SSE = "text/event-stream"
 # How much of a body that is not SSE is quoted in the error.
 _QUOTED_BYTES = 300
-# Reads further apart than this mean the upstream paces its tokens (a real model: 5-50 ms each),
-# rather than the reader falling behind a fast one (then every read carries many tokens already).
+# Tokens further apart than this are paced by the upstream (a real model: 5-50 ms each); closer,
+# the upstream is fast and every read carries many of them already.
 _PACED_GAP = 0.001
 
 
@@ -81,7 +81,8 @@ class ChatStreamClient:
                 for payload in payloads:
                     yield parse_chunk(payload)
                 watchdog.waiting_since = read_at
-                if (window and _paced_faster_than(window, read_at - previous_read_at, len(payloads))
+                if (window and not decoder.done
+                        and _paced_faster_than(window, read_at - previous_read_at, len(payloads))
                         and (hold := read_at + window - loop.time()) > 0):
                     await asyncio.sleep(hold)
                 data = await content.readany()
@@ -140,9 +141,10 @@ class ChatStreamClient:
 
 
 def _paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
-    """Whether the upstream paces its tokens (reads come apart, not because the reader fell behind
-    a fast upstream) at more than one per window, so that holding the next read batches some."""
-    return since_last_read >= _PACED_GAP and payloads > 0 and since_last_read / payloads < window
+    """Whether the upstream paces its tokens (a millisecond or more apart: not a fast upstream
+    whose tokens the reader merely fell behind on) at more than one per window, so that holding
+    the next read batches some."""
+    return payloads > 0 and _PACED_GAP <= since_last_read / payloads < window
 
 
 async def _quote(response: aiohttp.ClientResponse) -> str:

@@ -17,6 +17,8 @@ MAX_LINE_BYTES = 32 * 1024 * 1024
 class SseDataDecoder:
     def __init__(self) -> None:
         self._partial = b""
+        # The last complete line was `data: [DONE]`: the upstream has said everything.
+        self.done = False
 
     def feed(self, data: bytes) -> list[bytes]:
         """Payloads of the `data:` lines completed by `data`; `[DONE]` and empty data are dropped."""
@@ -24,6 +26,10 @@ class SseDataDecoder:
         self._partial = lines.pop()
         if len(self._partial) > MAX_LINE_BYTES:
             raise UpstreamError(f"upstream sent a line longer than {MAX_LINE_BYTES} bytes")
+        for line in reversed(lines):  # the last line that is not blank: one or two steps
+            if line.strip():
+                self.done = line.startswith(b"data:") and line[5:].strip() == DONE
+                break
         return [payload for line in lines if (payload := _payload(line)) is not None]
 
     def close(self) -> list[bytes]:
