@@ -8,7 +8,7 @@ import asyncio
 from itertools import pairwise
 
 from riposte.config import ProviderConfig
-from riposte.inference.chat_stream import ChatStreamClient
+from riposte.inference.chat_stream import ChatStreamClient, paced_faster_than
 from riposte.inference.deadlines import Deadlines
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply
 
@@ -52,3 +52,12 @@ async def test_an_upstream_slower_than_the_window_is_read_as_it_comes(upstream: 
     upstream.enqueue(slow_reply("abcd", delay_s=0.2, pieces=4))  # 4 tokens, 200 ms apart
     times, _ = await _arrivals(upstream, 0.1)
     assert _reads(times) == 4, f"tokens were held together: {times}"
+
+
+def test_only_tokens_paced_between_a_millisecond_and_the_window_hold_the_next_read() -> None:
+    window = 0.02
+    assert paced_faster_than(window, 0.005, 1)  # a model at 5 ms a token
+    assert paced_faster_than(window, 0.02, 4)  # the same, four tokens after a held read
+    assert not paced_faster_than(window, 0.2, 1)  # slower than the window: holding batches nothing
+    assert not paced_faster_than(window, 0.0015, 255)  # a fast upstream read in two pieces
+    assert not paced_faster_than(window, 0.005, 0)  # a read that completed no chunk

@@ -82,7 +82,7 @@ class ChatStreamClient:
                     yield parse_chunk(payload)
                 watchdog.waiting_since = read_at
                 if (window and not decoder.done
-                        and _paced_faster_than(window, read_at - previous_read_at, len(payloads))
+                        and paced_faster_than(window, read_at - previous_read_at, len(payloads))
                         and (hold := read_at + window - loop.time()) > 0):
                     await asyncio.sleep(hold)
                 data = await content.readany()
@@ -140,7 +140,7 @@ class ChatStreamClient:
                 await pool.close()
 
 
-def _paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
+def paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
     """Whether the upstream paces its tokens (a millisecond or more apart: not a fast upstream
     whose tokens the reader merely fell behind on) at more than one per window, so that holding
     the next read batches some."""
