@@ -21,6 +21,20 @@ class Markers:
     terminal: bytes
 
 
+@dataclass(frozen=True)
+class Window:
+    """The span of a cell whose deltas count towards its rate."""
+
+    start: float = float("-inf")
+    end: float = float("inf")
+
+    def holds(self, moment: float) -> bool:
+        return self.start <= moment <= self.end
+
+
+EVERYTHING = Window()
+
+
 @dataclass
 class Exchange:
     """One request and what came back."""
@@ -39,7 +53,7 @@ class Exchange:
 class _Reader:
     """Parses one response for one exchange; data arrives through `feed`."""
 
-    def __init__(self, exchange: Exchange, markers: Markers | None, keep_body: bool, window_end: float) -> None:
+    def __init__(self, exchange: Exchange, markers: Markers | None, keep_body: bool, window: Window) -> None:
         self.exchange = exchange
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.head: ResponseHead | None = None
@@ -48,7 +62,7 @@ class _Reader:
         self._deltas = MarkerCounter(markers.delta) if markers else None
         self._terminal = MarkerCounter(markers.terminal) if markers else None
         self._keep_body = keep_body or markers is None
-        self._window_end = window_end
+        self._window = window
 
     def feed(self, data: bytes, now: float) -> None:
         if self.head is None:
@@ -81,7 +95,7 @@ class _Reader:
             if exchange.first_delta_at is None:
                 exchange.first_delta_at = now
             exchange.deltas += found
-            if now <= self._window_end:
+            if self._window.holds(now):
                 exchange.deltas_in_window += found
         if not exchange.terminal_seen and self._terminal.feed(payload):
             exchange.terminal_seen = True
@@ -123,10 +137,10 @@ class Connection(asyncio.Protocol):
             self._reader.fail(f"connection lost: {exc or 'closed by server'}")
 
     async def send(self, raw: bytes, markers: Markers | None, *, keep_body: bool = False,
-                   window_end: float = float("inf"), timeout: float = 120.0) -> Exchange:
+                   window: Window = EVERYTHING, timeout: float = 120.0) -> Exchange:
         assert self._transport is not None
         exchange = Exchange(started=time.perf_counter())
-        reader = self._reader = _Reader(exchange, markers, keep_body, window_end)
+        reader = self._reader = _Reader(exchange, markers, keep_body, window)
         self._transport.write(raw)
         try:
             await asyncio.wait_for(asyncio.shield(reader.done), timeout)

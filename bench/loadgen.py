@@ -14,7 +14,7 @@ import orjson
 
 from bench import procstat
 from bench.bodies import Api, first_body, json_reply_ok, tool_call_in_stream, tool_result_body
-from bench.client import Connection, Exchange, http_request
+from bench.client import Connection, Exchange, Window, http_request
 from bench.stats import Sample
 
 REQUEST_TIMEOUT_S = 180.0
@@ -56,6 +56,7 @@ class Scenario:
 class CellRun:
     samples: list[Sample]
     window_s: float
+    ramp_s: float
     span_s: float
     cpu_s: float | None
     rss_start: int | None
@@ -83,12 +84,12 @@ class _Plan:
         return http_request("POST", self.target.host, self.target.port, self.target.api.path,
                             orjson.dumps(body), stream=stream)
 
-    async def run(self, connection: Connection, window_end: float) -> Sample:
+    async def run(self, connection: Connection, window: Window) -> Sample:
         if self.scenario.mode is Mode.JSON:
-            return await self._json(connection, window_end)
+            return await self._json(connection, window)
         if self.scenario.mode is Mode.TOOL:
-            return await self._tool_round_trip(connection, window_end)
-        exchange = await connection.send(self._first, self.target.api.markers, window_end=window_end,
+            return await self._tool_round_trip(connection, window)
+        exchange = await connection.send(self._first, self.target.api.markers, window=window,
                                          timeout=REQUEST_TIMEOUT_S)
         return self._stream_sample(exchange, exchange.started)
 
@@ -99,16 +100,16 @@ class _Plan:
                       ttft=None if first is None else first - started, deltas=exchange.deltas,
                       deltas_in_window=exchange.deltas_in_window, error=error)
 
-    async def _json(self, connection: Connection, window_end: float) -> Sample:
+    async def _json(self, connection: Connection, window: Window) -> Sample:
         exchange = await connection.send(self._first, None, timeout=REQUEST_TIMEOUT_S)
         finished = exchange.finished or time.perf_counter()
         ok = exchange.error is None and exchange.status == 200 and json_reply_ok(self.target.api, bytes(exchange.body))
         tokens = self.scenario.tokens if ok else 0
         return Sample(ok=ok, started=exchange.started, finished=finished, ttft=None, deltas=tokens,
-                      deltas_in_window=tokens if finished <= window_end else 0,
+                      deltas_in_window=tokens if window.holds(finished) else 0,
                       error=None if ok else exchange.error or f"HTTP {exchange.status}: {bytes(exchange.body)[:120]!r}")
 
-    async def _tool_round_trip(self, connection: Connection, window_end: float) -> Sample:
+    async def _tool_round_trip(self, connection: Connection, window: Window) -> Sample:
         api = self.target.api
         first = await connection.send(self._first, api.markers, keep_body=True, timeout=REQUEST_TIMEOUT_S)
         call = tool_call_in_stream(api, bytes(first.body)) if _stream_error(first, 0) is None else None
@@ -117,7 +118,7 @@ class _Plan:
             return Sample(ok=False, started=first.started, finished=time.perf_counter(), ttft=None, deltas=0,
                           deltas_in_window=0, error=error)
         second = await connection.send(self._request(tool_result_body(api, self.model, call)), api.markers,
-                                       window_end=window_end, timeout=REQUEST_TIMEOUT_S)
+                                       window=window, timeout=REQUEST_TIMEOUT_S)
         return self._stream_sample(second, first.started)
 
 
@@ -133,9 +134,10 @@ def _stream_error(exchange: Exchange, tokens: int) -> str | None:
     return None
 
 
-async def _worker(plan: _Plan, connection: Connection, window_end: float) -> list[Sample]:
+async def _worker(plan: _Plan, connection: Connection, window: Window, first_at: float) -> list[Sample]:
     samples: list[Sample] = []
-    while not samples or time.perf_counter() < window_end:
+    await asyncio.sleep(max(0.0, first_at - time.perf_counter()))
+    while not samples or time.perf_counter() < window.end:
         if connection.closed:
             try:
                 connection = await Connection.open(plan.target.host, plan.target.port)
@@ -144,7 +146,8 @@ async def _worker(plan: _Plan, connection: Connection, window_end: float) -> lis
                 samples.append(Sample(False, now, now, None, 0, 0, f"connect: {exc}"))
                 await asyncio.sleep(0.05)
                 continue
-        samples.append(await plan.run(connection, window_end))
+        sample = await plan.run(connection, window)
+        samples.append(replace(sample, during_ramp=True) if sample.started < window.start else sample)
     connection.close()
     return samples
 
@@ -156,8 +159,14 @@ async def _peak_rss(pids: tuple[int, ...], peak: list[int], stop: asyncio.Event)
             await asyncio.wait_for(stop.wait(), RSS_SAMPLE_EVERY_S)
 
 
-async def run_cell(target: Target, scenario: Scenario, seconds: float, bystanders: tuple[int, ...] = ()) -> CellRun:
-    """`bystanders`: our own helper processes (the fake upstream), not counted as outside noise."""
+async def run_cell(target: Target, scenario: Scenario, seconds: float, bystanders: tuple[int, ...] = (),
+                   ramp_s: float = 0.0) -> CellRun:
+    """`bystanders`: our own helper processes (the fake upstream), not counted as outside noise.
+
+    With `ramp_s`, the connections send their first requests evenly spread over that time instead
+    of all at once, and the measuring window of `seconds` opens only after it: the steady state of
+    `concurrency` users who did not all press enter in the same millisecond. Without it every
+    connection starts at once, and a cell of slow responses measures little but that start."""
     plan = _Plan(target, scenario)
     connections = await asyncio.gather(
         *(Connection.open(target.host, target.port) for _ in range(scenario.concurrency)))
@@ -166,8 +175,10 @@ async def run_cell(target: Target, scenario: Scenario, seconds: float, bystander
     peak, stop = [before.rss_bytes if before else 0], asyncio.Event()
     sampler = asyncio.create_task(_peak_rss(before.pids, peak, stop)) if before else None
     started = time.perf_counter()
-    window_end = started + seconds
-    per_worker = await asyncio.gather(*(_worker(plan, c, window_end) for c in connections))
+    window = Window(started + ramp_s, started + ramp_s + seconds)
+    stagger = ramp_s / scenario.concurrency
+    per_worker = await asyncio.gather(*(_worker(plan, c, window, started + i * stagger)
+                                        for i, c in enumerate(connections)))
     span = time.perf_counter() - started
     stop.set()
     if sampler is not None:
@@ -179,6 +190,7 @@ async def run_cell(target: Target, scenario: Scenario, seconds: float, bystander
     return CellRun(
         samples=[s for samples in per_worker for s in samples],
         window_s=seconds,
+        ramp_s=ramp_s,
         span_s=span,
         # A server that died during the cell took its CPU figures with it.
         cpu_s=after.cpu_s - before.cpu_s if before and after and after.cpu_s >= before.cpu_s else None,

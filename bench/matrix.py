@@ -49,8 +49,10 @@ def _full_grid() -> tuple[Scenario, ...]:
 
 
 def _multi_worker_cells() -> tuple[Scenario, ...]:
+    # 256 paced streams need more than one core of Riposte's CPU: where a second worker pays.
     return (Scenario(Mode.STREAM, 64, 0.0, TOKENS), Scenario(Mode.STREAM, 64, 5.0, TOKENS),
-            Scenario(Mode.JSON, 64, 0.0, TOKENS), Scenario(Mode.TOOL, 16, 0.0, TOKENS))
+            Scenario(Mode.STREAM, 256, 5.0, TOKENS), Scenario(Mode.JSON, 64, 0.0, TOKENS),
+            Scenario(Mode.TOOL, 16, 0.0, TOKENS))
 
 
 def groups(*, with_postgres: bool, with_ogx: bool) -> list[Group]:

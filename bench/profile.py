@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--store", choices=["true", "false"], default="true")
+    parser.add_argument("--tokens", type=int, default=256,
+                        help="tokens per response; a few make the per-request fixed cost dominate")
+    parser.add_argument("--top", type=int, default=0, help="also list the N functions with the most own samples")
     parser.add_argument("--riposte-src", type=Path)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
     args = parser.parse_args(argv)
@@ -104,13 +107,15 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
     store = args.store == "true"
     raw_path: Path = args.raw or work / "profile.raw"
     target = Target("riposte", "Riposte", HOST, server.port, Api.RESPONSES, "fake/", server.pid)
-    scenario = Scenario(Mode.STREAM, concurrency, delay, 256, store=store)
+    scenario = Scenario(Mode.STREAM, concurrency, delay, args.tokens, store=store)
     asyncio.run(warm_up(target, scenario))
     spy = subprocess.Popen([py_spy, "record", "--gil", "--nonblocking", "--rate", "250", "--format", "raw",
-                            "--output", str(raw_path), "--duration", str(int(seconds + 2)),
+                            "--output", str(raw_path), "--duration", str(int(seconds + delay * args.tokens / 1000 + 2)),
                             "--pid", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
-    run = asyncio.run(run_cell(target, scenario, seconds))
+    # Paced cells start their connections one by one over a response's time, as `python -m bench` does.
+    ramp_s = delay * args.tokens / 1000
+    run = asyncio.run(run_cell(target, scenario, seconds, ramp_s=ramp_s))
     _, err = spy.communicate(timeout=seconds + 30)
     if not raw_path.exists():
         print(f"py-spy wrote nothing: {err.decode(errors='replace')}", file=sys.stderr)
@@ -124,7 +129,21 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
     print("| stage | share | us/token |\n|---|---:|---:|")
     for stage, count in counts.most_common():
         print(f"| {stage} | {count / total:.0%} | {count / total * cpu_us:.1f} |")
+    if args.top:
+        print("\n| function (own samples) | share | us/token |\n|---|---:|---:|")
+        for frame, count in own_samples(raw_path.read_text()).most_common(args.top):
+            print(f"| {frame} | {count / total:.1%} | {count / total * cpu_us:.1f} |")
     return 0
+
+
+def own_samples(raw: str) -> Counter[str]:
+    """Samples per innermost frame: where the interpreter was, not who called it."""
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[stack.rsplit(";", 1)[-1]] += int(count)
+    return counts
 
 
 if __name__ == "__main__":

@@ -232,10 +232,12 @@ def _measure(group: Group, target: Target, scenario: Scenario, seconds: float, b
              quiet: _QuietWaiter) -> dict[str, Any]:
     quiet.wait()
     asyncio.run(warm_up(target, scenario))
-    # A window that holds two whole responses even when tokens are slow (20 ms x 256 = 5 s), so a
-    # cell's rate is not its start-up alone.
-    window = max(seconds, 2 * scenario.delay_ms * scenario.tokens / 1000)
-    return _cell_record(group, scenario, asyncio.run(run_cell(target, scenario, window, bystanders)))
+    # Paced cells: the connections start one by one over one response's time, as independent users
+    # arrive, and the window opens after that, holding two whole responses even when tokens are slow
+    # (20 ms x 256 = 5 s). Unpaced cells start every connection at once: they measure throughput.
+    response_s = scenario.delay_ms * scenario.tokens / 1000
+    window = max(seconds, 2 * response_s)
+    return _cell_record(group, scenario, asyncio.run(run_cell(target, scenario, window, bystanders, ramp_s=response_s)))
 
 
 def _noise(cell: dict[str, Any]) -> float:
@@ -272,7 +274,7 @@ def _cell_record(group: Group, scenario: Scenario, run: CellRun) -> dict[str, An
         "cpu_us_per_token": run.cpu_s / summary.deltas * 1e6 if run.cpu_s is not None and summary.deltas else None,
         "rss_start_mb": run.rss_start / 2**20 if run.rss_start is not None else None,
         "rss_peak_mb": run.rss_peak / 2**20 if run.rss_peak is not None else None,
-        "window_s": run.window_s, "span_s": run.span_s,
+        "window_s": run.window_s, "ramp_s": run.ramp_s, "span_s": run.span_s,
         "others_cpu_share": run.others_cpu_share, "steal_share": run.steal_share,
     }
 

@@ -19,6 +19,9 @@ class Sample:
     deltas: int
     deltas_in_window: int
     error: str | None = None
+    # Sent while the connections were still starting one by one (`run_cell`'s ramp): its time to
+    # first token is not the steady state's.
+    during_ramp: bool = False
 
     @property
     def latency(self) -> float:
@@ -59,10 +62,11 @@ def _millis(values: Sequence[float], quantiles: Sequence[int]) -> dict[str, floa
 def summarize(samples: Sequence[Sample], window_s: float, span_s: float) -> Summary:
     """Throughput in deltas counts only what arrived inside the measuring window; requests per
     second counts every completed request over the whole span, since a slow server may finish
-    none inside the window."""
+    none inside the window. Times to first token are those of requests sent after a ramp."""
     good = [s for s in samples if s.ok]
     errors = Counter(s.error or "unknown" for s in samples if not s.ok)
-    ttfts = [s.ttft for s in good if s.ttft is not None]
+    steady = [s for s in good if not s.during_ramp] or good
+    ttfts = [s.ttft for s in steady if s.ttft is not None]
     return Summary(
         ok=len(good),
         failed=len(samples) - len(good),

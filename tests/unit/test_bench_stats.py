@@ -37,3 +37,16 @@ def test_summarize_counts_failures_and_keeps_them_out_of_latencies() -> None:
     assert summary.deltas == 515
     assert summary.deltas_per_s == pytest.approx(359 / 2.0)
     assert summary.requests_per_s == pytest.approx(0.5)
+
+
+def test_times_to_first_token_sent_during_a_ramp_are_left_out() -> None:
+    # The first requests of a staggered start meet an emptier server than the steady state does.
+    samples = [
+        Sample(ok=True, started=0.0, finished=1.0, ttft=0.001, deltas=8, deltas_in_window=0, during_ramp=True),
+        Sample(ok=True, started=1.0, finished=2.0, ttft=0.050, deltas=8, deltas_in_window=8),
+        Sample(ok=True, started=1.1, finished=2.1, ttft=0.070, deltas=8, deltas_in_window=8),
+    ]
+    summary = summarize(samples, window_s=1.0, span_s=2.1)
+    assert summary.ttft_ms["p50"] == pytest.approx(60.0)
+    assert summary.deltas == 24
+    assert summary.deltas_per_s == pytest.approx(16.0)
