@@ -11,7 +11,11 @@ METHOD = """\
 
 - **Load**: the generator keeps `c` keep-alive connections busy; each sends a request, reads the whole reply,
   then sends the next, for a {seconds:g} s measuring window (requests in flight when it closes run to their end).
-  Each cell is preceded by an unmeasured warm-up.
+  Each cell is preceded by an unmeasured warm-up. Unpaced (0 ms) cells start every connection at once. Paced
+  cells start them one by one, evenly over one response's time (256 x 5 ms = 1.28 s), and the window (at least
+  two responses long) opens after that ramp, so they measure `c` streams in their steady state, as independent
+  users arrive, not `c` requests sent in the same millisecond; the TTFT of requests sent during the ramp is left
+  out. (Runs before 2026-11-30 03:00 UTC started paced cells at once too.)
 - **Upstream**: `bench/fake_upstream.py` in its own process streams 256 pre-encoded chunks per reply, all at once
   (0 ms) or one per 5 (or 20) ms tick; it sends `usage` when `stream_options.include_usage` asks for it.
 - **TTFT**: request sent to first text delta received (`response.output_text.delta`, or a content chunk for

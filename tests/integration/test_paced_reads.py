@@ -1,6 +1,6 @@
 """Reading a paced upstream stream: tokens that arrive within the read window share one pass
 through the server, the first token is never held, and an upstream slower than the window is
-read as it comes (inference/chat_stream.py)."""
+read as it comes; held streams wake together, on one clock (inference/chat_stream.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 from itertools import pairwise
 
 from riposte.config import ProviderConfig
-from riposte.inference.chat_stream import ChatStreamClient, paced_faster_than
+from riposte.inference.chat_stream import ChatStreamClient, PacedTicks, paced_faster_than
 from riposte.inference.deadlines import Deadlines
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply
 
@@ -61,3 +61,35 @@ def test_only_tokens_paced_between_a_millisecond_and_the_window_hold_the_next_re
     assert not paced_faster_than(window, 0.2, 1)  # slower than the window: holding batches nothing
     assert not paced_faster_than(window, 0.0015, 255)  # a fast upstream read in two pieces
     assert not paced_faster_than(window, 0.005, 0)  # a read that completed no chunk
+
+
+async def test_held_streams_wake_together_at_the_next_tick_not_each_a_window_after_itself() -> None:
+    # Two streams held 100 ms apart within one 300 ms tick: both go on at that tick, the later one
+    # well before a window of its own would have ended. The margins are 100 ms wide.
+    window = 0.3
+    ticks = PacedTicks(window)
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(window - loop.time() % window + 0.005)  # just after a tick
+    tick = (loop.time() // window + 1) * window
+
+    async def held(delay: float) -> tuple[float, float]:
+        await asyncio.sleep(delay)
+        started = loop.time()
+        await ticks.next_tick()
+        return started, loop.time()
+
+    (first_start, first_woke), (second_start, second_woke) = await asyncio.gather(held(0.0), held(0.1))
+    assert first_start < second_start < tick <= first_woke
+    assert tick <= second_woke < second_start + window - 0.05
+    assert second_woke - first_woke < 0.05
+
+
+async def test_a_stream_cancelled_while_held_does_not_disturb_the_others() -> None:
+    ticks = PacedTicks(0.05)
+    cancelled = asyncio.create_task(ticks.next_tick())
+    kept = asyncio.create_task(ticks.next_tick())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    await asyncio.wait_for(kept, 2)
+    assert cancelled.cancelled()
+    await asyncio.wait_for(ticks.next_tick(), 2)  # and the clock goes on ticking

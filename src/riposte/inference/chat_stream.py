@@ -48,6 +48,7 @@ class ChatStreamClient:
         self._deadlines = deadlines
         self._keepalive_seconds = keepalive_seconds
         self._paced_read_window = paced_read_window
+        self._ticks = PacedTicks(paced_read_window) if paced_read_window else None
         # aiohttp enforces only the connect deadline; the others are `BodyWatchdog`'s, because
         # aiohttp's per-read timeout schedules a timer on every socket read.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect, sock_read=None)
@@ -58,18 +59,20 @@ class ChatStreamClient:
 
     async def stream(self, body: JSON) -> AsyncGenerator[JSON]:
         """The body's chunks as they arrive. When the upstream paces its tokens, the next read
-        waits until `paced_read_window` after the last one: tokens that arrive meanwhile wait in
-        the socket buffer and then take one trip through the turn and one write to the client
-        together, instead of each paying its own task wake-up, generator steps and socket write
-        (bench/RESULTS.md). A token waits at most the window; the first token, and one that comes
-        after a pause, never wait; an upstream pacing slower than the window is read at once."""
+        waits for the next tick of a clock that ticks every `paced_read_window` for all of this
+        upstream's streams: tokens that arrive meanwhile wait in a buffer and then take one trip
+        through the turn and one write to the client together, instead of each paying its own task
+        wake-up, generator steps and socket write, and the held streams wake in one pass of the
+        event loop (bench/RESULTS.md). A token waits at most the window; the first token, and one
+        that comes after a pause, never wait; an upstream pacing slower than the window is read at
+        once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
         content = response.content
         watchdog = BodyWatchdog(loop, content, self._deadlines, started)
         complete = False
-        window = self._paced_read_window
+        window, ticks = self._paced_read_window, self._ticks
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
@@ -81,10 +84,9 @@ class ChatStreamClient:
                 for payload in payloads:
                     yield parse_chunk(payload)
                 watchdog.waiting_since = read_at
-                if (window and not decoder.done
-                        and paced_faster_than(window, read_at - previous_read_at, len(payloads))
-                        and (hold := read_at + window - loop.time()) > 0):
-                    await asyncio.sleep(hold)
+                if (ticks is not None and not decoder.done
+                        and paced_faster_than(window, read_at - previous_read_at, len(payloads))):
+                    await ticks.next_tick()
                 data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
             for payload in decoder.close():
@@ -138,6 +140,37 @@ class ChatStreamClient:
         if self._pools is not None:
             for pool in self._pools:
                 await pool.close()
+
+
+class PacedTicks:
+    """One clock, ticking every `window`, for all the paced streams of an upstream.
+
+    A held stream reads again at the next tick rather than a window after its own last read: the
+    held streams wake together, in one pass of the event loop, instead of each on a timer of its
+    own at its own moment (bench/RESULTS.md). A token still waits at most one window."""
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._waiters: dict[float, list[asyncio.Future[None]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def next_tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (tests start several): the old one's ticks are gone
+            self._loop, self._waiters = loop, {}
+        tick = (loop.time() // self._window + 1) * self._window
+        waiters = self._waiters.get(tick)
+        if waiters is None:
+            waiters = self._waiters[tick] = []
+            loop.call_at(tick, self._release, tick)
+        waiter = loop.create_future()
+        waiters.append(waiter)
+        await waiter
+
+    def _release(self, tick: float) -> None:
+        for waiter in self._waiters.pop(tick, ()):
+            if not waiter.done():  # a stream cancelled while held
+                waiter.set_result(None)
 
 
 def paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
