@@ -43,6 +43,8 @@ def assistant(text: str) -> dict[str, Any]:
 @pytest.mark.parametrize(("model", "upstream", "window"), [
     ("openai/gpt-4o-mini", "gpt-4o-mini", 128_000),  # the longest prefix wins over "gpt-4"
     ("openai/gpt-4-0613", "gpt-4-0613", 8_192),
+    ("openai/gpt-4-32k-0613", "gpt-4-32k-0613", 32_768),
+    ("openai/o1-mini", "o1-mini", 128_000),  # not o1's 200k
     ("vllm/meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-8B-Instruct", 131_072),
     ("ollama/llama3.2", "llama3.2", 8_192),  # configured, over the built-in table
     ("local/my-model", "my-model", 4_096),  # exact configured name

@@ -71,10 +71,19 @@ def context_window(settings: ContextSettings, requested_model: str, upstream_mod
         if name in settings.windows:
             return settings.windows[name]
     bare = upstream_model.rsplit("/", 1)[-1].lower()
-    return (_by_prefix(settings.windows, bare) or _by_prefix(KNOWN_WINDOWS, bare)
+    return (_by_prefix(settings.windows, bare) or _by_prefix_known(bare)
             or settings.default_window)
 
 
 def _by_prefix(windows: dict[str, int], name: str) -> int | None:
     matches = [prefix for prefix in windows if name.startswith(prefix.lower())]
     return windows[max(matches, key=len)] if matches else None
+
+
+# The built-in prefixes, longest first: the first that matches is the longest. Looked up on every
+# request, so not re-sorted and lower-cased each time.
+_KNOWN_LONGEST_FIRST = sorted(KNOWN_WINDOWS.items(), key=lambda entry: -len(entry[0]))
+
+
+def _by_prefix_known(name: str) -> int | None:
+    return next((window for prefix, window in _KNOWN_LONGEST_FIRST if name.startswith(prefix)), None)
