@@ -15,6 +15,12 @@ from pydantic import AfterValidator, Field, ValidationError
 
 from riposte.errors import InvalidRequestError
 
+# Pydantic's errors for a value of the wrong JSON type, and the type each one wanted.
+_EXPECTED_TYPES = {
+    "string_type": "a string", "list_type": "an array", "dict_type": "an object", "model_type": "an object",
+    "model_attributes_type": "an object", "int_type": "an integer", "int_parsing": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "a boolean", "bool_parsing": "a boolean",
+}
 # Errors that belong to the value's `type` field rather than to the value itself.
 _TAG_ERRORS = frozenset({"union_tag_invalid", "union_tag_not_found"})
 _CONTROL_CHARACTERS = frozenset(chr(code) for code in (*range(0x20), 0x7F))
@@ -47,19 +53,28 @@ Name = Annotated[str, Field(min_length=1, max_length=256), printable]
 
 def error_param(location: Sequence[str | int], data: Any, prefix: str = "", error_type: str = "") -> str:
     """`prefix` joined with the steps of `location` that are the client's."""
-    path = prefix
-    current = data
-    last = len(location) - 1
-    for index, step in enumerate(location):
-        if isinstance(step, int) and isinstance(current, list) and 0 <= step < len(current):
-            path, current = f"{path}[{step}]", current[step]
-        elif isinstance(step, str) and isinstance(current, dict) and step in current:
-            path, current = join(path, step), current[step]
-        elif index == last and error_type == "missing" and isinstance(step, str):
-            path = join(path, step)
+    path, _, _ = _walk(location, data, prefix)
+    if error_type == "missing" and location and isinstance(location[-1], str) and not _in_data(location, data):
+        path = join(path, location[-1])
     if error_type in _TAG_ERRORS:
         path = join(path, "type")
     return path or "body"
+
+
+def _walk(location: Sequence[str | int], data: Any, prefix: str) -> tuple[str, Any, int]:
+    """The client's path along `location`, the value found there, and how many steps it took."""
+    path, current, steps = prefix, data, 0
+    for step in location:
+        if isinstance(step, int) and isinstance(current, list) and 0 <= step < len(current):
+            path, current, steps = f"{path}[{step}]", current[step], steps + 1
+        elif isinstance(step, str) and isinstance(current, dict) and step in current:
+            path, current, steps = join(path, step), current[step], steps + 1
+    return path, current, steps
+
+
+def _in_data(location: Sequence[str | int], data: Any) -> bool:
+    parent = _walk(location[:-1], data, "")[1]
+    return isinstance(parent, dict) and location[-1] in parent
 
 
 def join(path: str, key: str) -> str:
@@ -68,8 +83,11 @@ def join(path: str, key: str) -> str:
 
 def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRequestError:
     """The first error of `exc`, validating `data`, as a 400 naming its JSON path below `param`."""
-    error = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    error = errors[0]
     kind = error.get("type", "")
+    if kind in _EXPECTED_TYPES:
+        return _invalid_type(errors, data, param)
     path = error_param(error.get("loc", ()), data, param, kind)
     if kind == "extra_forbidden":
         return InvalidRequestError(f"Unknown parameter: '{path}'.", param=path, code="unknown_parameter")
@@ -78,3 +96,35 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
                                    code="missing_required_parameter")
     message = error.get("msg", "invalid").removeprefix("Value error, ")
     return InvalidRequestError(f"Invalid value for '{path}': {message}.", param=path, code="invalid_value")
+
+
+def _invalid_type(errors: Sequence[Any], data: Any, param: str) -> InvalidRequestError:
+    """A value of the wrong JSON type, as OpenAI words it: every type the field takes (a union such
+    as `input`, a string or an array, reports one error per member), and the type it got. When a
+    union member matched further down (an array whose element is wrong), that element is named."""
+    walked = [(error, *_walk(error.get("loc", ()), data, param)) for error in errors
+              if error.get("type") in _EXPECTED_TYPES]
+    deepest = max(steps for _, _, _, steps in walked)
+    _, path, value, _ = next(entry for entry in walked if entry[3] == deepest)
+    expected = list(dict.fromkeys(_EXPECTED_TYPES[error["type"]] for error, at, _, steps in walked
+                                  if at == path and steps == deepest))
+    wanted = expected[0] if len(expected) == 1 else "one of " + " or ".join(expected)
+    path = path or "body"
+    return InvalidRequestError(f"Invalid type for '{path}': expected {wanted}, but got {_json_type(value)} instead.",
+                               param=path, code="invalid_type")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -77,6 +77,30 @@ def test_malformed_fields_are_a_400_naming_the_json_path(
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize(
+    ("body", "param", "message"),
+    [
+        ({"input": 5}, "input", "expected one of a string or an array, but got an integer instead"),
+        ({"input": {"role": "user"}}, "input", "expected one of a string or an array, but got an object instead"),
+        ({"input": [5]}, "input[0]", "expected an object, but got an integer instead"),
+        ({"input": "hi", "temperature": "hot"}, "temperature", "expected a number, but got a string instead"),
+        ({"input": "hi", "metadata": ["x"]}, "metadata", "expected an object, but got an array instead"),
+        ({"input": [{"role": "user", "content": [{"type": "input_text", "text": {}}]}]}, "input[0].content[0].text",
+         "expected a string, but got an object instead"),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_names_the_types_expected_and_the_one_sent(
+    server: RunningServer, upstream: ScriptedUpstream, body: dict[str, Any], param: str, message: str
+) -> None:
+    # Not pydantic's "Input should be a valid string" for `input: 5`, which may also be an array.
+    response = post(server, "/responses", {"model": "fake/m", **body})
+    assert error_param(response) == param
+    error = response.json()["error"]
+    assert error["code"] == "invalid_type"
+    assert error["message"] == f"Invalid type for '{param}': {message}."
+    assert upstream.requests == []
+
+
 @pytest.mark.parametrize(("item_id", "param"), [(42, "items[0].id"), ("msg_" + "x" * 100, "items[0].id")])
 def test_conversation_item_ids_are_checked_before_any_write(server: RunningServer, item_id: Any, param: str) -> None:
     created = post(server, "/conversations", {"items": [{"id": item_id, "role": "user", "content": "x"}]})
