@@ -85,9 +85,13 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
     """The first error of `exc`, validating `data`, as a 400 naming its JSON path below `param`."""
     errors = exc.errors(include_url=False)
     error = errors[0]
+    if error.get("type") in _EXPECTED_TYPES:
+        # A union reports an error per member, the first member's first: the member that got
+        # furthest into the value (an array whose element is wrong) says the most.
+        error = max(errors, key=lambda each: _walk(each.get("loc", ()), data, param)[2])
+        if error.get("type") in _EXPECTED_TYPES:
+            return _invalid_type(errors, error, data, param)
     kind = error.get("type", "")
-    if kind in _EXPECTED_TYPES:
-        return _invalid_type(errors, data, param)
     path = error_param(error.get("loc", ()), data, param, kind)
     if kind == "extra_forbidden":
         return InvalidRequestError(f"Unknown parameter: '{path}'.", param=path, code="unknown_parameter")
@@ -98,16 +102,13 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
     return InvalidRequestError(f"Invalid value for '{path}': {message}.", param=path, code="invalid_value")
 
 
-def _invalid_type(errors: Sequence[Any], data: Any, param: str) -> InvalidRequestError:
+def _invalid_type(errors: Sequence[Any], chosen: Any, data: Any, param: str) -> InvalidRequestError:
     """A value of the wrong JSON type, as OpenAI words it: every type the field takes (a union such
-    as `input`, a string or an array, reports one error per member), and the type it got. When a
-    union member matched further down (an array whose element is wrong), that element is named."""
-    walked = [(error, *_walk(error.get("loc", ()), data, param)) for error in errors
-              if error.get("type") in _EXPECTED_TYPES]
-    deepest = max(steps for _, _, _, steps in walked)
-    _, path, value, _ = next(entry for entry in walked if entry[3] == deepest)
-    expected = list(dict.fromkeys(_EXPECTED_TYPES[error["type"]] for error, at, _, steps in walked
-                                  if at == path and steps == deepest))
+    as `input`, a string or an array, reports one error per member) and the type it got."""
+    path, value, _ = _walk(chosen.get("loc", ()), data, param)
+    expected = list(dict.fromkeys(_EXPECTED_TYPES[error["type"]] for error in errors
+                                  if error.get("type") in _EXPECTED_TYPES
+                                  and _walk(error.get("loc", ()), data, param)[0] == path))
     wanted = expected[0] if len(expected) == 1 else "one of " + " or ".join(expected)
     path = path or "body"
     return InvalidRequestError(f"Invalid type for '{path}': expected {wanted}, but got {_json_type(value)} instead.",
