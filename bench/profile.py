@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import servers
@@ -59,13 +60,19 @@ def stage_of(stack: str) -> str:
     return OTHER
 
 
-def breakdown(raw: str) -> Counter[str]:
-    """Samples per stage from py-spy's raw (collapsed) output: `frame;frame;... count` lines."""
-    counts: Counter[str] = Counter()
+def _stacks(raw: str) -> Iterator[tuple[str, int]]:
+    """Each stack and its samples, from py-spy's raw (collapsed) output: `frame;frame;... count` lines."""
     for line in raw.splitlines():
         stack, _, count = line.rpartition(" ")
         if stack and count.isdigit():
-            counts[stage_of(stack)] += int(count)
+            yield stack, int(count)
+
+
+def breakdown(raw: str) -> Counter[str]:
+    """Samples per stage."""
+    counts: Counter[str] = Counter()
+    for stack, samples in _stacks(raw):
+        counts[stage_of(stack)] += samples
     return counts
 
 
@@ -108,13 +115,13 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
     raw_path: Path = args.raw or work / "profile.raw"
     target = Target("riposte", "Riposte", HOST, server.port, Api.RESPONSES, "fake/", server.pid)
     scenario = Scenario(Mode.STREAM, concurrency, delay, args.tokens, store=store)
-    asyncio.run(warm_up(target, scenario))
-    spy = subprocess.Popen([py_spy, "record", "--gil", "--nonblocking", "--rate", "250", "--format", "raw",
-                            "--output", str(raw_path), "--duration", str(int(seconds + delay * args.tokens / 1000 + 2)),
-                            "--pid", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.5)
     # Paced cells start their connections one by one over a response's time, as `python -m bench` does.
     ramp_s = delay * args.tokens / 1000
+    asyncio.run(warm_up(target, scenario))
+    spy = subprocess.Popen([py_spy, "record", "--gil", "--nonblocking", "--rate", "250", "--format", "raw",
+                            "--output", str(raw_path), "--duration", str(int(seconds + ramp_s + 2)),
+                            "--pid", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
     run = asyncio.run(run_cell(target, scenario, seconds, ramp_s=ramp_s))
     _, err = spy.communicate(timeout=seconds + 30)
     if not raw_path.exists():
@@ -139,10 +146,8 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
 def own_samples(raw: str) -> Counter[str]:
     """Samples per innermost frame: where the interpreter was, not who called it."""
     counts: Counter[str] = Counter()
-    for line in raw.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if stack and count.isdigit():
-            counts[stack.rsplit(";", 1)[-1]] += int(count)
+    for stack, samples in _stacks(raw):
+        counts[stack.rsplit(";", 1)[-1]] += samples
     return counts
 
 

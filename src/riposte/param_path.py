@@ -88,9 +88,10 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
     if error.get("type") in _EXPECTED_TYPES:
         # A union reports an error per member, the first member's first: the member that got
         # furthest into the value (an array whose element is wrong) says the most.
-        error = max(errors, key=lambda each: _walk(each.get("loc", ()), data, param)[2])
+        walked = [(each, *_walk(each.get("loc", ()), data, param)) for each in errors]
+        error, path, value, _ = max(walked, key=lambda entry: entry[3])
         if error.get("type") in _EXPECTED_TYPES:
-            return _invalid_type(errors, error, data, param)
+            return _invalid_type(walked, path, value)
     kind = error.get("type", "")
     path = error_param(error.get("loc", ()), data, param, kind)
     if kind == "extra_forbidden":
@@ -102,13 +103,12 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
     return InvalidRequestError(f"Invalid value for '{path}': {message}.", param=path, code="invalid_value")
 
 
-def _invalid_type(errors: Sequence[Any], chosen: Any, data: Any, param: str) -> InvalidRequestError:
-    """A value of the wrong JSON type, as OpenAI words it: every type the field takes (a union such
-    as `input`, a string or an array, reports one error per member) and the type it got."""
-    path, value, _ = _walk(chosen.get("loc", ()), data, param)
-    expected = list(dict.fromkeys(_EXPECTED_TYPES[error["type"]] for error in errors
-                                  if error.get("type") in _EXPECTED_TYPES
-                                  and _walk(error.get("loc", ()), data, param)[0] == path))
+def _invalid_type(walked: Sequence[tuple[Any, str, Any, int]], path: str, value: Any) -> InvalidRequestError:
+    """A value of the wrong JSON type, as OpenAI words it: every type the field at `path` takes (a
+    union such as `input`, a string or an array, reports one error per member) and the type it got.
+    `walked`: each error with its client path, the value there and the steps it took."""
+    expected = list(dict.fromkeys(_EXPECTED_TYPES[error["type"]] for error, at, _, _ in walked
+                                  if at == path and error.get("type") in _EXPECTED_TYPES))
     wanted = expected[0] if len(expected) == 1 else "one of " + " or ".join(expected)
     path = path or "body"
     return InvalidRequestError(f"Invalid type for '{path}': expected {wanted}, but got {_json_type(value)} instead.",
