@@ -56,6 +56,9 @@ class ProviderConfig(BaseModel):
     # of one window share one pass through the server and one write to the client (CPU per token
     # at 5 ms pacing, bench/RESULTS.md). A token waits at most this long; the first never does.
     paced_read_window_ms: float = Field(default=20.0, ge=0, le=1000)
+    # While the server falls behind (its event loop runs late), the window widens up to this, so
+    # each pass carries more tokens and the process catches up; back to the one above once calm.
+    paced_read_window_max_ms: float = Field(default=80.0, ge=0, le=1000)
     # The backend takes Chat Completions `custom` tools with a grammar `format` and constrains
     # decoding to it (OpenAI does). Otherwise a custom tool is a function of one string, and its
     # grammar is described to the model in the tool's description.

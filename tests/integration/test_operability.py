@@ -232,6 +232,9 @@ def test_metrics_move_after_a_streamed_turn_and_a_tool_turn(
     assert moved("riposte_tool_call_duration_seconds_count", type="file_search_call") == 1
     assert moved("riposte_ingestion_files_total", status="completed") == 1
     assert ("riposte_active_streams", ()) in after
+    # Each upstream's read window, at its configured width on a server with CPU to spare.
+    windows = [value for (name, _), value in after.items() if name == "riposte_paced_read_window_seconds"]
+    assert windows and all(value == 0.02 for value in windows)
 
 
 def test_a_replay_miss_is_logged_with_its_hash_and_not_retried(tmp_path: Path) -> None:

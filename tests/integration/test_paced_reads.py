@@ -5,6 +5,7 @@ read as it comes; held streams wake together, on one clock (inference/chat_strea
 from __future__ import annotations
 
 import asyncio
+import time
 from itertools import pairwise
 
 from riposte.config import ProviderConfig
@@ -93,3 +94,77 @@ async def test_a_stream_cancelled_while_held_does_not_disturb_the_others() -> No
     await asyncio.wait_for(kept, 2)
     assert cancelled.cancelled()
     await asyncio.wait_for(ticks.next_tick(), 2)  # and the clock goes on ticking
+
+
+class _LateClock:
+    """Fires a `PacedTicks`' ticks by hand, each `late` seconds after its time, on a clock that
+    only moves forwards."""
+
+    def __init__(self, ticks: PacedTicks) -> None:
+        self.ticks, self.now = ticks, 100.0
+
+    def fire(self, lateness_s: list[float]) -> None:
+        for late in lateness_s:
+            tick = self.now + self.ticks.window
+            self.ticks._adapt(tick + late, tick)
+            self.now = tick + late
+
+
+def test_the_window_widens_while_the_ticks_come_late_and_narrows_once_they_keep_time() -> None:
+    changes: list[float] = []
+    ticks = PacedTicks(0.02, 0.08, on_change=changes.append)
+    clock = _LateClock(ticks)
+    assert changes == [0.02]
+    clock.fire([0.01] * 10)  # every tick 10 ms late: the loop has fallen behind
+    assert ticks.window == 0.04
+    clock.fire([0.03] * 10)  # still behind at 40 ms
+    assert ticks.window == 0.08
+    clock.fire([0.05] * 20)  # and no wider than the maximum
+    assert ticks.window == 0.08
+    clock.fire([0.0] * 10)  # on time again, but not yet for a second
+    assert ticks.window == 0.08
+    clock.fire([0.0] * 80)  # on time for long: halved after a calm second, then again
+    assert ticks.window == 0.02
+    assert changes == [0.02, 0.04, 0.08, 0.04, 0.02]
+
+
+def test_one_busy_pass_of_the_loop_does_not_widen_the_window() -> None:
+    # The upstream's burst of tokens for every stream makes a tick late now and then: that is one
+    # busy pass, not a loop that cannot keep up.
+    ticks = PacedTicks(0.02, 0.08)
+    clock = _LateClock(ticks)
+    clock.fire([0.0, 0.0, 0.006, 0.0, 0.0, 0.007, 0.0, 0.0] * 10)
+    assert ticks.window == 0.02
+    clock.fire([0.0, 0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # one pass of 15 ms
+    assert ticks.window == 0.02
+
+
+def test_without_a_wider_maximum_the_window_never_widens() -> None:
+    ticks = PacedTicks(0.02)
+    _LateClock(ticks).fire([0.05] * 20)
+    assert ticks.window == 0.02
+
+
+async def test_an_event_loop_that_falls_behind_widens_the_window_of_held_streams() -> None:
+    # A task that takes the loop for 30 ms at a time (a process out of CPU) makes every 20 ms tick
+    # late: the streams held on the clock are then released at a wider interval.
+    ticks = PacedTicks(0.02, 0.08)
+    busy = True
+
+    async def hog() -> None:
+        while busy:
+            deadline = time.perf_counter() + 0.03
+            while time.perf_counter() < deadline:
+                pass
+            await asyncio.sleep(0)
+
+    hogging = asyncio.create_task(hog())
+    try:
+        for _ in range(30):
+            await ticks.next_tick()
+            if ticks.window == 0.08:
+                break
+    finally:
+        busy = False
+        await hogging
+    assert ticks.window == 0.08

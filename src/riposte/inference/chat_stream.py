@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, de
 from riposte.inference.sse_decoder import SseDataDecoder
 from riposte.inference.stale_connections import aiohttp_pools, open_with_one_retry
 from riposte.inference.upstream import JSON
+from riposte.observability.metrics import PACED_READ_WINDOW
 from riposte.observability.request_record import note_upstream_status
 
 # A client mistake the backend caught is still the client's mistake; anything else is ours.
@@ -34,21 +35,31 @@ _QUOTED_BYTES = 300
 # Tokens further apart than this are paced by the upstream (a real model: 5-50 ms each); closer,
 # the upstream is fast and every read carries many of them already.
 _PACED_GAP = 0.001
+# `PacedTicks`: the event loop has fallen behind when its ticks come this late on average (a share
+# of the window), and has caught up when they come within this share of the narrowest window, for
+# `_CALM_SECONDS`. Between the two the window stays as it is, so it does not swing back and forth.
+_BEHIND_SHARE = 0.25
+_CALM_SHARE = 0.1
+_CALM_SECONDS = 1.0
+# The weight of each tick's lateness in the running average.
+_LATENESS_SMOOTHING = 0.2
 
 
 class ChatStreamClient:
     """One connection pool per upstream, opened on first use inside the serving event loop."""
 
     def __init__(self, base_url: str, api_key: str, deadlines: Deadlines, keepalive_seconds: float,
-                 paced_read_window: float = 0.0) -> None:
+                 paced_read_window: float = 0.0, paced_read_window_max: float | None = None) -> None:
         # Parsed once: aiohttp would parse a string URL again on every request.
         self._url = URL(base_url.rstrip("/") + "/chat/completions")
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
                          "Accept": _SSE}
         self._deadlines = deadlines
         self._keepalive_seconds = keepalive_seconds
-        self._paced_read_window = paced_read_window
-        self._ticks = PacedTicks(paced_read_window) if paced_read_window else None
+        self._ticks: PacedTicks | None = None
+        if paced_read_window:
+            gauge = PACED_READ_WINDOW.labels(f"{self._url.scheme}://{self._url.raw_authority}")
+            self._ticks = PacedTicks(paced_read_window, paced_read_window_max, on_change=gauge.set)
         # aiohttp enforces only the connect deadline; the others are `BodyWatchdog`'s, because
         # aiohttp's per-read timeout schedules a timer on every socket read.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=deadlines.connect, sock_read=None)
@@ -63,16 +74,16 @@ class ChatStreamClient:
         upstream's streams: tokens that arrive meanwhile wait in a buffer and then take one trip
         through the turn and one write to the client together, instead of each paying its own task
         wake-up, generator steps and socket write, and the held streams wake in one pass of the
-        event loop (bench/RESULTS.md). A token waits at most the window; the first token, and one
-        that comes after a pause, never wait; an upstream pacing slower than the window is read at
-        once."""
+        event loop (bench/RESULTS.md). A token waits at most the window (wider while the server
+        falls behind, see `PacedTicks`); the first token, and one that comes after a pause, never
+        wait; an upstream pacing slower than the window is read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
         content = response.content
         watchdog = BodyWatchdog(loop, content, self._deadlines, started)
         complete = False
-        window, ticks = self._paced_read_window, self._ticks
+        ticks = self._ticks
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
@@ -85,7 +96,7 @@ class ChatStreamClient:
                     yield parse_chunk(payload)
                 watchdog.waiting_since = read_at
                 if (ticks is not None and not decoder.done
-                        and paced_faster_than(window, read_at - previous_read_at, len(payloads))):
+                        and paced_faster_than(ticks.window, read_at - previous_read_at, len(payloads))):
                     await ticks.next_tick()
                 data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
@@ -143,14 +154,30 @@ class ChatStreamClient:
 
 
 class PacedTicks:
-    """One clock, ticking every `window`, for all the paced streams of an upstream.
+    """One clock for all the paced streams of an upstream, ticking every `window`, a window that
+    widens while the event loop falls behind.
 
     A held stream reads again at the next tick rather than a window after its own last read: the
     held streams wake together, in one pass of the event loop, instead of each on a timer of its
-    own at its own moment (bench/RESULTS.md). A token still waits at most one window."""
+    own at its own moment (bench/RESULTS.md).
 
-    def __init__(self, window: float) -> None:
-        self._window = window
+    When the ticks fire late, on average by more than a quarter of the window, the process has more
+    tokens to pass on than it has CPU for, and each token already waits in the loop's queue about
+    as long as a wider window would hold it: the window doubles, up to `max_window`, so that each
+    pass through a stream carries more tokens and costs less CPU per token. Once the ticks have
+    kept time for `_CALM_SECONDS`, it halves again, down to `window`. A server with CPU to spare
+    never widens it, so there a token waits at most `window`; an overloaded one, `max_window`."""
+
+    def __init__(self, window: float, max_window: float | None = None, *,
+                 on_change: Callable[[float], None] | None = None) -> None:
+        self.base_window = window
+        self.max_window = max(window, max_window or window)
+        self.window = window
+        self._on_change = on_change
+        if on_change is not None:
+            on_change(window)
+        self.lateness = 0.0  # how late the ticks fire, on average
+        self._calm_since: float | None = None
         self._waiters: dict[float, list[asyncio.Future[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -158,7 +185,9 @@ class PacedTicks:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests start several): the old one's ticks are gone
             self._loop, self._waiters = loop, {}
-        tick = (loop.time() // self._window + 1) * self._window
+            self._set_window(self.base_window)
+            self.lateness, self._calm_since = 0.0, None
+        tick = (loop.time() // self.window + 1) * self.window
         waiters = self._waiters.get(tick)
         if waiters is None:
             waiters = self._waiters[tick] = []
@@ -168,9 +197,33 @@ class PacedTicks:
         await waiter
 
     def _release(self, tick: float) -> None:
+        assert self._loop is not None
+        self._adapt(self._loop.time(), tick)
         for waiter in self._waiters.pop(tick, ()):
             if not waiter.done():  # a stream cancelled while held
                 waiter.set_result(None)
+
+    def _adapt(self, now: float, tick: float) -> None:
+        # Smoothed: a single late tick is one busy pass of the loop (the upstream's burst of tokens
+        # for every stream), not a loop that cannot keep up.
+        self.lateness += (max(now - tick, 0.0) - self.lateness) * _LATENESS_SMOOTHING
+        if self.lateness > self.window * _BEHIND_SHARE and self.window < self.max_window:
+            self._set_window(min(self.window * 2, self.max_window))
+            # Measured afresh at the new width, so that one backlog does not double it twice.
+            self.lateness, self._calm_since = 0.0, None
+        elif self.window > self.base_window and self.lateness < self.base_window * _CALM_SHARE:
+            if self._calm_since is None:
+                self._calm_since = now
+            elif now - self._calm_since >= _CALM_SECONDS:
+                self._set_window(max(self.window / 2, self.base_window))
+                self._calm_since = now
+        else:
+            self._calm_since = None
+
+    def _set_window(self, window: float) -> None:
+        self.window = window
+        if self._on_change is not None:
+            self._on_change(window)
 
 
 def paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:

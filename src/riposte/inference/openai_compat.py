@@ -43,7 +43,8 @@ class OpenAICompatibleUpstream:
                 timeout=timeout, transport=StaleRetryTransport(provider.keepalive_seconds)),
         )
         self._streams = ChatStreamClient(provider.base_url, provider.resolved_api_key(), self._deadlines,
-                                         provider.keepalive_seconds, provider.paced_read_window_ms / 1000)
+                                         provider.keepalive_seconds, provider.paced_read_window_ms / 1000,
+                                         provider.paced_read_window_max_ms / 1000)
 
     def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
         return self._streams.stream(body)

@@ -42,6 +42,10 @@ UPSTREAM_ERRORS = Counter("riposte_upstream_errors_total", "Upstream failures by
 UPSTREAM_RETRIES = Counter("riposte_upstream_retries_total",
                            "Upstream calls retried on a fresh connection after a stale keep-alive one failed, "
                            "by upstream (scheme://host:port) and cause.", ["upstream", "cause"])
+PACED_READ_WINDOW = Gauge("riposte_paced_read_window_seconds",
+                          "How long a paced upstream's tokens are held to share one pass and one write, by "
+                          "upstream (scheme://host:port): paced_read_window_ms, wider while the server falls behind.",
+                          ["upstream"], multiprocess_mode="max")
 ACTIVE_STREAMS = Gauge("riposte_active_streams", "Server-sent event streams being written now.",
                        multiprocess_mode="livesum")
 WEBSOCKET_CONNECTIONS = Gauge("riposte_websocket_connections", "WebSocket-mode connections open now.",
