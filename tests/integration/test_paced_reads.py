@@ -168,3 +168,24 @@ async def test_an_event_loop_that_falls_behind_widens_the_window_of_held_streams
         busy = False
         await hogging
     assert ticks.window == 0.08
+
+
+async def test_when_the_window_is_wider_than_its_grid_streams_keep_to_their_own_ticks() -> None:
+    # A 200 ms window on a 50 ms grid: two streams whose last reads were 100 ms apart wake 100 ms
+    # apart, each within its own window (one tick for both would make every pass wake them all).
+    ticks = PacedTicks(0.05, 0.2)
+    ticks._set_window(0.2)
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(0.05 - loop.time() % 0.05 + 0.005)  # just after a grid point
+    ticks._loop = loop  # as if the clock already ran on this loop: keep the window
+
+    async def held(delay: float) -> tuple[float, float]:
+        await asyncio.sleep(delay)
+        last_read = loop.time()
+        await ticks.next_tick(last_read)
+        return last_read, loop.time()
+
+    (first_read, first_woke), (second_read, second_woke) = await asyncio.gather(held(0.0), held(0.1))
+    assert second_woke - first_woke > 0.05
+    for last_read, woke in ((first_read, first_woke), (second_read, second_woke)):
+        assert last_read + 0.2 - 0.05 <= woke < last_read + 0.2 + 0.04

@@ -97,7 +97,7 @@ class ChatStreamClient:
                 watchdog.waiting_since = read_at
                 if (ticks is not None and not decoder.done
                         and paced_faster_than(ticks.window, read_at - previous_read_at, len(payloads))):
-                    await ticks.next_tick()
+                    await ticks.next_tick(read_at)
                 data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
             for payload in decoder.close():
@@ -181,13 +181,19 @@ class PacedTicks:
         self._waiters: dict[float, list[asyncio.Future[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def next_tick(self) -> None:
+    async def next_tick(self, last_read: float | None = None) -> None:
+        """Wait for the tick that ends the window begun by `last_read` (the stream's last read; by
+        default now). Ticks fall on a grid of the narrowest window, so when the window is wider the
+        streams, which started at different moments, keep to different ticks of it: each tick
+        wakes a share of them, and no single pass of the loop holds up a new request for long."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests start several): the old one's ticks are gone
             self._loop, self._waiters = loop, {}
             self._set_window(self.base_window)
             self.lateness, self._calm_since = 0.0, None
-        tick = (loop.time() // self.window + 1) * self.window
+        now, grid = loop.time(), self.base_window
+        since = now if last_read is None else last_read
+        tick = max((since + self.window) // grid * grid, (now // grid + 1) * grid)
         waiters = self._waiters.get(tick)
         if waiters is None:
             waiters = self._waiters[tick] = []
