@@ -135,6 +135,22 @@ def test_a_stream_the_client_leaves_is_logged_499(json_server: ServerProcess, up
     assert (line["method"], line["status"]) == ("WS", 499)
 
 
+def test_a_request_whose_client_leaves_before_the_answer_is_logged_499_and_still_stored(
+    json_server: ServerProcess, upstream_now: ScriptedUpstream
+) -> None:
+    """A non-streaming request too: not the 200 of an answer nobody received. The turn still runs
+    to its end and is stored (docs/RELIABILITY.md), so the answer can be fetched later."""
+    upstream_now.enqueue(slow_reply("word " * 20, delay_s=0.05, pieces=20))  # a second of answer
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{json_server.base_url}/responses", timeout=0.3, headers={"x-request-id": "left-json"},
+                   json={"model": "fake/m", "input": "talk for a while"})
+    line = access_line(json_server, "left-json")
+    assert (line["status"], line["level"]) == (499, "info")
+    stored = sdk(json_server).responses.retrieve(line["response_id"])
+    assert stored.status == "completed"
+    assert stored.output_text == "word " * 20
+
+
 def test_every_response_gets_a_request_id(json_server: ServerProcess) -> None:
     reply = httpx.get(f"{json_server.base_url}/responses/resp_nope", timeout=10)
     assert reply.status_code == 404

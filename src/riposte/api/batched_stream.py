@@ -25,6 +25,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from riposte.api.disconnect import cancel_on_disconnect
 from riposte.observability.metrics import ACTIVE_STREAMS
 
 FIRST_BATCH = 4
@@ -61,7 +62,7 @@ class BatchedStreamingResponse(Response, Generic[Item]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with ACTIVE_STREAMS.track_inprogress():
             async with anyio.create_task_group() as group:
-                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+                group.start_soon(cancel_on_disconnect, receive, group.cancel_scope)
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 # Closed here, not left to the garbage collector, so a cancelled turn cleans up at once.
                 async with aclosing(self._items) as items:
@@ -138,8 +139,3 @@ class _Resumed(Generic[Result]):
             result: Result = done.value
             return result
 
-
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()

@@ -14,6 +14,7 @@ from openai.types.responses.compacted_response import CompactedResponse
 from openai.types.responses.input_token_count_response import InputTokenCountResponse
 
 from riposte.api.body import parse_body
+from riposte.api.disconnect import NoReply, client_left_during
 from riposte.api.include import requested_includes
 from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
@@ -55,12 +56,17 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
         if turn.should_store and svc.settings.stream_resume:
             return recorded_event_stream(turn.events(), svc.event_log, turn.response["id"])
         return event_stream_response(turn.events())
-    async with aclosing(turn.events()) as events:
-        async for _ in events:
-            pass
+    if await client_left_during(request.receive, lambda: _run_to_end(turn)):
+        return NoReply()  # the turn ran to its end and is stored; the client is gone
     if turn.failure is not None:
         raise turn.failure
     return json_response(turn.response)
+
+
+async def _run_to_end(turn: Turn) -> None:
+    async with aclosing(turn.events()) as events:
+        async for _ in events:
+            pass
 
 
 @router.post("/responses/input_tokens", openapi_extra=body(InputTokensRequest),
