@@ -38,8 +38,5 @@ class NoReply(Response):
     """The answer to a client that is gone: nothing is sent, so the request log says 499 rather than
     the status of an answer nobody received."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         return None

@@ -172,10 +172,8 @@ class PacedTicks:
                  on_change: Callable[[float], None] | None = None) -> None:
         self.base_window = window
         self.max_window = max(window, max_window or window)
-        self.window = window
         self._on_change = on_change
-        if on_change is not None:
-            on_change(window)
+        self._set_window(window)
         self.lateness = 0.0  # how late the ticks fire, on average
         self._calm_since: float | None = None
         self._waiters: dict[float, list[asyncio.Future[None]]] = {}
