@@ -8,6 +8,9 @@ import asyncio
 import time
 from itertools import pairwise
 
+import pytest
+from aiohttp.client_proto import ResponseHandler
+
 from riposte.config import ProviderConfig
 from riposte.inference.chat_stream import ChatStreamClient, PacedTicks, paced_faster_than
 from riposte.inference.deadlines import Deadlines
@@ -47,6 +50,26 @@ async def test_tokens_paced_faster_than_the_window_share_reads(upstream: Scripte
     assert len(times) == 16
     assert _reads(times) <= 8, f"tokens were read one by one: {times}"
     assert first < window_s, "the first token waited for the window"
+
+
+async def test_a_held_stream_leaves_its_socket_unread_until_the_tick(upstream: ScriptedUpstream,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # 16 tokens 20 ms apart under a 600 ms window: the tokens that arrive while the stream is held
+    # stay in the kernel's buffer and come in one socket read at the tick, not one read each.
+    socket_reads = 0
+    data_received = ResponseHandler.data_received
+
+    def counting(handler: ResponseHandler, data: bytes) -> None:
+        nonlocal socket_reads
+        socket_reads += bool(data)  # aiohttp also calls it with b"" to resume its parser
+        data_received(handler, data)
+
+    monkeypatch.setattr(ResponseHandler, "data_received", counting)
+    upstream.enqueue(slow_reply("abcdefghijklmnop", delay_s=0.02, pieces=16))
+    times, _ = await _arrivals(upstream, 0.6)
+    assert len(times) == 16
+    # The response head and first token, then the rest in a read or two (one per tick).
+    assert socket_reads <= 6, f"{socket_reads} socket reads for 16 paced tokens"
 
 
 async def test_an_upstream_slower_than_the_window_is_read_as_it_comes(upstream: ScriptedUpstream) -> None:

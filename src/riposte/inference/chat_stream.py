@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,14 +70,15 @@ class ChatStreamClient:
         self._pools: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
 
     async def stream(self, body: JSON) -> AsyncGenerator[JSON]:
-        """The body's chunks as they arrive. When the upstream paces its tokens, the next read
-        waits for the next tick of a clock that ticks every `paced_read_window` for all of this
-        upstream's streams: tokens that arrive meanwhile wait in a buffer and then take one trip
-        through the turn and one write to the client together, instead of each paying its own task
-        wake-up, generator steps and socket write, and the held streams wake in one pass of the
-        event loop (bench/RESULTS.md). A token waits at most the window (wider while the server
-        falls behind, see `PacedTicks`); the first token, and one that comes after a pause, never
-        wait; an upstream pacing slower than the window is read at once."""
+        """The body's chunks as they arrive. When the upstream paces its tokens, the connection is
+        not read again until the next tick of a clock that ticks every `paced_read_window` for all
+        of this upstream's streams: tokens that arrive meanwhile wait in the kernel's socket buffer
+        and then take one socket read, one trip through the turn and one write to the client
+        together, instead of each paying its own wake-up, read, generator steps and socket write,
+        and the held streams wake in one pass of the event loop (bench/RESULTS.md). A token waits
+        at most the window (wider while the server falls behind, see `PacedTicks`); the first
+        token, and one that comes after a pause, never wait; an upstream pacing slower than the
+        window is read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
@@ -84,6 +86,9 @@ class ChatStreamClient:
         watchdog = BodyWatchdog(loop, content, self._deadlines, started)
         complete = False
         ticks = self._ticks
+        # Paused between ticks (a paused transport leaves the socket unread; resuming reads all of
+        # it at once). The buffer aiohttp keeps is empty by then: `readany` took all of it.
+        transport = response.connection.transport if response.connection is not None else None
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
@@ -95,9 +100,10 @@ class ChatStreamClient:
                 for payload in payloads:
                     yield parse_chunk(payload)
                 watchdog.waiting_since = read_at
-                if (ticks is not None and not decoder.done
+                if (ticks is not None and not decoder.done and transport is not None
                         and paced_faster_than(ticks.window, read_at - previous_read_at, len(payloads))):
-                    await ticks.next_tick(read_at)
+                    transport.pause_reading()
+                    ticks.call_at_tick(read_at, partial(_resume, transport))
                 data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
             for payload in decoder.close():
@@ -176,13 +182,19 @@ class PacedTicks:
         self._set_window(window)
         self.lateness = 0.0  # how late the ticks fire, on average
         self._calm_since: float | None = None
-        self._waiters: dict[float, list[asyncio.Future[None]]] = {}
+        self._waiters: dict[float, list[Callable[[], None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def next_tick(self, last_read: float | None = None) -> None:
-        """Wait for the tick that ends the window begun by `last_read` (the stream's last read; by
-        default now). Ticks fall on a grid of the narrowest window, so when the window is wider the
-        streams, which started at different moments, keep to different ticks of it: each tick
+        """Wait for the tick that ends the window begun by `last_read` (see `call_at_tick`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self.call_at_tick(last_read, partial(_wake, waiter))
+        await waiter
+
+    def call_at_tick(self, last_read: float | None, callback: Callable[[], None]) -> None:
+        """Call `callback` at the tick that ends the window begun by `last_read` (the stream's last
+        read; None: now). Ticks fall on a grid of the narrowest window, so when the window is wider
+        the streams, which started at different moments, keep to different ticks of it: each tick
         wakes a share of them, and no single pass of the loop holds up a new request for long."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (tests start several): the old one's ticks are gone
@@ -196,16 +208,13 @@ class PacedTicks:
         if waiters is None:
             waiters = self._waiters[tick] = []
             loop.call_at(tick, self._release, tick)
-        waiter = loop.create_future()
-        waiters.append(waiter)
-        await waiter
+        waiters.append(callback)
 
     def _release(self, tick: float) -> None:
         assert self._loop is not None
         self._adapt(self._loop.time(), tick)
-        for waiter in self._waiters.pop(tick, ()):
-            if not waiter.done():  # a stream cancelled while held
-                waiter.set_result(None)
+        for callback in self._waiters.pop(tick, ()):
+            callback()
 
     def _adapt(self, now: float, tick: float) -> None:
         # Smoothed: a single late tick is one busy pass of the loop (the upstream's burst of tokens
@@ -228,6 +237,16 @@ class PacedTicks:
         self.window = window
         if self._on_change is not None:
             self._on_change(window)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():  # a stream cancelled while held
+        waiter.set_result(None)
+
+
+def _resume(transport: asyncio.Transport) -> None:
+    if not transport.is_closing():  # a stream that ended while held (cancelled) closed it
+        transport.resume_reading()
 
 
 def paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
