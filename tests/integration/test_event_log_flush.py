@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from riposte.store.event_log import EventLog, _Pending
+from riposte.store.event_log import EventLog, _Run
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ class _HeldWrites(EventLog):
         self.writing = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Run]) -> None:
         self.writing.set()
         await self.release.wait()
         await super()._write(batch)

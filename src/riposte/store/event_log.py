@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from array import array
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, delete, func, select, update
@@ -35,31 +36,49 @@ MAX_SEQUENCE_NUMBER = 2**31 - 1
 _JOBS = schema.background_jobs
 
 
-class _Pending(NamedTuple):  # a tuple: built once per streamed event, on the token path
-    response_id: str
-    sequence_number: int
-    # The event's JSON is `data[start:end]`, encoded once for the client and the store: bytes also
-    # keep the buffered events out of the garbage collector's way. `data` is right-sized (the SSE
-    # frame holding the JSON, or a copy): orjson's own result sits in a buffer of several KB, and
-    # thousands of them held for a flush fragmented the heap by ~4 KB each (bench/RESULTS.md).
-    data: bytes
-    start: int
-    end: int
-    # The background claim's fence, or None for a response streamed by its own request.
-    fence: int | None
+class _Run:
+    """The unwritten events of one response (under one claim's fence), in order, stored as one row.
+
+    No object per event: an event is its bytes in `data` and its JSON's bounds in `bounds`. Bytes
+    and an array are nothing the garbage collector counts or walks, where a tuple per event, alive
+    until the flush, set off three times the young collections of a stream without the log (64
+    paced streams, bench/RESULTS.md)."""
+
+    __slots__ = ("bounds", "data", "fence", "first_sequence", "last_sequence", "response_id")
+
+    def __init__(self, response_id: str, fence: int | None, first_sequence: int) -> None:
+        self.response_id = response_id
+        self.fence = fence  # the background claim's, or None for a response streamed by its own request
+        self.first_sequence = self.last_sequence = first_sequence
+        # Event i's JSON is `data[i][bounds[2i]:bounds[2i + 1]]`, encoded once for the client and the
+        # store. Each `data` is right-sized (the SSE frame holding the JSON, or a copy): orjson's own
+        # result sits in a buffer of several KB, and thousands of them held for a flush fragmented
+        # the heap by ~4 KB each (bench/RESULTS.md).
+        self.data: list[bytes] = []
+        self.bounds = array("q")
+
+    def json_array(self) -> str:
+        bounds = self.bounds
+        return (b"[" + b",".join([data[bounds[2 * i]:bounds[2 * i + 1]] for i, data in enumerate(self.data)])
+                + b"]").decode()
+
+
+# A run's key: the response, or the response and the claim's fence.
+_RunKey = str | tuple[str, int]
 
 
 class EventLog:
     def __init__(self, engine: AsyncEngine, flush_seconds: float = 0.05, max_batch: int = 512,
                  max_buffered: int = 50_000) -> None:
         self._engine = engine
-        self._writes: GroupCommit[list[_Pending], None] = GroupCommit(engine, _write_flushes)
+        self._writes: GroupCommit[list[_Run], None] = GroupCommit(engine, _write_flushes)
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         # Past this many unwritten events (the database is slower than the producers), appending
         # waits: memory stays bounded and no event is dropped.
         self._max_buffered = max_buffered
-        self._buffer: list[_Pending] = []
+        self._runs: dict[_RunKey, _Run] = {}
+        self._buffered = 0  # events in `_runs`
         self._has_work = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -81,10 +100,18 @@ class EventLog:
     def append(self, response_id: str, sequence_number: int, data: bytes, start: int, end: int,
                fence: int | None = None) -> None:
         """Buffer an event already encoded as JSON (`data[start:end]`, `data` right-sized); no I/O."""
-        self._buffer.append(_Pending(response_id, sequence_number, data, start, end, fence))
-        if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
+        key: _RunKey = response_id if fence is None else (response_id, fence)
+        run = self._runs.get(key)
+        if run is None:
+            run = self._runs[key] = _Run(response_id, fence, sequence_number)
+        run.last_sequence = sequence_number
+        run.data.append(data)
+        run.bounds.append(start)
+        run.bounds.append(end)
+        self._buffered += 1
+        if self._buffered == 1 or self._buffered >= self._max_batch:
             self._has_work.set()
-        if len(self._buffer) >= self._max_buffered:
+        if self._buffered >= self._max_buffered:
             self._room.clear()
 
     def start(self) -> None:
@@ -101,7 +128,7 @@ class EventLog:
 
     async def flush(self) -> None:
         """Return once every event appended so far is written (or refused by its fence)."""
-        if self._buffer:
+        if self._buffered:
             target = self._taken + 1  # the batch that will take the buffered events
             self._urgent = True  # no group-commit wait: someone waits for this write
             self._has_work.set()
@@ -162,12 +189,12 @@ class EventLog:
     async def _flush_forever(self) -> None:
         while True:
             await self._has_work.wait()
-            if len(self._buffer) < self._max_batch and not self._closing and not self._urgent:
+            if self._buffered < self._max_batch and not self._closing and not self._urgent:
                 # Group commit: let the interval gather more events into this statement.
                 await asyncio.sleep(self._flush_seconds)
             self._has_work.clear()
             self._urgent = False
-            batch, self._buffer = self._buffer, []
+            batch, self._runs, self._buffered = list(self._runs.values()), {}, 0
             self._taken += 1
             self._room.set()
             if batch:
@@ -175,27 +202,27 @@ class EventLog:
             async with self._flushed:
                 self._written += 1
                 self._flushed.notify_all()
-            for response_id in {pending.response_id for pending in batch}:
+            for response_id in {run.response_id for run in batch}:
                 self.wake(response_id)
-            if self._closing and not self._buffer:
+            if self._closing and not self._buffered:
                 return
 
-    async def _write_retrying(self, batch: list[_Pending]) -> None:
+    async def _write_retrying(self, batch: list[_Run]) -> None:
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 await self._write(batch)
                 return
             except Exception:  # a database hiccup loses these events for resume, never the stream
                 if attempt == _WRITE_ATTEMPTS - 1:
-                    logger.exception("could not store %d stream events", len(batch))
+                    logger.exception("could not store %d stream events", sum(len(run.data) for run in batch))
                 else:
                     await asyncio.sleep(0.05 * (attempt + 1))
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Run]) -> None:
         await self._writes.write(batch)
 
 
-def _write_flushes(statements: Statements, flushes: Sequence[list[_Pending]]) -> list[None]:
+def _write_flushes(statements: Statements, flushes: Sequence[list[_Run]]) -> list[None]:
     """One transaction: each flush's events, one row per response (run on the SQLite driver's
     thread in one call, see store/group_commit.py; a flush took a loop round per statement)."""
     for flush in flushes:
@@ -203,27 +230,20 @@ def _write_flushes(statements: Statements, flushes: Sequence[list[_Pending]]) ->
     return [None] * len(flushes)
 
 
-def _write_flush(statements: Statements, batch: list[_Pending]) -> None:
-    rows = [pending for pending in batch if pending.fence is None]
-    fenced: dict[tuple[str, int], list[_Pending]] = defaultdict(list)
-    for pending in batch:
-        if pending.fence is not None:
-            fenced[(pending.response_id, pending.fence)].append(pending)
+def _write_flush(statements: Statements, batch: list[_Run]) -> None:
+    rows = [run for run in batch if run.fence is None]
     # In a fixed order: concurrent flushes and lease renewals lock job rows without deadlocking.
-    for (response_id, fence), events in sorted(fenced.items()):
-        if _advance(statements, response_id, fence, events[-1].sequence_number):
-            rows.extend(events)
+    for run in sorted((run for run in batch if run.fence is not None), key=lambda run: (run.response_id, run.fence)):
+        assert run.fence is not None
+        if _advance(statements, run.response_id, run.fence, run.last_sequence):
+            rows.append(run)
     if not rows:
         return
-    by_response: dict[str, list[_Pending]] = defaultdict(list)
-    for pending in rows:
-        by_response[pending.response_id].append(pending)
     statements.execute_many(_INSERT, [
-        {"response_id": response_id, "first_sequence": events[0].sequence_number,
-         "last_sequence": events[-1].sequence_number,
-         "events": (b"[" + b",".join([p.data[p.start:p.end] for p in events]) + b"]").decode()}
-        for response_id, events in by_response.items()])
-    notify_each(statements, EVENTS, sorted(by_response))
+        {"response_id": run.response_id, "first_sequence": run.first_sequence, "last_sequence": run.last_sequence,
+         "events": run.json_array()}
+        for run in rows])
+    notify_each(statements, EVENTS, sorted({run.response_id for run in rows}))
 
 
 _INSERT = _EVENTS.insert().values(response_id=bindparam("response_id"), first_sequence=bindparam("first_sequence"),
