@@ -197,8 +197,10 @@ class Settings(BaseModel):
     # commit); a reader following a response run by another process polls this often.
     event_flush_seconds: float = Field(default=0.05, gt=0)
     resume_poll_seconds: float = Field(default=0.2, gt=0)
-    # Store the events of streamed (stored) responses so their streams can be resumed.
-    stream_resume: bool = True
+    # Also store the events of ordinary (not background) stored streams, so they can be resumed
+    # too. Off by default, as OpenAI resumes background responses only: the log costs a paced
+    # stream about a tenth of its CPU and most of its first token's wait (bench/RESULTS.md).
+    stream_resume: bool = False
     # SIGTERM: open requests (streams) get this long to finish; background jobs then go back to the queue.
     shutdown_grace_seconds: int = Field(default=30, ge=0)
 

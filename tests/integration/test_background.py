@@ -89,11 +89,34 @@ def test_background_stream_then_resume_after_any_event(server: RunningServer, up
     assert resumed(server, response_id, starting_after=len(events) - 1) == []
 
 
-def test_stored_stream_is_resumable(server: RunningServer, upstream: ScriptedUpstream) -> None:
+def test_an_ordinary_stream_is_not_kept_for_resume_by_default(server: RunningServer,
+                                                              upstream: ScriptedUpstream) -> None:
+    """As on OpenAI, only background responses can be streamed again unless `stream_resume` is on."""
+    upstream.enqueue(text_reply("a streamed answer", pieces=3))
+    events = raw_stream(server, {"model": "fake/m", "input": "hi", "stream": True})
+    response_id = events[0]["response"]["id"]
+    assert sdk(server).responses.retrieve(response_id).status == "completed"
+    reply = httpx.get(f"{server.base_url}/responses/{response_id}", params={"stream": "true"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == "stream"
+    assert "stream_resume" in reply.json()["error"]["message"]
+
+
+@pytest.fixture
+def resuming_server(tmp_path: Path, upstream: ScriptedUpstream) -> Iterator[RunningServer]:
+    with server_factory(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'resume.db'}") as factory:
+        yield factory(providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")],
+                      stream_resume=True)
+
+
+def test_stored_stream_is_resumable_with_stream_resume(resuming_server: RunningServer,
+                                                       upstream: ScriptedUpstream) -> None:
+    server = resuming_server
     upstream.enqueue(text_reply("a streamed answer", pieces=3))
     events = raw_stream(server, {"model": "fake/m", "input": "hi", "stream": True})
     response_id = events[0]["response"]["id"]
     assert resumed(server, response_id, starting_after=2) == events[3:]
+    assert resumed(server, response_id) == events
     # Past what a sequence number column holds: a 400 naming it, not a broken stream.
     reply = httpx.get(f"{server.base_url}/responses/{response_id}",
                       params={"stream": "true", "starting_after": 10**23})

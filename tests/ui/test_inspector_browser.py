@@ -161,14 +161,16 @@ def test_a_running_response_updates_live(browser: Browser, scenario: Scenario) -
     assert finished.wait(30)
 
 
-def _start_slow_turn(scenario: Scenario, answer: str, stream: bool) -> tuple[str, threading.Event]:
-    """A turn whose answer streams over about 7 s, run in the background; its id once in progress."""
+def _start_slow_turn(scenario: Scenario, answer: str, stream: bool,
+                     background: bool = False) -> tuple[str, threading.Event]:
+    """A turn whose answer streams over about 7 s, run in a thread; its id once in progress."""
     scenario.upstream.enqueue(slow_reply(answer, delay_s=0.6, pieces=12))
     finished = threading.Event()
 
     def run() -> None:
         try:
-            created = scenario.client().responses.create(model="fake/planets", input="Go slowly", stream=stream)
+            created = scenario.client().responses.create(model="fake/planets", input="Go slowly", stream=stream,
+                                                         background=background)
             for _ in created if stream else ():  # type: ignore[union-attr]
                 pass
         finally:
@@ -189,9 +191,10 @@ def _wait_for_running(scenario: Scenario) -> str:
     raise AssertionError("the slow response never showed up in progress")
 
 
-def test_a_streamed_response_is_followed_through_its_stored_events(browser: Browser, scenario: Scenario) -> None:
+def test_a_background_response_is_followed_through_its_stored_events(browser: Browser, scenario: Scenario) -> None:
     log_in(browser, scenario.root, scenario.key)
-    running, finished = _start_slow_turn(scenario, "Every token shows up as it streams.", stream=True)
+    running, finished = _start_slow_turn(scenario, "Every token shows up as it streams.", stream=True,
+                                         background=True)
     deadline = time.monotonic() + 10
     events = None
     while events is None and time.monotonic() < deadline:  # until the first events reach the event log

@@ -117,8 +117,9 @@ async def retrieve_response(
         return json_response(response)
     if not response.get("background") and not await _has_stream(svc, response_id):
         raise InvalidRequestError(
-            f"Response '{response_id}' has no stored stream to resume: only background responses and stored "
-            "responses created with stream=true can be streamed again.", param="stream")
+            f"Response '{response_id}' has no stored stream to resume: only background responses can be "
+            "streamed again (and, where the server sets stream_resume, stored responses created with "
+            "stream=true).", param="stream")
     return _followed(svc, response_id, -1 if starting_after is None else starting_after)
 
 

@@ -189,8 +189,8 @@ async def _timeline(who: Viewer, response_id: str) -> dict[str, Any]:
                             children, live.partial_output() if live is not None and live.partial_output else None,
                             await _named_history(svc, steps or []))
     if shaped["running"] and await svc.event_log.has_events(response_id):
-        # Its events are stored (stream=true or background): the page follows them as they come,
-        # on whichever process runs the turn, instead of polling.
+        # Its events are stored (background, or stream=true with stream_resume): the page follows
+        # them as they come, on whichever process runs the turn, instead of polling.
         shaped["events_url"] = f"/ui/responses/{response_id}/events"
     return shaped
 
