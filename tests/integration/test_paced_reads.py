@@ -121,16 +121,43 @@ async def test_a_stream_cancelled_while_held_does_not_disturb_the_others() -> No
 
 class _LateClock:
     """Fires a `PacedTicks`' ticks by hand, each `late` seconds after its time, on a clock that
-    only moves forwards."""
+    only moves forwards; the loop's thread is on the CPU `busy` of that time (see `cpu`)."""
 
-    def __init__(self, ticks: PacedTicks) -> None:
-        self.ticks, self.now = ticks, 100.0
+    def __init__(self, ticks: PacedTicks, busy: float = 0.0) -> None:
+        self.ticks, self.now, self.busy, self.cpu_time = ticks, 100.0, busy, 0.0
+
+    def cpu(self) -> float:
+        return self.cpu_time
 
     def fire(self, lateness_s: list[float]) -> None:
         for late in lateness_s:
             tick = self.now + self.ticks.window
+            self.cpu_time += (tick + late - self.now) * self.busy
             self.ticks._adapt(tick + late, tick)
             self.now = tick + late
+
+
+def _ticks_on_a_cpu_clock(window: float, max_window: float) -> tuple[PacedTicks, _LateClock]:
+    holder: list[_LateClock] = []
+    ticks = PacedTicks(window, max_window, cpu_clock=lambda: holder[0].cpu())
+    holder.append(_LateClock(ticks))
+    return ticks, holder[0]
+
+
+def test_a_loop_busy_in_short_passes_widens_the_window_though_its_ticks_keep_time() -> None:
+    ticks, clock = _ticks_on_a_cpu_clock(0.02, 0.08)
+    clock.busy = 0.5  # CPU to spare: stays as it is
+    clock.fire([0.001] * 50)
+    assert ticks.window == 0.02
+    clock.busy = 0.97  # on time within a millisecond, but the loop's thread never rests
+    clock.fire([0.001] * 30)
+    assert ticks.window == 0.08
+    clock.busy = 0.75  # wider, it keeps up with room to spare: neither wider nor narrower
+    clock.fire([0.0] * 100)
+    assert ticks.window == 0.08
+    clock.busy = 0.3  # the load is gone: back to the narrowest window
+    clock.fire([0.0] * 200)
+    assert ticks.window == 0.02
 
 
 def test_the_window_widens_while_the_ticks_come_late_and_narrows_once_they_keep_time() -> None:
@@ -191,6 +218,31 @@ async def test_an_event_loop_that_falls_behind_widens_the_window_of_held_streams
         busy = False
         await hogging
     assert ticks.window == 0.08
+
+
+async def test_an_event_loop_kept_busy_in_short_passes_widens_the_window() -> None:
+    # A task that takes the loop for 1 ms at a time: every tick fires within about a millisecond,
+    # but the loop's thread is never idle, so it has no CPU for more tokens.
+    ticks = PacedTicks(0.02, 0.08)
+    busy = True
+
+    async def hog() -> None:
+        while busy:
+            deadline = time.perf_counter() + 0.001
+            while time.perf_counter() < deadline:
+                pass
+            await asyncio.sleep(0)
+
+    hogging = asyncio.create_task(hog())
+    try:
+        for _ in range(100):
+            await ticks.next_tick()
+            if ticks.window > 0.02:
+                break
+    finally:
+        busy = False
+        await hogging
+    assert ticks.window > 0.02
 
 
 async def test_when_the_window_is_wider_than_its_grid_streams_keep_to_their_own_ticks() -> None:

@@ -10,6 +10,7 @@ non-streaming calls, off the hot path, stay on the SDK.
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
@@ -44,6 +45,14 @@ _CALM_SHARE = 0.1
 _CALM_SECONDS = 1.0
 # The weight of each tick's lateness in the running average.
 _LATENESS_SMOOTHING = 0.2
+# `PacedTicks`: the event loop's thread is also behind when it was on the CPU for more than this
+# share of the time, measured over spans of `_BUSY_SPAN` seconds; and has room again below
+# `_IDLE_SHARE`. A loop that is busy in short passes fires its ticks on time although it cannot
+# take more tokens (at 256 paced streams without stored rows, ticks 2-4 ms late and the window
+# stayed narrow while 40% of the tokens fell behind; bench/RESULTS.md).
+_BUSY_SHARE = 0.9
+_IDLE_SHARE = 0.6
+_BUSY_SPAN = 0.25
 
 
 class ChatStreamClient:
@@ -167,21 +176,29 @@ class PacedTicks:
     held streams wake together, in one pass of the event loop, instead of each on a timer of its
     own at its own moment (bench/RESULTS.md).
 
-    When the ticks fire late, on average by more than a quarter of the window, the process has more
-    tokens to pass on than it has CPU for, and each token already waits in the loop's queue about
-    as long as a wider window would hold it: the window doubles, up to `max_window`, so that each
-    pass through a stream carries more tokens and costs less CPU per token. Once the ticks have
-    kept time for `_CALM_SECONDS`, it halves again, down to `window`. A server with CPU to spare
-    never widens it, so there a token waits at most `window`; an overloaded one, `max_window`."""
+    When the ticks fire late, on average by more than a quarter of the window, or the loop's
+    thread is on the CPU nearly all the time (`_BUSY_SHARE`), the process has more tokens to pass
+    on than it has CPU for, and each token already waits in the loop's queue about as long as a
+    wider window would hold it: the window doubles, up to `max_window`, so that each pass through
+    a stream carries more tokens and costs less CPU per token. Once the ticks have kept time, with
+    CPU to spare, for `_CALM_SECONDS`, it halves again, down to `window`. A server with CPU to
+    spare never widens it, so there a token waits at most `window`; an overloaded one,
+    `max_window`. `cpu_clock` is the loop thread's CPU time (replaceable in tests)."""
 
     def __init__(self, window: float, max_window: float | None = None, *,
-                 on_change: Callable[[float], None] | None = None) -> None:
+                 on_change: Callable[[float], None] | None = None,
+                 cpu_clock: Callable[[], float] = time.thread_time) -> None:
         self.base_window = window
         self.max_window = max(window, max_window or window)
         self._on_change = on_change
         self._set_window(window)
         self.lateness = 0.0  # how late the ticks fire, on average
         self._calm_since: float | None = None
+        self._cpu_clock = cpu_clock
+        # The loop thread's share of time on the CPU over the last whole span (None: not measured
+        # yet at this width), and where the current span began (loop time, CPU time).
+        self.busy: float | None = None
+        self._span: tuple[float, float] | None = None
         self._waiters: dict[float, list[Callable[[], None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -200,7 +217,7 @@ class PacedTicks:
         if loop is not self._loop:  # a new event loop (tests start several): the old one's ticks are gone
             self._loop, self._waiters = loop, {}
             self._set_window(self.base_window)
-            self.lateness, self._calm_since = 0.0, None
+            self.lateness, self._calm_since, self.busy, self._span = 0.0, None, None, None
         now, grid = loop.time(), self.base_window
         since = now if last_read is None else last_read
         tick = max((since + self.window) // grid * grid, (now // grid + 1) * grid)
@@ -220,11 +237,14 @@ class PacedTicks:
         # Smoothed: a single late tick is one busy pass of the loop (the upstream's burst of tokens
         # for every stream), not a loop that cannot keep up.
         self.lateness += (max(now - tick, 0.0) - self.lateness) * _LATENESS_SMOOTHING
-        if self.lateness > self.window * _BEHIND_SHARE and self.window < self.max_window:
+        self._measure_busy(now)
+        behind = self.lateness > self.window * _BEHIND_SHARE or (self.busy or 0.0) > _BUSY_SHARE
+        if behind and self.window < self.max_window:
             self._set_window(min(self.window * 2, self.max_window))
             # Measured afresh at the new width, so that one backlog does not double it twice.
-            self.lateness, self._calm_since = 0.0, None
-        elif self.window > self.base_window and self.lateness < self.base_window * _CALM_SHARE:
+            self.lateness, self._calm_since, self.busy, self._span = 0.0, None, None, None
+        elif (self.window > self.base_window and self.lateness < self.base_window * _CALM_SHARE
+              and (self.busy or 0.0) < _IDLE_SHARE):
             if self._calm_since is None:
                 self._calm_since = now
             elif now - self._calm_since >= _CALM_SECONDS:
@@ -232,6 +252,14 @@ class PacedTicks:
                 self._calm_since = now
         else:
             self._calm_since = None
+
+    def _measure_busy(self, now: float) -> None:
+        cpu = self._cpu_clock()
+        if self._span is None:
+            self._span = (now, cpu)
+        elif now - self._span[0] >= _BUSY_SPAN:
+            self.busy = (cpu - self._span[1]) / (now - self._span[0])
+            self._span = (now, cpu)
 
     def _set_window(self, window: float) -> None:
         self.window = window
