@@ -195,54 +195,40 @@ def test_without_a_wider_maximum_the_window_never_widens() -> None:
     assert ticks.window == 0.02
 
 
-async def test_an_event_loop_that_falls_behind_widens_the_window_of_held_streams() -> None:
-    # A task that takes the loop for 30 ms at a time (a process out of CPU) makes every 20 ms tick
-    # late: the streams held on the clock are then released at a wider interval.
-    ticks = PacedTicks(0.02, 0.08)
+async def _widest_window_while_hogged(ticks: PacedTicks, pass_s: float, until: float, max_ticks: int) -> float:
+    """The window of `ticks` once it reaches `until` (or after `max_ticks` ticks) while a task takes
+    the event loop for `pass_s` at a time, yielding in between."""
     busy = True
 
     async def hog() -> None:
         while busy:
-            deadline = time.perf_counter() + 0.03
+            deadline = time.perf_counter() + pass_s
             while time.perf_counter() < deadline:
                 pass
             await asyncio.sleep(0)
 
     hogging = asyncio.create_task(hog())
     try:
-        for _ in range(30):
+        for _ in range(max_ticks):
             await ticks.next_tick()
-            if ticks.window == 0.08:
+            if ticks.window >= until:
                 break
     finally:
         busy = False
         await hogging
-    assert ticks.window == 0.08
+    return ticks.window
+
+
+async def test_an_event_loop_that_falls_behind_widens_the_window_of_held_streams() -> None:
+    # A task that takes the loop for 30 ms at a time (a process out of CPU) makes every 20 ms tick
+    # late: the streams held on the clock are then released at a wider interval.
+    assert await _widest_window_while_hogged(PacedTicks(0.02, 0.08), 0.03, until=0.08, max_ticks=30) == 0.08
 
 
 async def test_an_event_loop_kept_busy_in_short_passes_widens_the_window() -> None:
     # A task that takes the loop for 1 ms at a time: every tick fires within about a millisecond,
     # but the loop's thread is never idle, so it has no CPU for more tokens.
-    ticks = PacedTicks(0.02, 0.08)
-    busy = True
-
-    async def hog() -> None:
-        while busy:
-            deadline = time.perf_counter() + 0.001
-            while time.perf_counter() < deadline:
-                pass
-            await asyncio.sleep(0)
-
-    hogging = asyncio.create_task(hog())
-    try:
-        for _ in range(100):
-            await ticks.next_tick()
-            if ticks.window > 0.02:
-                break
-    finally:
-        busy = False
-        await hogging
-    assert ticks.window > 0.02
+    assert await _widest_window_while_hogged(PacedTicks(0.02, 0.08), 0.001, until=0.04, max_ticks=100) > 0.02
 
 
 async def test_when_the_window_is_wider_than_its_grid_streams_keep_to_their_own_ticks() -> None:
