@@ -21,11 +21,12 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from riposte.engine.request import CreateResponseRequest
+from riposte.engine.response_object import snapshot
 from riposte.engine.resume import ACTIVE_STATUSES
 from riposte.engine.turn import BackgroundClaimLost, Turn
 from riposte.errors import RiposteError
 from riposte.store.background_jobs import CancelOutcome, ClaimedJob, JobQueue, enqueue, new_job_row
-from riposte.store.event_log import EventLog
+from riposte.store.event_log import EventLog, insert_events
 from riposte.store.ownership import Owner
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _IDLE_POLL_CAP_SECONDS = 4.0
+# The events a background response's stream starts with while it waits in the queue.
+QUEUED_EVENT_TYPES = ("response.created", "response.queued")
 
 
 @dataclass(frozen=True)
@@ -45,13 +48,20 @@ class RunnerSettings:
 
 
 async def queue_turn(turn: Turn, body: CreateResponseRequest, owner: Owner) -> dict[str, Any]:
-    """Store a prepared background turn `queued`, with its job; the turn itself runs on a worker."""
+    """Store a prepared background turn `queued`, with its job and the first events of its stream
+    (`response.created` and `response.queued`, as OpenAI streams a queued response); the turn
+    itself runs on a worker, numbering its events after these."""
     turn.response["status"] = "queued"
     request = body.model_dump(mode="json", exclude_unset=True)
-    row = new_job_row(turn.response["id"], owner, {"body": request, "created_at": turn.response["created_at"]})
+    response_id = turn.response["id"]
+    queued_events = [{"type": kind, "response": snapshot(turn.response), "sequence_number": number}
+                     for number, kind in enumerate(QUEUED_EVENT_TYPES)]
+    row = new_job_row(response_id, owner, {"body": request, "created_at": turn.response["created_at"]},
+                      last_sequence=len(queued_events) - 1)
 
     async def with_job(connection: AsyncConnection) -> None:
         await enqueue(connection, row)
+        await insert_events(connection, response_id, queued_events)
 
     try:
         await turn.store.create(turn.new_row(), also=with_job)
@@ -258,5 +268,7 @@ class BackgroundRunner:
             await self._queue.fail(job.response_id, job.fence, exc.message)
             return None
         turn.response["created_at"] = job.request["created_at"]
-        turn.claimed(job.fence, job.first_sequence)
+        # Its first start after the queue's events announces no second `response.created`; a retry
+        # after an attempt that streamed some does, so a reader knows the output starts again.
+        turn.claimed(job.fence, job.first_sequence, announce_created=job.first_sequence != len(QUEUED_EVENT_TYPES))
         return turn

@@ -22,6 +22,7 @@ from pydantic import TypeAdapter
 
 from riposte.config import ProviderConfig
 from riposte.store.responses import OpenResponse, ResponseStore
+from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
 from tests.conftest import ADMIN_URL, run_admin_sql, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
@@ -83,6 +84,11 @@ def test_background_stream_then_resume_after_any_event(server: RunningServer, up
     assert events[-1]["type"] == "response.completed"
     assert events[-1]["response"]["background"] is True
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    # As OpenAI streams a background response: created and queued while it waits, then the run.
+    assert [(e["type"], e["response"]["status"]) for e in events[:3]] == [
+        ("response.created", "queued"), ("response.queued", "queued"), ("response.in_progress", "in_progress")]
+    assert [e["type"] for e in events].count("response.created") == 1
+    assert_valid_stream(events)
     response_id = events[0]["response"]["id"]
     for cut in (0, 3, len(events) - 2):
         assert resumed(server, response_id, starting_after=cut) == events[cut + 1:]
@@ -205,8 +211,9 @@ def test_cancel_queued_background_response(idle_server: RunningServer, upstream:
     assert cancelled.output == []
     assert sdk(idle_server).responses.cancel(created.id).status == "cancelled"
     assert upstream.requests == []
-    # A stream of it ends at once: the response is over, with no event stored.
-    assert resumed(idle_server, created.id) == []
+    # A stream of it shows it queued, then ends at once: the response is over.
+    assert [(e["type"], e["response"]["status"]) for e in resumed(idle_server, created.id)] == [
+        ("response.created", "queued"), ("response.queued", "queued")]
 
 
 def test_ready_until_the_database_goes_away(tmp_path: Path, upstream: ScriptedUpstream) -> None:

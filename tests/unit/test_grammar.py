@@ -266,6 +266,29 @@ def test_broken_stream_is_rejected(break_stream: Callable[[list[Event]], list[Ev
         assert_valid_stream(events)
 
 
+def queued(events: list[Event]) -> list[Event]:
+    """The stream as a queued background response opens it: created and queued, both `queued`."""
+    events[0]["response"]["status"] = "queued"
+    waiting = {"type": "response.queued", "response": copy.deepcopy(events[0]["response"])}
+    return renumbered([events[0], waiting, *events[1:]])
+
+
+def test_a_queued_background_stream_opens_with_created_and_queued() -> None:
+    stream = queued(valid_stream())
+    assert stream_grammar_errors(stream) == []
+    adapter: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+    assert_valid_stream([adapter.validate_python(e) for e in stream])  # the SDK's types too
+    still_in_progress = queued(valid_stream())
+    still_in_progress[0]["response"]["status"] = "in_progress"
+    assert "response.created must carry status queued" in " ".join(stream_grammar_errors(still_in_progress))
+    no_progress = queued(valid_stream())
+    del no_progress[2]
+    assert "third event must be response.in_progress" in " ".join(stream_grammar_errors(renumbered(no_progress)))
+    twice = queued(valid_stream())
+    twice.insert(3, copy.deepcopy(twice[1]))
+    assert "response.queued sent more than once" in " ".join(stream_grammar_errors(renumbered(twice)))
+
+
 def test_garbage_inputs_are_reported_not_crashing() -> None:
     assert stream_grammar_errors([]) == ["stream is empty"]
     assert "not a dict or pydantic model" in stream_grammar_errors([42])[0]

@@ -173,8 +173,11 @@ class ResponseStream:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> list[Event]:
-        self._emit({"type": "response.created", "response": snapshot(self.response)})
+    def start(self, *, announce_created: bool = True) -> list[Event]:
+        """The opening events; `response.created` only when no earlier event announced the response
+        (a queued background response's stream has it from the queue)."""
+        if announce_created:
+            self._emit({"type": "response.created", "response": snapshot(self.response)})
         self._emit({"type": "response.in_progress", "response": snapshot(self.response)})
         return self.drain()
 

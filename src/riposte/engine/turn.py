@@ -127,6 +127,7 @@ class Turn:
     trace: TurnTrace | None = None
     # A background worker's turn continues a row written when the job was queued (see `claimed`).
     _first_sequence: int = 0
+    _announce_created: bool = True
     # The first upstream call, sent while the `in_progress` row is being committed.
     _early_call: _UpstreamCall | None = None
 
@@ -134,12 +135,14 @@ class Turn:
     def should_store(self) -> bool:
         return self.request.store is not False
 
-    def claimed(self, fence: int, first_sequence: int) -> None:
-        """Run as the background job claimed with `fence`: its row exists already, and an earlier
-        attempt's events, if any, end at `first_sequence` - 1."""
+    def claimed(self, fence: int, first_sequence: int, *, announce_created: bool = True) -> None:
+        """Run as the background job claimed with `fence`: its row exists already, and the events
+        stored before (the queue's, an earlier attempt's) end at `first_sequence` - 1. Without
+        `announce_created` the stream starts at `response.in_progress` (the queue announced it)."""
         inherited = self.inherited or Inheritance(extends=None, items=0, messages=0)
         self._stored_row = OpenResponse(self.response["id"], inherited.extends, inherited.messages, fence)
         self._first_sequence = first_sequence
+        self._announce_created = announce_created
 
     async def events(self) -> AsyncGenerator[Event]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
@@ -152,7 +155,7 @@ class Turn:
         try:
             self._early_call = self._first_call_early()
             await self._persist_created()
-            for event in stream.start():
+            for event in stream.start(announce_created=self._announce_created):
                 yield event
             try:
                 for event in self._announce_listings(stream):

@@ -46,10 +46,12 @@ class CancelOutcome(Enum):
     ENDED = "ended"  # it had already ended (or there is no job: not a background response)
 
 
-def new_job_row(response_id: str, owner: Owner, request: dict[str, Any]) -> dict[str, Any]:
+def new_job_row(response_id: str, owner: Owner, request: dict[str, Any], last_sequence: int = -1) -> dict[str, Any]:
+    """`last_sequence`: the last of the events stored with the job (-1: none)."""
     return {"response_id": response_id, "project": owner.project, "sees_all": owner.sees_all,
             "request": orjson.dumps(request).decode(), "state": QUEUED, "queued_at": time.time(), "owner": None,
-            "lease_until": None, "fence": 0, "attempts": 0, "cancel_requested": False, "last_sequence": -1}
+            "lease_until": None, "fence": 0, "attempts": 0, "cancel_requested": False,
+            "last_sequence": last_sequence}
 
 
 async def enqueue(connection: AsyncConnection, row: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
 from riposte.store.group_commit import GroupCommit, Statements
-from riposte.store.notifications import EVENTS, notify_each
+from riposte.store.notifications import EVENTS, notify, notify_each
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +259,16 @@ def _advance(statements: Statements, response_id: str, fence: int, last_sequence
     row (PostgreSQL; SQLite has one writer), so a claim cannot slip between this check and the insert."""
     return bool(statements.execute(_ADVANCE, {"advance_id": response_id, "advance_fence": fence,
                                               "advance_to": last_sequence}).rowcount)
+
+
+async def insert_events(connection: AsyncConnection, response_id: str, events: Sequence[dict[str, Any]]) -> None:
+    """Store events in the caller's transaction, as one row (a queued background response's first
+    events, written with its job so a stream of it shows them at once)."""
+    await connection.execute(_INSERT, {
+        "response_id": response_id, "first_sequence": events[0]["sequence_number"],
+        "last_sequence": events[-1]["sequence_number"],
+        "events": (b"[" + b",".join(orjson.dumps(event) for event in events) + b"]").decode()})
+    await notify(connection, EVENTS, response_id)
 
 
 async def delete_events(connection: AsyncConnection, response_id: str) -> None:

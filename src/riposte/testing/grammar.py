@@ -189,16 +189,23 @@ class _Checker:
         self._check_response_ids(events)
 
     def _check_opening(self, events: list[tuple[int, Event]]) -> None:
+        """`response.created` then `response.in_progress`; a queued background response has
+        `response.queued` between them, and both of the first two carry status queued."""
         first_position, first = events[0]
+        queued = len(events) > 1 and _kind(events[1][1]) == "response.queued"
+        opening_status = "queued" if queued else "in_progress"
         if _kind(first) != "response.created":
             self._error(first_position, first, "first event must be response.created")
-        elif _response_of(first).get("status") != "in_progress":
-            self._error(first_position, first, "response.created must carry status in_progress")
-        if len(events) < 2 or _kind(events[1][1]) != "response.in_progress":
-            self.errors.append("second event must be response.in_progress")
-        elif _response_of(events[1][1]).get("status") != "in_progress":
-            self._error(*events[1], "response.in_progress must carry status in_progress")
-        for kind in ("response.created", "response.in_progress"):
+        elif _response_of(first).get("status") != opening_status:
+            self._error(first_position, first, f"response.created must carry status {opening_status}")
+        if queued and _response_of(events[1][1]).get("status") != "queued":
+            self._error(*events[1], "response.queued must carry status queued")
+        progress = 2 if queued else 1
+        if len(events) <= progress or _kind(events[progress][1]) != "response.in_progress":
+            self.errors.append(f"{'third' if queued else 'second'} event must be response.in_progress")
+        elif _response_of(events[progress][1]).get("status") != "in_progress":
+            self._error(*events[progress], "response.in_progress must carry status in_progress")
+        for kind in ("response.created", "response.queued", "response.in_progress"):
             for position, event in [(p, e) for p, e in events if _kind(e) == kind][1:]:
                 self._error(position, event, f"{kind} sent more than once")
 
