@@ -45,7 +45,7 @@ def render(result: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         _targets(cells, servers, before["cells"] if before else None),
         _full_table(cells),
         _server_logs(servers),
-        _before_after(cells, before) if before else "",
+        _before_after(cells, before, meta) if before else "",
         _machine(meta),
         _commands(meta, servers),
         METHOD.format(seconds=meta["seconds_per_cell"], cores=meta["machine"]["cores"]),
@@ -165,14 +165,15 @@ per delivered token and includes each request's fixed cost (HTTP handling, the u
 the stored response), spread over its 256 tokens."""
 
 
-def _before_after(cells: list[Cell], before: dict[str, Any]) -> str:
+def _before_after(cells: list[Cell], before: dict[str, Any], meta: dict[str, Any]) -> str:
     # The shipped bench/before.json is the tree before the 2026-11-22 hot-path work, described here;
     # any other `--before` run is named only by its own command below.
     hot_path_baseline = "--json bench/before.json" in before["meta"]["command"]
     rows = ["## Before and after the hot-path work" if hot_path_baseline else "## Before and after",
             HOT_PATH_CHANGES if hot_path_baseline else OTHER_BASELINE,
             f"Before: `{before['meta']['command']}` on {before['meta']['date']}. After: this run. Same machine and"
-            " harness, minutes apart; the last column says how much of the machine other programs used meanwhile.",
+            " harness, minutes apart; the last column says how much of the machine other programs used meanwhile."
+            + _speeds(before["meta"], meta),
             "| server | mode | c | delay | deltas/s before -> after | TTFT p50 ms before -> after "
             "| CPU us/token before -> after | failed before -> after | others' CPU before / after |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -192,11 +193,23 @@ def _before_after(cells: list[Cell], before: dict[str, Any]) -> str:
     return "\n".join(rows) if len(rows) > 4 else ""
 
 
+def _speeds(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The interpreter's speed in both runs, when both recorded it: the same host runs as fast."""
+    old, new = before["machine"].get("sum_range_1000_us"), after["machine"].get("sum_range_1000_us")
+    if old is None or new is None:
+        return ""
+    return f" `sum(range(1000))` took {old:.1f} us before and {new:.1f} us after."
+
+
 def _machine(meta: dict[str, Any]) -> str:
     machine, versions = meta["machine"], meta["versions"]
     lines = ["## Machine and versions",
              f"- {machine['cores']} cores ({machine['cpu']}), {machine['memory']} memory, Linux {machine['kernel']}",
              f"- Python {machine['python']} for Riposte, the load generator and the fake upstream"]
+    if machine.get("sum_range_1000_us") is not None:
+        lines.append(f"- interpreter speed: `sum(range(1000))` takes {machine['sum_range_1000_us']:.1f} us "
+                     "(best of 7 rounds; hosts with the same CPU name differ by up to three times, and every "
+                     "figure above scales with this one)")
     lines += [f"- {name}: {version}" for name, version in versions.items()]
     return "\n".join(lines)
 

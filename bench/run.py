@@ -13,6 +13,7 @@ import secrets
 import shlex
 import sys
 import time
+import timeit
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,15 @@ def _machine() -> dict[str, Any]:
     memory = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), "")
     return {"cores": os.cpu_count(), "cpu": model, "memory": memory, "kernel": platform.release(),
-            "python": sys.version.split()[0]}
+            "python": sys.version.split()[0], "sum_range_1000_us": interpreter_speed_us()}
+
+
+def interpreter_speed_us() -> float:
+    """Microseconds for `sum(range(1000))`, the best of several rounds: how fast this host runs
+    plain Python. Hosts that look alike differ by three times (bench/RESULTS.md), and every
+    figure here scales with this one, so runs are compared by it, not by the CPU's name."""
+    rounds = timeit.repeat("sum(range(1000))", number=2000, repeat=7)
+    return min(rounds) / 2000 * 1e6
 
 
 def _versions(args: argparse.Namespace) -> dict[str, str]:
