@@ -229,10 +229,11 @@ class BackgroundRunner:
 
             turn.before_end = store_terminal
             with running.scope:
-                async with aclosing(turn.events()) as events:
-                    async for event in events:
-                        if event["sequence_number"] > stored_up_to:
-                            self._log.append_event(job.response_id, event, job.fence)
+                async with aclosing(turn.event_batches()) as batches:
+                    async for batch in batches:
+                        for event in batch:
+                            if event["sequence_number"] > stored_up_to:
+                                self._log.append_event(job.response_id, event, job.fence)
                         if self._log.full:
                             await self._log.room()
             await self._log.flush()

@@ -28,9 +28,10 @@ async def _arrivals(upstream: ScriptedUpstream, window_s: float) -> tuple[list[f
     started = loop.time()
     times: list[float] = []
     try:
-        async for chunk in client.stream({"model": "m", "messages": [], "stream": True}):
-            if any(choice["delta"].get("content") for choice in chunk.get("choices", [])):
-                times.append(loop.time() - started)
+        async for batch in client.stream({"model": "m", "messages": [], "stream": True}):
+            for chunk in batch:
+                if any(choice["delta"].get("content") for choice in chunk.get("choices", [])):
+                    times.append(loop.time() - started)
     finally:
         await client.aclose()
     return times, times[0]

@@ -59,12 +59,13 @@ async def test_the_upstream_request_goes_out_while_the_row_is_stored_and_created
     turn = await prepare_turn(CreateResponseRequest(model="fake/m", input="hi", stream=True), router, store)
     types: list[str] = []
     async with asyncio.timeout(WAIT_S):
-        async for event in turn.events():
-            if not types:
-                ResponseCreatedEvent.model_validate(event)
-                # The id is revealed only once its row is committed.
-                assert await store.get_response(event["response"]["id"]) is not None
-            types.append(event["type"])
+        async for batch in turn.event_batches():
+            for event in batch:
+                if not types:
+                    ResponseCreatedEvent.model_validate(event)
+                    # The id is revealed only once its row is committed.
+                    assert await store.get_response(event["response"]["id"]) is not None
+                types.append(event["type"])
     await router.aclose()
     assert store.requests_before_commit == [1]
     assert types[:2] == ["response.created", "response.in_progress"]
@@ -86,7 +87,7 @@ async def test_turns_starting_together_are_all_stored_and_answered(database_url:
 
     async def one(number: int) -> dict[str, Any]:
         turn = await prepare_turn(CreateResponseRequest(model="fake/m", input=f"q{number}"), router, store)
-        async for _ in turn.events():
+        async for _ in turn.event_batches():
             pass
         return turn.response
 

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from riposte.api.batched_stream import MAX_BATCH, BatchedStreamingResponse
+from riposte.api.batched_stream import FIRST_BATCH, MAX_BATCH, BatchedStreamingResponse
 
 SCOPE: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
 
@@ -41,14 +41,14 @@ async def _run(response: BatchedStreamingResponse[int], client: _Client) -> None
     await response(SCOPE, client.receive, client.send)  # type: ignore[arg-type]
 
 
-def _response(items: AsyncGenerator[int]) -> BatchedStreamingResponse[int]:
+def _response(items: AsyncGenerator[list[int]]) -> BatchedStreamingResponse[int]:
     return BatchedStreamingResponse(items, _encode, trailer=b"<done>", media_type="text/event-stream", headers={})
 
 
 async def test_items_ready_together_leave_in_fewer_writes_in_order_with_the_trailer_last() -> None:
-    async def burst() -> AsyncGenerator[int]:
+    async def burst() -> AsyncGenerator[list[int]]:
         for item in range(100):
-            yield item
+            yield [item]
 
     client = _Client()
     await _run(_response(burst()), client)
@@ -59,12 +59,40 @@ async def test_items_ready_together_leave_in_fewer_writes_in_order_with_the_trai
     assert client.finished
 
 
+async def test_a_large_batch_leaves_its_first_items_first_in_writes_that_grow() -> None:
+    """One upstream read with a whole answer: its first delta is not held back behind the rest."""
+    async def one_read() -> AsyncGenerator[list[int]]:
+        yield list(range(300))
+
+    client = _Client()
+    await _run(_response(one_read()), client)
+
+    assert b"".join(client.bodies) == b"".join(_encode(i) for i in range(300)) + b"<done>"
+    assert client.bodies[0] == b"".join(_encode(i) for i in range(FIRST_BATCH))
+    sizes = [body.count(b"<") for body in client.bodies]
+    assert sizes[:3] == [FIRST_BATCH, FIRST_BATCH * 2, FIRST_BATCH * 4]
+    assert max(sizes) <= MAX_BATCH + 1
+
+
+async def test_empty_batches_send_nothing_of_their_own() -> None:
+    async def sparse() -> AsyncGenerator[list[int]]:
+        yield []
+        yield [0]
+        await anyio.sleep(0.01)
+        yield []
+        yield [1]
+
+    client = _Client()
+    await _run(_response(sparse()), client)
+    assert client.bodies == [b"<0>", b"<1><done>"]
+
+
 async def test_items_that_trickle_in_each_leave_before_the_next_exists() -> None:
     client = _Client()
 
-    async def trickle() -> AsyncGenerator[int]:
+    async def trickle() -> AsyncGenerator[list[int]]:
         for item in range(3):
-            yield item
+            yield [item]
             await anyio.sleep(0.01)
             assert client.bodies[-1].endswith(_encode(item)), "the item waited for the next one"
 
@@ -73,8 +101,8 @@ async def test_items_that_trickle_in_each_leave_before_the_next_exists() -> None
 
 
 async def test_a_failing_generator_sends_no_trailer() -> None:
-    async def failing() -> AsyncGenerator[int]:
-        yield 1
+    async def failing() -> AsyncGenerator[list[int]]:
+        yield [1]
         raise RuntimeError("boom")
 
     client = _Client()
@@ -88,11 +116,11 @@ async def test_a_client_hang_up_closes_the_generator_at_once() -> None:
     closed = anyio.Event()
     client = _Client()
 
-    async def endless() -> AsyncGenerator[int]:
+    async def endless() -> AsyncGenerator[list[int]]:
         try:
             item = 0
             while True:
-                yield item
+                yield [item]
                 item += 1
                 if item == 5:
                     client.hang_up.set()
@@ -119,12 +147,12 @@ async def test_a_hang_up_during_a_slow_write_ends_the_waiting_generator_and_lets
             client.hang_up.set()
             await anyio.sleep_forever()
 
-    async def items() -> AsyncGenerator[int]:
+    async def items() -> AsyncGenerator[list[int]]:
         try:
-            yield 0
-            yield 1
+            yield [0]
+            yield [1]
             await anyio.sleep_forever()
-            yield 2
+            yield [2]
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.sleep(0.01)
@@ -155,10 +183,10 @@ class _Valve:
 async def test_a_full_backpressure_holds_the_next_step_after_sending_what_is_ready() -> None:
     stepped: list[int] = []
 
-    async def burst() -> AsyncGenerator[int]:
+    async def burst() -> AsyncGenerator[list[int]]:
         for item in range(3):
             stepped.append(item)
-            yield item
+            yield [item]
 
     valve, client = _Valve(), _Client()
     response = BatchedStreamingResponse(burst(), _encode, trailer=b"<done>", media_type="text/event-stream",

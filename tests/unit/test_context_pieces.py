@@ -163,10 +163,10 @@ class ChunksUpstream:
         self.chunks = chunks
         self.bodies: list[dict[str, Any]] = []
 
-    async def stream_chat(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any]]:
+    async def stream_chat(self, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]]]:
         self.bodies.append(body)
         for chunk in self.chunks:
-            yield chunk
+            yield [chunk]
 
 
 def summary_route(chunks: list[dict[str, Any]]) -> Route:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from riposte.config import ProviderConfig, Settings
 from riposte.errors import InvalidRequestError
-from riposte.guardrails.guards import GuardRegistry
+from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
 from riposte.guardrails.lookahead import LookAhead, answer_text
 from riposte.guardrails.selection import requested_guardrails
 from riposte.guardrails.settings import GuardConfig, GuardrailSettings
@@ -215,3 +216,33 @@ def test_no_guardrail_means_no_turn_guard_and_an_empty_server_knows_no_name() ->
     assert GuardRegistry.empty().for_turn([], []) is None
     with pytest.raises(InvalidRequestError, match="none are configured"):
         GuardRegistry.empty().for_turn(["omni"], None)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 40])
+async def test_moderated_batches_release_what_chunk_by_chunk_releases_before_a_flag(
+    batch_size: int, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upstream's chunks come in batches (one per socket read): whatever the batches, the
+    chunks that go out before a flagged check are the ones a chunk-by-chunk run releases."""
+    text = "".join(f"{n:03d}" for n in range(40))
+    phrase = text[70:74]
+    chunks = [_content(text[i:i + 3]) for i in range(0, len(text), 3)]
+    guard = TurnGuard(guards=(), settings=GuardrailSettings(window_chars=10, overlap_chars=4))
+
+    async def check(_: TurnGuard, held: str) -> None:
+        if phrase in held:
+            raise OutputFlagged("no")
+
+    monkeypatch.setattr(TurnGuard, "_check_output", check)
+
+    async def upstream() -> AsyncGenerator[list[dict[str, Any]]]:
+        for start in range(0, len(chunks), batch_size):
+            yield chunks[start:start + batch_size]
+
+    out: list[dict[str, Any]] = []
+    with pytest.raises(OutputFlagged):
+        async for batch in guard.moderated(upstream()):
+            assert batch, "an empty batch"
+            out += batch
+    expected, _ = _run(LookAhead(window_chars=10, overlap_chars=4), chunks, flagged=phrase)
+    assert out == expected and expected

@@ -1,15 +1,16 @@
 """A streaming response that sends everything ready at the same moment in one socket write.
 
-One task pulls items from an async generator, encodes them and writes them. To know what is
-"ready at the same moment" it takes each step of the generator by hand: a step that finishes
-without waiting gives an item that was ready, and is only queued; a step that has to wait (for
-the next upstream read) first sends what is queued, then waits. So when one upstream read
-carries many tokens their events leave in a few writes instead of one each (a write wakes the
-client, which costs more than building the event), and a token that arrives alone leaves as
-soon as the turn waits for the next one, with no second task, event or future per token (a
-producer task handing bytes to a writer task cost two wake-ups per lone token). Batches start at
-`FIRST_BATCH` items and double up to `MAX_BATCH`, so the first delta of a large burst is not held
-back behind the rest of it. A slow client slows the generator: a write waits for the socket's
+One task pulls batches of items from an async generator (the events of one upstream read come
+as one batch: a step of a generator chain costs more than encoding an event), encodes them and
+writes them. To know what is "ready at the same moment" it takes each step of the generator by
+hand: a step that finishes without waiting gives items that were ready, and they are only
+queued; a step that has to wait (for the next upstream read) first sends what is queued, then
+waits. So when one upstream read carries many tokens their events leave in a few writes instead
+of one each (a write wakes the client, which costs more than building the event), and a token
+that arrives alone leaves as soon as the turn waits for the next one, with no second task, event
+or future per token (a producer task handing bytes to a writer task cost two wake-ups per lone
+token). Writes start at `FIRST_BATCH` items and double up to `MAX_BATCH`, so the first delta of a
+large burst is not held back behind the rest of it. A slow client slows the generator: a write waits for the socket's
 flow control before the next step is taken; so does a `Backpressure` that is full (the event
 log, when the database falls behind). The last batch carries the end of the body.
 """
@@ -17,7 +18,7 @@ log, when the database falls behind). The last batch carries the end of the body
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -45,16 +46,17 @@ class Backpressure(Protocol):
 
 
 class BatchedStreamingResponse(Response, Generic[Item]):
-    """An HTTP streaming response of `encode(item)` for each item, then `trailer` if the generator
-    ran to its end. A client that goes away cancels the generator (closing it) and the writes."""
+    """An HTTP streaming response of `encode(item)` for each item of each batch, then `trailer` if
+    the generator ran to its end. A client that goes away cancels the generator (closing it) and
+    the writes."""
 
-    def __init__(self, items: AsyncGenerator[Item], encode: Callable[[Item], bytes], *, trailer: bytes,
+    def __init__(self, batches: AsyncGenerator[Sequence[Item]], encode: Callable[[Item], bytes], *, trailer: bytes,
                  media_type: str, headers: dict[str, str], backpressure: Backpressure | None = None) -> None:
         self.status_code = 200
         self.media_type = media_type
         self.background = None
         self.init_headers(headers)
-        self._items = items
+        self._batches = batches
         self._encode = encode
         self._trailer = trailer
         self._backpressure = backpressure
@@ -65,24 +67,25 @@ class BatchedStreamingResponse(Response, Generic[Item]):
                 group.start_soon(cancel_on_disconnect, receive, group.cancel_scope)
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 # Closed here, not left to the garbage collector, so a cancelled turn cleans up at once.
-                async with aclosing(self._items) as items:
-                    await self._write_all(items, send)
+                async with aclosing(self._batches) as batches:
+                    await self._write_all(batches, send)
                 group.cancel_scope.cancel()  # the disconnect watcher
 
-    async def _write_all(self, items: AsyncGenerator[Item], send: Send) -> None:
-        encode, pending, batch, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
+    async def _write_all(self, batches: AsyncGenerator[Sequence[Item]], send: Send) -> None:
+        encode, pending, limit, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
         while True:
             if pressure is not None and pressure.full:
                 await _send_body(send, pending, more=True)
                 await pressure.room()
-            step = items.__anext__()
+            step = batches.__anext__()
             try:
                 waiting_on = step.send(None)
-            except StopIteration as ready:  # the item was ready without waiting
-                pending.append(encode(ready.value))
-                if len(pending) >= batch:
-                    batch = min(batch * 2, MAX_BATCH)
-                    await _send_body(send, pending, more=True)
+            except StopIteration as ready:  # the batch was ready without waiting
+                for item in ready.value:
+                    pending.append(encode(item))
+                    if len(pending) >= limit:
+                        limit = min(limit * 2, MAX_BATCH)
+                        await _send_body(send, pending, more=True)
                 continue
             except StopAsyncIteration:
                 break
@@ -98,10 +101,10 @@ class BatchedStreamingResponse(Response, Generic[Item]):
                         await _Resumed(step, throw=exc)
                     raise
             try:
-                item = await _Resumed(step, waiting_on)
+                batch = await _Resumed(step, waiting_on)
             except StopAsyncIteration:
                 break
-            pending.append(encode(item))
+            pending.extend(map(encode, batch))
         pending.append(self._trailer)
         await _send_body(send, pending, more=False)
 

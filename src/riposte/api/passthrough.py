@@ -17,6 +17,7 @@ from riposte.api.jsonresponse import json_response
 from riposte.api.openapi import body, returns
 from riposte.api.sse import data_stream_response
 from riposte.errors import InvalidRequestError, RiposteError
+from riposte.inference.upstream import ChunkBatch
 from riposte.services import Services, services
 
 router = APIRouter()
@@ -35,14 +36,14 @@ async def chat_completions(request: Request, svc: Services = Depends(services)) 
     upstream_body = {**body, "model": route.upstream_model}
     if not body.get("stream"):
         return json_response(await route.upstream.chat(upstream_body))
-    chunks = route.upstream.stream_chat(upstream_body)
-    # Pull the first chunk before answering, so an upstream failure still gets a real status code.
+    batches = route.upstream.stream_chat(upstream_body)
+    # Pull the first chunks before answering, so an upstream failure still gets a real status code.
     try:
-        first = await anext(chunks, None)
+        first = await anext(batches, None)
     except BaseException:
-        await chunks.aclose()
+        await batches.aclose()
         raise
-    return data_stream_response(_prepend(first, chunks))
+    return data_stream_response(_prepend(first, batches))
 
 
 @router.post("/embeddings", openapi_extra=body(EmbeddingCreateParams), responses=returns(CreateEmbeddingResponse))
@@ -63,16 +64,14 @@ def _model(body: dict[str, Any]) -> str:
     return model
 
 
-async def _prepend(
-    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any]]
-) -> AsyncGenerator[dict[str, Any]]:
-    async with aclosing(rest) as chunks:
+async def _prepend(first: ChunkBatch | None, rest: AsyncGenerator[ChunkBatch]) -> AsyncGenerator[ChunkBatch]:
+    async with aclosing(rest) as batches:
         if first is not None:
             yield first
         try:
-            async for chunk in chunks:
-                yield chunk
+            async for batch in batches:
+                yield batch
         except RiposteError as exc:
             # Headers are gone already; OpenAI-compatible clients read an `error` data line, and
             # the stream still ends with `[DONE]`.
-            yield exc.envelope()
+            yield [exc.envelope()]

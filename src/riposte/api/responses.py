@@ -54,8 +54,8 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
         return await _start_background(turn, body, svc)
     if body.stream:
         if turn.should_store and svc.settings.stream_resume:
-            return recorded_event_stream(turn.events(), svc.event_log, turn.response["id"])
-        return event_stream_response(turn.events())
+            return recorded_event_stream(turn.event_batches(), svc.event_log, turn.response["id"])
+        return event_stream_response(turn.event_batches())
     if await client_left_during(request.receive, lambda: _run_to_end(turn)):
         return NoReply()  # the turn ran to its end and is stored; the client is gone
     if turn.failure is not None:
@@ -64,8 +64,8 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
 
 
 async def _run_to_end(turn: Turn) -> None:
-    async with aclosing(turn.events()) as events:
-        async for _ in events:
+    async with aclosing(turn.event_batches()) as batches:
+        async for _ in batches:
             pass
 
 

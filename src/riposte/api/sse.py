@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -27,14 +27,17 @@ def encode_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def event_stream_response(events: AsyncGenerator[dict[str, Any]],
+def event_stream_response(events: AsyncGenerator[Sequence[dict[str, Any]]],
                           encode: Callable[[dict[str, Any]], bytes] = encode_event, *,
                           backpressure: Backpressure | None = None) -> BatchedStreamingResponse[dict[str, Any]]:
+    """The events, which come in batches of those ready together."""
     return BatchedStreamingResponse(events, encode, trailer=DONE, media_type="text/event-stream",
                                     headers=SSE_HEADERS, backpressure=backpressure)
 
 
-def data_stream_response(payloads: AsyncGenerator[dict[str, Any]]) -> BatchedStreamingResponse[dict[str, Any]]:
+def data_stream_response(
+    payloads: AsyncGenerator[Sequence[dict[str, Any]]],
+) -> BatchedStreamingResponse[dict[str, Any]]:
     """The chat-completions flavour: `data:` lines only."""
     return BatchedStreamingResponse(payloads, encode_data, trailer=DONE, media_type="text/event-stream",
                                     headers=SSE_HEADERS)

@@ -2,7 +2,7 @@
 openai-python's `client.responses.connect()`).
 
 Each `response.create` event runs one turn exactly as `POST /v1/responses` with `stream: true`
-does (api/turn_start.py, then `Turn.events()`), and its events go out one message each, the
+does (api/turn_start.py, then `Turn.event_batches()`), and its events go out one message each, the
 same JSON as the SSE `data:` lines. What the connection adds:
 
 - lanes: a `response.create` with a `stream_id` runs after the earlier ones of its lane, and
@@ -284,11 +284,12 @@ class ResponsesConnection:
         try:
             turn = await start_turn(body, self._view, self._recent)
             turn.generate = generate
-            async with aclosing(turn.events()) as events:
-                async for event in events:
-                    if event["type"] == "error":
-                        event = stream_error_event(event, turn.failure)
-                    await self._send(on_lane(event, lane))
+            async with aclosing(turn.event_batches()) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        if event["type"] == "error":
+                            event = stream_error_event(event, turn.failure)
+                        await self._send(on_lane(event, lane))
         finally:
             self._release()
         self._keep(turn)

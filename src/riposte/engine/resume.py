@@ -21,22 +21,26 @@ ACTIVE_STATUSES = frozenset({"queued", "in_progress"})
 
 
 async def follow(log: EventLog, responses: ResponseStore, response_id: str, after: int, *,
-                 poll_seconds: float, settle_seconds: float = 1.0) -> AsyncGenerator[dict[str, Any]]:
-    """Events after sequence number `after`, until the terminal event. A response that ended without
-    one (cancelled, or failed by recovery after its process died) ends the stream once its status
-    is final and no event came for `settle_seconds` (the last events may still be in a buffer)."""
+                 poll_seconds: float, settle_seconds: float = 1.0) -> AsyncGenerator[list[dict[str, Any]]]:
+    """Events after sequence number `after`, until the terminal event, in batches of those read
+    together. A response that ended without one (cancelled, or failed by recovery after its
+    process died) ends the stream once its status is final and no event came for
+    `settle_seconds` (the last events may still be in a buffer)."""
     last = after
     quiet_since: float | None = None
     while True:
         # The status is read before the events: an end seen here was stored after events read below.
         status = await responses.status(response_id)
         events = await log.read_after(response_id, last)
+        batch: list[dict[str, Any]] = []
         for sequence_number, event in events:
             last = sequence_number
-            yield event
+            batch.append(event)
             if event.get("type") in TERMINAL_EVENTS:
+                yield batch
                 return
-        if events:
+        if batch:
+            yield batch
             quiet_since = None
             continue
         if status is None:

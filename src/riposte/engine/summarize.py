@@ -76,14 +76,15 @@ async def _streamed_text(route: Route, body: dict[str, Any],
     if watcher is not None:
         watcher.started(body)
     try:
-        async with aclosing(route.upstream.stream_chat(body)) as chunks:
-            async for chunk in chunks:
-                if watcher is not None:
-                    watcher.chunk()
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or ():
-                    pieces.append((choice.get("delta") or {}).get("content") or "")
-                    finish_reason = choice.get("finish_reason") or finish_reason
+        async with aclosing(route.upstream.stream_chat(body)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    if watcher is not None:
+                        watcher.chunk()
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or ():
+                        pieces.append((choice.get("delta") or {}).get("content") or "")
+                        finish_reason = choice.get("finish_reason") or finish_reason
         if finish_reason is None:
             raise UpstreamError("upstream stream ended without a finish_reason: the summary was cut short")
     except BaseException as exc:

@@ -1,6 +1,6 @@
 """One Responses turn: prepare (validate, load history) before any byte is sent, then run.
 
-`Turn.events()` is the single path for streaming and non-streaming requests alike.
+`Turn.event_batches()` is the single path for streaming and non-streaming requests alike.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from riposte.errors import InvalidRequestError, PreviousResponseNotFoundError, R
 from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
 from riposte.inference.early_start import EarlyStart
 from riposte.inference.router import ModelRouter, Route
+from riposte.inference.upstream import ChunkBatch
 from riposte.observability.turn_observer import TurnObserver
 from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
@@ -144,7 +145,9 @@ class Turn:
         self._first_sequence = first_sequence
         self._announce_created = announce_created
 
-    async def events(self) -> AsyncGenerator[Event]:
+    async def event_batches(self) -> AsyncGenerator[list[Event]]:
+        """The turn's events, in batches of those ready together (an upstream read's worth; a
+        batch may be empty): one step of this generator chain per read, not per event."""
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
                                 argument_streams=self.tools.argument_streams(),
                                 max_output_chars=self.max_output_chars,
@@ -155,20 +158,16 @@ class Turn:
         try:
             self._early_call = self._first_call_early()
             await self._persist_created()
-            for event in stream.start(announce_created=self._announce_created):
-                yield event
+            yield stream.start(announce_created=self._announce_created)
             try:
-                for event in self._announce_listings(stream):
-                    yield event
-                async for event in self._resume_calls(stream):
-                    yield event
+                yield self._announce_listings(stream)
+                async for events in self._resume_calls(stream):
+                    yield events
                 if self.generate and not await self._input_refused(stream):
-                    for event in await self._compact_first(stream):
-                        yield event
-                    async for event in self._model_loop(stream):
-                        yield event
-                for event in stream.drain():
-                    yield event
+                    yield await self._compact_first(stream)
+                    async for events in self._model_loop(stream):
+                        yield events
+                yield stream.drain()
                 if self.conversation_sync is not None:
                     await self.conversation_sync.append_turn(self.response["output"])
                 terminal = self._settle(stream)
@@ -182,8 +181,7 @@ class Turn:
             await self._persist_keeping_the_answer()
             self._settled = True
             self.observer.finished(self.response["status"], self.response["usage"], self.failure)
-            for event in terminal:
-                yield event
+            yield terminal
         finally:
             if self._early_call is not None:  # the turn ended before its first call was read
                 with anyio.CancelScope(shield=True):
@@ -224,26 +222,26 @@ class Turn:
                 stream.close_tool_item(item, listing.final)
         return stream.drain()
 
-    async def _resume_calls(self, stream: ResponseStream) -> AsyncGenerator[Event]:
+    async def _resume_calls(self, stream: ResponseStream) -> AsyncGenerator[list[Event]]:
         """Calls of an earlier turn that the client answered now: approved ones run, declined ones
         tell the model so; both before the first model call of this turn."""
         for tool in self.tools.instances:
             for resumed in tool.resumed_calls():
                 if resumed.decision == "approved":
-                    async for event in self._run_server_call(stream, tool, resumed.call, resumed=True):
-                        yield event
+                    async for events in self._run_server_call(stream, tool, resumed.call, resumed=True):
+                        yield events
                 elif resumed.decision == "declined":
                     _insert_tool_result(self.conversation, {
                         "role": "tool", "tool_call_id": resumed.call.call_id, "content": resumed.declined_message,
                     })
 
-    async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[Event]:
+    async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[list[Event]]:
         """Call the model until it answers without server-side tool calls. A client function call
         ends the turn, and so does a call that waits for the client (an approval request); the
         server's own calls run and their results go back to the model."""
         for iteration in range(self.request.max_infer_iters or self.max_infer_iters):
-            async for event in self._call_upstream(stream, first=iteration == 0):
-                yield event
+            async for events in self._call_upstream(stream, first=iteration == 0):
+                yield events
             assert self._last_result is not None
             if self._last_result.finish_reason == "length" or self._refused:
                 return  # cut at the output limit or by a guardrail: no tool call of it may run
@@ -253,20 +251,19 @@ class Turn:
                 return
             self._awaiting_client = False
             for call in server_calls:
-                async for event in self._run_server_call(stream, self.tools.server[call.name], call):
-                    yield event
+                async for events in self._run_server_call(stream, self.tools.server[call.name], call):
+                    yield events
             if len(server_calls) < len(calls) or self._awaiting_client:
                 return
         self._iterations_exhausted = True
 
     async def _run_server_call(
         self, stream: ResponseStream, tool: ServerTool, call: ToolCall, resumed: bool = False
-    ) -> AsyncGenerator[Event]:
+    ) -> AsyncGenerator[list[Event]]:
         limit = self.request.max_tool_calls
         if limit is not None and self._server_calls_run >= limit:
             self._skip_call(stream, call, limit)
-            for event in stream.drain():
-                yield event
+            yield stream.drain()
             return
         plan = tool.plan(call)
         item = stream.streamed_tool_item(call) or stream.open_tool_item(plan.id_prefix, plan.fields)
@@ -277,11 +274,9 @@ class Turn:
             # the client answers it in a later turn.
             stream.close_tool_item(item, plan.fields)
             self._awaiting_client = True
-            for event in stream.drain():
-                yield event
+            yield stream.drain()
             return
-        for event in stream.drain():
-            yield event
+        yield stream.drain()
         self._server_calls_run += 1
         observation = self.observer.tool_call(str(plan.fields.get("type")), call.name, call.call_id)
         traced = self.trace.tool_started(str(plan.fields.get("type")), call) if self.trace is not None else None
@@ -293,8 +288,7 @@ class Turn:
             stream.tool_phase(item, run.final_phase)
         stream.close_tool_item(item, run.item)
         stream.cite(run.citable_files, run.citable_urls)
-        for event in stream.drain():
-            yield event
+        yield stream.drain()
         message = _tool_result_message(call, run)
         if resumed:
             _insert_tool_result(self.conversation, message)
@@ -333,7 +327,7 @@ class Turn:
         call.start_early()
         return call
 
-    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[Event]:
+    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[list[Event]]:
         if first and self._early_call is not None:
             call, self._early_call = self._early_call, None
         else:
@@ -341,14 +335,14 @@ class Turn:
         body, span, traced = call.body, call.span, call.traced
         try:
             async with aclosing(call.chunks()) as chunks:
-                async for chunk in chunks:
-                    self.observer.chunk()
-                    try:
-                        stream.feed(chunk)
-                    except (TypeError, AttributeError, ValueError) as exc:
-                        raise _malformed_chunk(exc) from exc
-                    for event in stream.drain():
-                        yield event
+                async for batch in chunks:
+                    for chunk in batch:
+                        self.observer.chunk()
+                        try:
+                            stream.feed(chunk)
+                        except (TypeError, AttributeError, ValueError) as exc:
+                            raise _malformed_chunk(exc) from exc
+                    yield stream.drain()
             if not stream.call_finished:
                 raise UpstreamError("upstream stream ended without a finish_reason: the answer was cut short")
         except OutputLimitReached:
@@ -366,8 +360,7 @@ class Turn:
         self.observer.upstream_done(span, result.finish_reason, result.usage)
         if traced is not None:
             traced.answered(body, result, self.observer.call_first_chunk_at)
-        for event in stream.drain():
-            yield event
+        yield stream.drain()
         await self._account(result, body)
         self.conversation.append(_assistant_message(result))
         self._last_result = result
@@ -495,18 +488,18 @@ class BackgroundClaimLost(Exception):
 @dataclass
 class _UpstreamCall:
     """One chat request: its body, its observer span and inspector trace, and its stream of
-    chunks, sent either when first read or, after `start_early`, at once."""
+    chunk batches, sent either when first read or, after `start_early`, at once."""
 
     body: dict[str, Any]
     span: Span
     traced: UpstreamStep | None
-    stream: AsyncGenerator[dict[str, Any]]
+    stream: AsyncGenerator[ChunkBatch]
     early: EarlyStart | None = None
 
     def start_early(self) -> None:
         self.early = EarlyStart(self.stream)
 
-    def chunks(self) -> AsyncGenerator[dict[str, Any]]:
+    def chunks(self) -> AsyncGenerator[ChunkBatch]:
         return self.early.chunks() if self.early is not None else self.stream
 
     async def close(self) -> None:

@@ -35,7 +35,7 @@ from riposte.guardrails.verdicts import (
     refusal_text,
 )
 from riposte.inference.router import ModelRouter
-from riposte.inference.upstream import JSON
+from riposte.inference.upstream import ChunkBatch
 from riposte.observability.metrics import GUARDRAIL_CHECKS
 
 logger = logging.getLogger(__name__)
@@ -123,22 +123,29 @@ class TurnGuard:
             return None
         return await self._first_flag("input", self._user_text)
 
-    async def moderated(self, chunks: AsyncGenerator[JSON]) -> AsyncGenerator[JSON]:
+    async def moderated(self, batches: AsyncGenerator[ChunkBatch]) -> AsyncGenerator[ChunkBatch]:
         """The upstream chunks, answer text held back until checked (see lookahead.py); raises
-        `OutputFlagged` instead of releasing flagged text."""
+        `OutputFlagged` instead of releasing flagged text. What was released before a check goes
+        out before it, as it would chunk by chunk."""
         window = LookAhead(self.settings.window_chars, self.settings.overlap_chars)
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                for ready in window.hold(chunk):
+        async with aclosing(batches):
+            async for batch in batches:
+                ready: ChunkBatch = []
+                for chunk in batch:
+                    ready += window.hold(chunk)
+                    if window.check_due:
+                        if ready:
+                            yield ready
+                            ready = []
+                        await self._check_output(window.text)
+                        ready += window.passed()
+                if ready:
                     yield ready
-                if window.check_due:
-                    await self._check_output(window.text)
-                    for ready in window.passed():
-                        yield ready
         if window.needs_final_check:
             await self._check_output(window.text)
-        for ready in window.passed(final=True):
-            yield ready
+        last = window.passed(final=True)
+        if last:
+            yield last
 
     async def _check_output(self, text: str) -> None:
         refusal = await self._first_flag("output", text)

@@ -25,7 +25,7 @@ from riposte.errors import UpstreamError
 from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, deadline_error
 from riposte.inference.sse_decoder import SseDataDecoder
 from riposte.inference.stale_connections import aiohttp_pools, open_with_one_retry
-from riposte.inference.upstream import JSON
+from riposte.inference.upstream import JSON, ChunkBatch
 from riposte.observability.metrics import PACED_READ_WINDOW
 from riposte.observability.request_record import note_upstream_status
 
@@ -78,16 +78,15 @@ class ChatStreamClient:
         self._proxy = environment_proxy(str(self._url))
         self._pools: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
 
-    async def stream(self, body: JSON) -> AsyncGenerator[JSON]:
-        """The body's chunks as they arrive. When the upstream paces its tokens, the connection is
-        not read again until the next tick of a clock that ticks every `paced_read_window` for all
-        of this upstream's streams: tokens that arrive meanwhile wait in the kernel's socket buffer
-        and then take one socket read, one trip through the turn and one write to the client
-        together, instead of each paying its own wake-up, read, generator steps and socket write,
-        and the held streams wake in one pass of the event loop (bench/RESULTS.md). A token waits
-        at most the window (wider while the server falls behind, see `PacedTicks`); the first
-        token, and one that comes after a pause, never wait; an upstream pacing slower than the
-        window is read at once."""
+    async def stream(self, body: JSON) -> AsyncGenerator[ChunkBatch]:
+        """The body's chunks as they arrive, a batch per socket read. When the upstream paces its tokens, the
+        connection is not read again until the next tick of a clock that ticks every `paced_read_window` for
+        all of this upstream's streams: tokens that arrive meanwhile wait in the kernel's socket buffer and
+        then take one socket read, one trip through the turn and one write to the client together, instead
+        of each paying its own wake-up, read, generator steps and socket write, and the held streams wake in
+        one pass of the event loop (bench/RESULTS.md). A token waits at most the window (wider while the
+        server falls behind, see `PacedTicks`); the first token, and one that comes after a pause, never
+        wait; an upstream pacing slower than the window is read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
@@ -106,8 +105,11 @@ class ChatStreamClient:
             while data:
                 watchdog.waiting_since = NOT_WAITING
                 payloads = decoder.feed(data)
-                for payload in payloads:
-                    yield parse_chunk(payload)
+                batch, malformed = parse_chunks(payloads)
+                if batch:
+                    yield batch
+                if malformed is not None:
+                    raise malformed
                 watchdog.waiting_since = read_at
                 if (ticks is not None and not decoder.done and transport is not None
                         and paced_faster_than(ticks.window, read_at - previous_read_at, len(payloads))):
@@ -115,8 +117,11 @@ class ChatStreamClient:
                     ticks.call_at_tick(read_at, partial(_resume, transport))
                 data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
-            for payload in decoder.close():
-                yield parse_chunk(payload)
+            batch, malformed = parse_chunks(decoder.close())
+            if batch:
+                yield batch
+            if malformed is not None:
+                raise malformed
             complete = True
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"upstream connection failed: {exc or type(exc).__name__}") from exc
@@ -294,6 +299,18 @@ def environment_proxy(url: str) -> str | None:
     if host is None or urllib.request.proxy_bypass(host):
         return None
     return urllib.request.getproxies().get(urlsplit(url).scheme)
+
+
+def parse_chunks(payloads: list[bytes]) -> tuple[ChunkBatch, UpstreamError | None]:
+    """The chunks up to the first that is malformed or an error, and that one's error: the good
+    ones before it still belong to the answer."""
+    batch: ChunkBatch = []
+    try:
+        for payload in payloads:
+            batch.append(parse_chunk(payload))
+    except UpstreamError as exc:
+        return batch, exc
+    return batch, None
 
 
 def parse_chunk(payload: bytes | str) -> JSON:

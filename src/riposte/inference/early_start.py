@@ -9,7 +9,7 @@ upstream sends can overtake `response.created`.
 
 The chunks are read as they come rather than left in the socket because the HTTP client drops
 what it holds unread when the connection then fails: an upstream that dies after a few chunks
-must still leave those in the answer. The turn takes over at a chunk boundary, after which the
+must still leave those in the answer. The turn takes over between batches, after which the
 stream is read directly again (no hand-off between tasks per chunk).
 """
 
@@ -19,13 +19,13 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator
 
-from riposte.inference.upstream import JSON
+from riposte.inference.upstream import ChunkBatch
 
 
 class EarlyStart:
-    def __init__(self, stream: AsyncGenerator[JSON]) -> None:
+    def __init__(self, stream: AsyncGenerator[ChunkBatch]) -> None:
         self._stream = stream
-        self._read: deque[JSON] = deque()
+        self._read: deque[ChunkBatch] = deque()
         self._taken_over = False
         self._ended = False
         self._reader = asyncio.create_task(self._read_until_taken_over())
@@ -33,13 +33,13 @@ class EarlyStart:
     async def _read_until_taken_over(self) -> None:
         while not self._taken_over:
             try:
-                chunk = await anext(self._stream)
+                batch = await anext(self._stream)
             except StopAsyncIteration:
                 self._ended = True
                 return
-            self._read.append(chunk)
+            self._read.append(batch)
 
-    async def chunks(self) -> AsyncGenerator[JSON]:
+    async def chunks(self) -> AsyncGenerator[ChunkBatch]:
         """The whole stream from its first chunk on; call once. Errors of the request (connect,
         status, deadlines, a dropped connection) surface here after the chunks read before them,
         as they would have without the early start."""
@@ -53,8 +53,8 @@ class EarlyStart:
                     await asyncio.wait([self._reader])
             self._reader.result()  # its error, after the chunks it read
             if not self._ended:
-                async for chunk in self._stream:
-                    yield chunk
+                async for batch in self._stream:
+                    yield batch
         finally:  # at once, so a half-read connection is closed, not left to the garbage collector
             await self.aclose()
 

@@ -18,7 +18,7 @@ from riposte.errors import UpstreamError
 from riposte.inference.chat_stream import ChatStreamClient, status_error
 from riposte.inference.deadlines import Deadlines, deadline_error
 from riposte.inference.stale_connections import StaleRetryTransport
-from riposte.inference.upstream import JSON
+from riposte.inference.upstream import JSON, ChunkBatch
 from riposte.observability.request_record import note_upstream_status
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class OpenAICompatibleUpstream:
                                          provider.keepalive_seconds, provider.paced_read_window_ms / 1000,
                                          provider.paced_read_window_max_ms / 1000)
 
-    def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
+    def stream_chat(self, body: JSON) -> AsyncGenerator[ChunkBatch]:
         return self._streams.stream(body)
 
     async def chat(self, body: JSON) -> JSON:

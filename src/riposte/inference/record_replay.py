@@ -22,7 +22,14 @@ from riposte.inference.recording import (
 from riposte.inference.recording_store import RecordingStore
 from riposte.inference.recordings_used import note_recording
 from riposte.inference.scope import replay_scope
-from riposte.inference.upstream import CHAT_ENDPOINT, EMBEDDINGS_ENDPOINT, JSON, MODERATIONS_ENDPOINT, Upstream
+from riposte.inference.upstream import (
+    CHAT_ENDPOINT,
+    EMBEDDINGS_ENDPOINT,
+    JSON,
+    MODERATIONS_ENDPOINT,
+    ChunkBatch,
+    Upstream,
+)
 from riposte.store.ownership import DEFAULT_PROJECT
 
 logger = logging.getLogger(__name__)
@@ -38,26 +45,27 @@ class RecordReplayUpstream:
         self._store = store
         self._base_url = base_url.rstrip("/")
 
-    async def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
+    async def stream_chat(self, body: JSON) -> AsyncGenerator[ChunkBatch]:
         recording = self._lookup(CHAT_ENDPOINT, body)
         if recording is not None:
             note_recording(recording.path, "replayed")
-            for chunk in _recorded_chunks(recording):
-                yield chunk
+            replayed = _recorded_chunks(recording)  # all there at once, as one read would bring them
+            if replayed:
+                yield replayed
             return
         chunks: list[JSON] = []
         async with aclosing(self._live().stream_chat(body)) as live:
             try:
-                async for chunk in live:
-                    chunks.append(chunk)
-                    yield chunk
+                async for batch in live:
+                    chunks.extend(batch)
+                    yield batch
             except GeneratorExit:
                 await self._record_the_rest(body, chunks, live)
                 raise
         # Only a stream that ran to its end is worth replaying.
         self._write(CHAT_ENDPOINT, body, chunks, is_streaming=True, type_name=CHUNK_TYPE)
 
-    async def _record_the_rest(self, body: JSON, chunks: list[JSON], live: AsyncGenerator[JSON]) -> None:
+    async def _record_the_rest(self, body: JSON, chunks: list[JSON], live: AsyncGenerator[ChunkBatch]) -> None:
         """The reader stopped early on purpose (a guardrail flagged the answer): when recording, read
         the answer to its end so that replay stops at the same place. Not when the turn is being
         cancelled (the client left), and not if the rest fails: then there is nothing to replay."""
@@ -65,8 +73,8 @@ class RecordReplayUpstream:
         if self._mode not in _RECORDING_MODES or (task is not None and task.cancelling()):
             return
         try:
-            async for chunk in live:
-                chunks.append(chunk)
+            async for batch in live:
+                chunks.extend(batch)
         except Exception as exc:
             logger.warning("the rest of an answer read for its recording failed, so it is not recorded: %s", exc)
             return

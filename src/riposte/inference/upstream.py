@@ -10,6 +10,10 @@ EMBEDDINGS_ENDPOINT = "/v1/embeddings"
 MODERATIONS_ENDPOINT = "/v1/moderations"
 
 JSON = dict[str, Any]
+# The chunks of a streamed chat completion that arrived together (one socket read). They travel
+# through the turn as one step: each step of an async generator chain costs more than the state
+# machine's work on a chunk, and a paced model's read carries several tokens (bench/RESULTS.md).
+ChunkBatch = list[JSON]
 
 
 class Upstream(Protocol):
@@ -19,8 +23,9 @@ class Upstream(Protocol):
     most expensive thing a gateway can do on its hot path.
     """
 
-    def stream_chat(self, body: JSON) -> AsyncGenerator[JSON]:
-        """Yield chat.completion.chunk dicts for a `stream: true` request."""
+    def stream_chat(self, body: JSON) -> AsyncGenerator[ChunkBatch]:
+        """Yield the chat.completion.chunk dicts of a `stream: true` request, in batches of the
+        chunks that arrived together; never an empty batch."""
         ...
 
     async def chat(self, body: JSON) -> JSON:
