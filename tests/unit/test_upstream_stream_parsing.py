@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riposte.errors import UpstreamError
-from riposte.inference.chat_stream import parse_chunk, status_error
+from riposte.inference.chat_stream import parse_chunk, parse_chunks, status_error, young_batches
 from riposte.inference.sse_decoder import SseDataDecoder
 
 BODY = (b'data: {"a": 1}\n\n'
@@ -70,3 +70,20 @@ def test_the_decoder_knows_when_the_upstream_said_done() -> None:
     assert not decoder.done, "a partial line is not the end"
     decoder.feed(b"NE]\n\n")
     assert decoder.done
+
+
+def test_chunks_before_a_malformed_one_in_the_same_read_are_kept() -> None:
+    batch, error = parse_chunks([b'{"a": 1}', b'{"b": 2}', b"{not json", b'{"c": 3}'])
+    assert batch == [{"a": 1}, {"b": 2}]
+    assert error is not None and "malformed chunk" in error.message
+    assert parse_chunks([b'{"a": 1}']) == ([{"a": 1}], None)
+
+
+def test_a_young_streams_batches_grow_from_four_and_later_ones_are_whole() -> None:
+    burst = [{"n": n} for n in range(300)]
+    pieces = young_batches(burst, 4)
+    assert [len(piece) for piece in pieces] == [4, 8, 16, 32, 64, 176]
+    assert [chunk for piece in pieces for chunk in piece] == burst
+    assert young_batches(burst[:3], 4) == [burst[:3]]
+    assert young_batches(burst, 128) == [burst]
+    assert young_batches([], 4) == []
