@@ -10,9 +10,10 @@ of one each (a write wakes the client, which costs more than building the event)
 that arrives alone leaves as soon as the turn waits for the next one, with no second task, event
 or future per token (a producer task handing bytes to a writer task cost two wake-ups per lone
 token). Writes start at `FIRST_BATCH` items and double up to `MAX_BATCH`, so the first delta of a
-large burst is not held back behind the rest of it. A slow client slows the generator: a write waits for the socket's
-flow control before the next step is taken; so does a `Backpressure` that is full (the event
-log, when the database falls behind). The last batch carries the end of the body.
+large burst is not held back behind the rest of it. A slow client slows the generator: a write
+waits for the socket's flow control before the next step is taken; so does a `Backpressure` that
+is full (the event log, when the database falls behind). The last write carries the end of the
+body.
 """
 
 from __future__ import annotations
