@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_report(args, json.loads(args.json.read_text()))
         return 0
     started = time.time()
-    _raise_open_files_limit()
+    raise_open_files_limit()
     work = BENCH / ".work" / time.strftime("run-%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     plan = _plan(args)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _raise_open_files_limit() -> None:
+def raise_open_files_limit() -> None:
     """The c=1000 cell opens 1000 connections to the server and the server 1000 to the fake
     upstream; the servers, started from here, inherit the raised limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
