@@ -53,7 +53,10 @@ def on_termination(callback: Callable[[], None]) -> None:
             continue
 
         def chained(number: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
-            callback()
+            try:
+                callback()
+            except Exception:  # the process must still shut down
+                logger.exception("the termination callback failed; shutting down anyway")
             previous(number, frame)
 
         signal.signal(signum, chained)
