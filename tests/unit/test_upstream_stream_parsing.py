@@ -81,9 +81,10 @@ def test_chunks_before_a_malformed_one_in_the_same_read_are_kept() -> None:
 
 def test_a_young_streams_batches_grow_from_four_and_later_ones_are_whole() -> None:
     burst = [{"n": n} for n in range(300)]
-    pieces = young_batches(burst, 4)
+    pieces, after = young_batches(burst, 4)
     assert [len(piece) for piece in pieces] == [4, 8, 16, 32, 64, 176]
     assert [chunk for piece in pieces for chunk in piece] == burst
-    assert young_batches(burst[:3], 4) == [burst[:3]]
-    assert young_batches(burst, 128) == [burst]
-    assert young_batches([], 4) == []
+    assert after == 256
+    assert young_batches(burst[:3], 4) == ([burst[:3]], 8)
+    assert young_batches(burst, 128) == ([burst], 256)
+    assert young_batches([], 4) == ([], 4)

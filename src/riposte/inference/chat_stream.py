@@ -85,14 +85,15 @@ class ChatStreamClient:
         self._pools: tuple[aiohttp.ClientSession, aiohttp.ClientSession] | None = None
 
     async def stream(self, body: JSON) -> AsyncGenerator[ChunkBatch]:
-        """The body's chunks as they arrive, a batch per socket read. When the upstream paces its tokens, the
-        connection is not read again until the next tick of a clock that ticks every `paced_read_window` for
-        all of this upstream's streams: tokens that arrive meanwhile wait in the kernel's socket buffer and
-        then take one socket read, one trip through the turn and one write to the client together, instead
-        of each paying its own wake-up, read, generator steps and socket write, and the held streams wake in
-        one pass of the event loop (bench/RESULTS.md). A token waits at most the window (wider while the
-        server falls behind, see `PacedTicks`); the first token, and one that comes after a pause, never
-        wait; an upstream pacing slower than the window is read at once."""
+        """The body's chunks as they arrive, a batch per socket read. When the upstream paces its
+        tokens, the connection is not read again until the next tick of a clock that ticks every
+        `paced_read_window` for all of this upstream's streams: tokens that arrive meanwhile wait in
+        the kernel's socket buffer and then take one socket read, one trip through the turn and one
+        write to the client together, instead of each paying its own wake-up, read, generator steps
+        and socket write, and the held streams wake in one pass of the event loop
+        (bench/RESULTS.md). A token waits at most the window (wider while the server falls behind,
+        see `PacedTicks`); the first token, and one that comes after a pause, never wait; an
+        upstream pacing slower than the window is read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
@@ -114,9 +115,9 @@ class ChatStreamClient:
                 payloads = decoder.feed(data)
                 batch, malformed = parse_chunks(payloads)
                 if limit < _WHOLE_FROM:
-                    for piece in young_batches(batch, limit):
+                    pieces, limit = young_batches(batch, limit)
+                    for piece in pieces:
                         yield piece
-                        limit *= 2
                 elif batch:
                     yield batch
                 if malformed is not None:
@@ -312,9 +313,10 @@ def environment_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(urlsplit(url).scheme)
 
 
-def young_batches(batch: ChunkBatch, limit: int) -> list[ChunkBatch]:
+def young_batches(batch: ChunkBatch, limit: int) -> tuple[list[ChunkBatch], int]:
     """`batch` cut into pieces of at most `limit`, `limit` doubling after each piece, up to
-    `_WHOLE_FROM`: the first pieces of a young stream are small (see `_FIRST_BATCH_CHUNKS`)."""
+    `_WHOLE_FROM` (the first pieces of a young stream are small, see `_FIRST_BATCH_CHUNKS`); and
+    the limit for the next piece."""
     pieces: list[ChunkBatch] = []
     while len(batch) > limit and limit < _WHOLE_FROM:
         pieces.append(batch[:limit])
@@ -322,7 +324,8 @@ def young_batches(batch: ChunkBatch, limit: int) -> list[ChunkBatch]:
         limit *= 2
     if batch:
         pieces.append(batch)
-    return pieces
+        limit *= 2
+    return pieces, limit
 
 
 def parse_chunks(payloads: list[bytes]) -> tuple[ChunkBatch, UpstreamError | None]:
