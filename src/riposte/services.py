@@ -31,6 +31,7 @@ from riposte.store.database import create_engine, ensure_database, migrate, reda
 from riposte.store.event_log import EventLog
 from riposte.store.files import FileStore
 from riposte.store.instances import InstanceRegistry, this_process
+from riposte.store.loop_sqlite import LoopConnection
 from riposte.store.notifications import CANCEL, EVENTS, JOBS, Listener
 from riposte.store.ownership import Owner
 from riposte.store.permissions import secure_data_dir, secure_database_files
@@ -73,6 +74,8 @@ class Services:
     background: BackgroundRunner
     # PostgreSQL LISTEN for the wake-ups of other replicas (store/notifications.py).
     listener: Listener
+    # SQLite: the connection that writes small rows on the loop (store/loop_sqlite.py).
+    loop_writes: LoopConnection | None = None
     # Server-side tools by Responses tool type, e.g. "file_search"; function tools need none.
     tool_factories: dict[str, ToolFactory] = field(default_factory=dict)
     # The configured guardrails by name, with the server default (riposte/guardrails/).
@@ -98,7 +101,8 @@ class Services:
         router = ModelRouter(settings, recordings)
         registry = InstanceRegistry(engine, this_process())
         await registry.beat()
-        responses = ResponseStore(engine, owner=registry.me.id)
+        loop_writes = LoopConnection.for_engine(engine)
+        responses = ResponseStore(engine, owner=registry.me.id, on_loop=loop_writes)
         records = VectorStoreRecords(engine, owner=registry.me.id)
         files = await _file_services(settings, engine, router, records)
         recovery = Recovery(registry, responses, records, files["vector_stores"].ingestion,
@@ -110,7 +114,7 @@ class Services:
             lease_seconds=settings.background_lease_seconds, max_attempts=settings.background_max_attempts))
         started = cls(settings=settings, engine=engine, router=router, responses=responses,
                       conversations=ConversationStore(engine), recovery=recovery, event_log=event_log,
-                      background=runner, listener=Listener(engine),
+                      background=runner, listener=Listener(engine), loop_writes=loop_writes,
                       keyring=load_keyring(settings.sealing_keys, settings.data_dir), auth=auth,
                       traces=TraceStore(engine), **files)
         started.tool_factories["file_search"] = file_search_factory(started.vector_stores)
@@ -151,6 +155,8 @@ class Services:
         await self.vector_stores.aclose()
         await self.recovery.aclose()
         await self.router.aclose()
+        if self.loop_writes is not None:
+            await self.loop_writes.aclose()
         await self.engine.dispose()
 
 

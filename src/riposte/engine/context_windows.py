@@ -8,6 +8,8 @@ holds the published windows of well-known families; configuration overrides any 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pydantic import BaseModel, ConfigDict, Field
 
 # Published context windows (tokens) of well-known families, matched as name prefixes; the
@@ -85,5 +87,6 @@ def _by_prefix(windows: dict[str, int], name: str) -> int | None:
 _KNOWN_LONGEST_FIRST = sorted(KNOWN_WINDOWS.items(), key=lambda entry: -len(entry[0]))
 
 
+@lru_cache(maxsize=1024)  # a scan of the table per request was 1% of a request's CPU (bench/RESULTS.md)
 def _by_prefix_known(name: str) -> int | None:
     return next((window for prefix, window in _KNOWN_LONGEST_FIRST if name.startswith(prefix)), None)

@@ -13,6 +13,12 @@ loop round is many milliseconds, and a batch of a few statements took hundreds. 
 therefore plain functions over `Statements`, run either there, on the raw connection, or (on
 PostgreSQL, whose driver lives on the loop) through SQLAlchemy's `run_sync`.
 
+On SQLite, a small write skips the driver's thread altogether while no batch of ours is on it: it
+is committed on the loop, at once, through a second connection that never waits for a lock and
+takes one write per pass of the loop (store/loop_sqlite.py). A write that connection declines,
+one too large to make without holding up the loop, and the others of a burst go through the
+thread as above.
+
 A batch that fails is retried one write at a time, so a write that cannot be stored fails alone.
 A caller that is cancelled while waiting does not take its write out of the batch: once asked
 for, the write happens (the caller decides what a write it no longer waits for means).
@@ -25,6 +31,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection
@@ -32,6 +39,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement, Executable
+
+from riposte.store.loop_sqlite import Declined, LoopConnection
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +65,53 @@ class Statements(Protocol):
 
 # Writes one batch inside the open transaction; one result per write, in order.
 BatchWriter = Callable[[Statements, Sequence[Write]], Sequence[Result]]
+# About how many bytes a write stores.
+Weigher = Callable[[Write], int]
+# The largest write made on the loop: about 0.3 ms of SQLite work.
+MAX_LOOP_BYTES = 64 * 1024
 
 
 class GroupCommit(Generic[Write, Result]):
-    def __init__(self, engine: AsyncEngine, write_batch: BatchWriter[Write, Result]) -> None:
+    """`on_loop` and `weigh` (both or neither) let small writes be made on the loop."""
+
+    def __init__(self, engine: AsyncEngine, write_batch: BatchWriter[Write, Result],
+                 on_loop: LoopConnection | None = None, weigh: Weigher[Write] | None = None) -> None:
         self._engine = engine
         self._write_batch = write_batch
+        self._on_loop = on_loop if weigh is not None else None
+        self._weigh = weigh
         self._waiting: list[tuple[Write, asyncio.Future[Result]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     async def write(self, write: Write) -> Result:
         """Store `write` in the next transaction; returns its result once that has committed."""
+        if self._on_loop is not None and self._committer is None and self._on_loop.free:
+            written = self._written_on_loop(write)
+            if written:
+                return written[0]
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((write, done))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_all())
         return await done
+
+    def _written_on_loop(self, write: Write) -> Sequence[Result]:
+        """`write` committed on the loop, now, when it is small; nothing when it is large or the
+        loop's connection declines it (the lock is taken) or fails it (the driver's thread then
+        tries it and reports the error as usual)."""
+        assert self._on_loop is not None and self._weigh is not None
+        weight = self._weigh(write)
+        if weight > MAX_LOOP_BYTES:
+            return ()
+        try:
+            return self._on_loop.run(partial(_in_one_transaction, write_batch=self._write_batch, writes=[write]),
+                                     weight)
+        except Declined:  # not worth a log line: under several processes, an everyday event
+            pass
+        except Exception as exc:
+            logger.debug("a write on the loop failed (%s); it goes through the driver's thread",
+                         type(exc).__name__)
+        return ()
 
     async def _commit_all(self) -> None:
         try:
@@ -116,8 +156,8 @@ class GroupCommit(Generic[Write, Result]):
 
 def _in_one_transaction(connection: sqlite3.Connection, write_batch: BatchWriter[Write, Result],
                         writes: list[Write]) -> Sequence[Result]:
-    """On the SQLite driver's thread: the batch, then its commit (the driver's implicit BEGIN
-    opens the transaction at the first write)."""
+    """On the SQLite driver's thread, or on the loop's own connection: the batch, then its commit
+    (the driver's implicit BEGIN opens the transaction at the first write)."""
     try:
         results = write_batch(_SqliteStatements(connection), writes)
         connection.commit()

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -27,6 +27,7 @@ from riposte.store import schema
 from riposte.store.background_jobs import end_job
 from riposte.store.event_log import delete_events
 from riposte.store.group_commit import GroupCommit, Statements
+from riposte.store.loop_sqlite import LoopConnection
 from riposte.store.ownership import OwnedStore
 from riposte.store.traces import insert_trace, trace_insert, trace_row
 
@@ -86,13 +87,15 @@ class BrokenChainError(Exception):
 class ResponseStore(OwnedStore):
     """Responses of one project (OwnedStore); `owner` is the server instance running the turns."""
 
-    def __init__(self, engine: AsyncEngine, owner: str | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, owner: str | None = None, on_loop: LoopConnection | None = None) -> None:
         self._engine = engine
         # The server instance whose turns this store writes (see store/instances.py).
         self._owner = owner
-        # The rows written at each turn's start and end. Shared by every project's view of the
-        # store (`owned_by` copies keep the reference).
-        self._writes: GroupCommit[_Creation | _Finish, OpenResponse | bool] = GroupCommit(engine, _write_turns)
+        # The rows written at each turn's start and end, on the loop when they are small and SQLite
+        # lets them (`on_loop`). Shared by every project's view of the store (`owned_by` copies
+        # keep the reference).
+        self._writes: GroupCommit[_Creation | _Finish, OpenResponse | bool] = GroupCommit(
+            engine, _write_turns, on_loop, _weight)
 
     async def create(self, new: NewResponse,
                      also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> OpenResponse:
@@ -114,8 +117,9 @@ class ResponseStore(OwnedStore):
             opened = await self._writes.write(_Creation(
                 index_rows=_index_rows(self._access.project, response["id"], own_items),
                 linked={**row, "input_items": _dumps(own_items), "history_base": previous} if previous else None,
-                # Built only when needed: a continuation whose base is gone stores its full history.
-                whole=lambda: {**row, "input_items": _dumps(new.input_items), "history_base": None},
+                # Built only when needed (a continuation whose base is gone stores its full history),
+                # and once.
+                whole=cache(lambda: {**row, "input_items": _dumps(new.input_items), "history_base": None}),
                 inherited_messages=new.inherited_messages))
             assert isinstance(opened, OpenResponse)
             return opened
@@ -319,6 +323,20 @@ class _Finish:
     messages: str
     index_rows: list[dict[str, Any]]
     trace_row: dict[str, Any] | None
+
+
+def _weight(write: _Creation | _Finish) -> int:
+    """About the bytes `write` stores. A continuation is weighed by its own items: should its base
+    be deleted meanwhile (rare), the row it writes instead holds the whole history."""
+    if isinstance(write, _Creation):
+        row = write.linked if write.linked is not None else write.whole()
+        return _row_bytes(row) + _row_bytes(*write.index_rows)
+    trace = _row_bytes(write.trace_row) if write.trace_row is not None else 0
+    return len(write.response) + len(write.messages) + _row_bytes(*write.index_rows) + trace
+
+
+def _row_bytes(*rows: dict[str, Any]) -> int:
+    return sum(len(value) for row in rows for value in row.values() if isinstance(value, str | bytes))
 
 
 def _write_turns(statements: Statements, writes: Sequence[_Creation | _Finish]) -> list[OpenResponse | bool]:
