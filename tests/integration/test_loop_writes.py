@@ -9,15 +9,17 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from riposte.store.database import create_engine
+from riposte.store.database import create_engine, migrate
 from riposte.store.group_commit import MAX_LOOP_BYTES, GroupCommit, Statements
 from riposte.store.loop_sqlite import Declined, LoopConnection
+from riposte.store.responses import NewResponse, ResponseStore
 
 _INSERT = text("INSERT INTO numbers (n) VALUES (:n)")
 
@@ -58,31 +60,25 @@ async def _stored(engine: AsyncEngine) -> list[int]:
         return sorted(row[0] for row in await connection.execute(text("SELECT n FROM numbers")))
 
 
-async def _next_pass() -> None:
-    await asyncio.sleep(0)
-
-
 async def test_a_small_write_commits_on_the_loop_itself(engine: AsyncEngine, path: Path) -> None:
     numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
     group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
 
-    assert await group.write(1) == 10
-    await _next_pass()
-    assert await group.write(2) == 20
+    assert await group.write(1, alone=True) == 10
+    assert await group.write(2, alone=True) == 20
 
     assert numbers.on_the_loop == [True, True]
     assert await _stored(engine) == [1, 2]  # committed: the driver's connection sees them
     await on_loop.aclose()
 
 
-async def test_of_a_burst_one_write_is_made_on_the_loop_and_the_rest_together_on_the_thread(
-        engine: AsyncEngine, path: Path) -> None:
+async def test_writes_not_alone_go_together_through_the_driver_thread(engine: AsyncEngine, path: Path) -> None:
     numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
     group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
 
     assert await asyncio.gather(*(group.write(n) for n in range(1, 6))) == [10, 20, 30, 40, 50]
 
-    assert numbers.on_the_loop == [True, False]  # one transaction for the four
+    assert numbers.on_the_loop == [False]  # one transaction for the five
     assert await _stored(engine) == [1, 2, 3, 4, 5]
     await on_loop.aclose()
 
@@ -91,7 +87,7 @@ async def test_without_the_loop_connection_writes_go_through_the_driver_thread(e
     numbers = _Numbers()
     group = GroupCommit(engine, numbers.write)
 
-    assert await group.write(1) == 10
+    assert await group.write(1, alone=True) == 10
     assert numbers.on_the_loop == [False]
 
 
@@ -99,9 +95,8 @@ async def test_a_large_write_goes_through_the_driver_thread(engine: AsyncEngine,
     numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
     group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: MAX_LOOP_BYTES + 1 if n > 100 else 8)
 
-    assert await group.write(1000) == 10000
-    await _next_pass()
-    assert await group.write(1) == 10
+    assert await group.write(1000, alone=True) == 10000
+    assert await group.write(1, alone=True) == 10
 
     assert numbers.on_the_loop == [False, True]
     await on_loop.aclose()
@@ -115,7 +110,7 @@ async def test_a_locked_database_sends_the_write_through_the_driver_thread_which
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO numbers (n) VALUES (99)")
 
-    write = asyncio.create_task(group.write(5))
+    write = asyncio.create_task(group.write(5, alone=True))
     await asyncio.sleep(0.2)
     assert not write.done()  # the loop was not held: this test ran on while the write waited
     other.execute("COMMIT")
@@ -130,13 +125,11 @@ async def test_a_locked_database_sends_the_write_through_the_driver_thread_which
 async def test_a_write_that_fails_on_the_loop_fails_as_it_did_on_the_thread(engine: AsyncEngine, path: Path) -> None:
     numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
     group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
-    await group.write(7)
-    await _next_pass()
+    await group.write(7, alone=True)
 
     with pytest.raises(IntegrityError):
-        await group.write(7)
-    await _next_pass()
-    assert await group.write(8) == 80
+        await group.write(7, alone=True)
+    assert await group.write(8, alone=True) == 80
 
     # tried on the loop, then once more on the driver's thread, where its error is raised
     assert numbers.on_the_loop == [True, True, False, True]
@@ -149,10 +142,9 @@ async def test_what_is_written_on_the_loop_is_checkpointed_on_the_driver_thread(
     on_loop = LoopConnection(engine, str(path), checkpoint_bytes=100)
     group = GroupCommit(engine, _Numbers().write, on_loop, weigh=lambda n: 60)
 
-    await group.write(1)
-    await _next_pass()
+    await group.write(1, alone=True)
     assert on_loop.last_checkpoint is None
-    await group.write(2)
+    await group.write(2, alone=True)
     await on_loop.checkpointed()
 
     assert on_loop.last_checkpoint is not None
@@ -169,11 +161,43 @@ async def test_a_database_not_in_wal_mode_is_never_written_on_the_loop(engine: A
     for _ in range(2):
         with pytest.raises(Declined, match="WAL"):
             on_loop.run(lambda connection: connection.execute("INSERT INTO t VALUES (1)"), 8)
-        await _next_pass()
-    await on_loop.aclose()
+        await on_loop.aclose()
 
 
 def test_only_an_sqlite_file_gets_a_loop_connection(tmp_path: Path) -> None:
     assert LoopConnection.for_engine(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}")) is not None
     assert LoopConnection.for_engine(create_async_engine("sqlite+aiosqlite://")) is None
     assert LoopConnection.for_engine(create_engine("postgresql+asyncpg://localhost/test")) is None
+
+
+async def test_a_turns_rows_may_be_written_on_the_loop_only_while_it_runs_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}")
+    await migrate(engine)
+    on_loop = LoopConnection.for_engine(engine)
+    store = ResponseStore(engine, owner="inst_test", on_loop=on_loop)
+    asked: list[tuple[str, bool]] = []
+    write = GroupCommit.write
+
+    async def noting(self: GroupCommit[Any, Any], what: Any, *, alone: bool = False) -> Any:
+        asked.append((type(what).__name__, alone))
+        return await write(self, what, alone=alone)
+
+    monkeypatch.setattr(GroupCommit, "write", noting)
+
+    def turn(response_id: str) -> dict[str, Any]:
+        return {"id": response_id, "object": "response", "created_at": 1.0, "model": "m", "status": "in_progress",
+                "output": []}
+
+    first, second = turn("resp_first"), turn("resp_second")
+    opened_first = await store.create(NewResponse(first, [], None, 0, 0))
+    opened_second = await store.create(NewResponse(second, [], None, 0, 0))
+    assert await store.finish(opened_first, {**first, "status": "completed"}, [])
+    assert await store.finish(opened_second, {**second, "status": "completed"}, [])
+    await store.create(NewResponse(turn("resp_third"), [], None, 0, 0))
+
+    assert asked == [("_Creation", True), ("_Creation", False), ("_Finish", False), ("_Finish", True),
+                     ("_Creation", True)]
+    assert on_loop is not None
+    await on_loop.aclose()
+    await engine.dispose()

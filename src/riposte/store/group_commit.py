@@ -13,10 +13,10 @@ loop round is many milliseconds, and a batch of a few statements took hundreds. 
 therefore plain functions over `Statements`, run either there, on the raw connection, or (on
 PostgreSQL, whose driver lives on the loop) through SQLAlchemy's `run_sync`.
 
-On SQLite, a small write skips the driver's thread altogether while no batch of ours is on it: it
-is committed on the loop, at once, through a second connection that never waits for a lock and
-takes one write per pass of the loop (store/loop_sqlite.py). A write that connection declines,
-one too large to make without holding up the loop, and the others of a burst go through the
+On SQLite, a small write that its caller says is alone (nothing to share a transaction with)
+skips the driver's thread while no batch of ours is on it: it is committed on the loop, at once,
+through a second connection that never waits for a lock (store/loop_sqlite.py). A write that
+connection declines, or one too large to make without holding up the loop, goes through the
 thread as above.
 
 A batch that fails is retried one write at a time, so a write that cannot be stored fails alone.
@@ -83,9 +83,10 @@ class GroupCommit(Generic[Write, Result]):
         self._waiting: list[tuple[Write, asyncio.Future[Result]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def write(self, write: Write) -> Result:
-        """Store `write` in the next transaction; returns its result once that has committed."""
-        if self._on_loop is not None and self._committer is None and self._on_loop.free:
+    async def write(self, write: Write, *, alone: bool = False) -> Result:
+        """Store `write` in the next transaction; returns its result once that has committed.
+        `alone`: no other writes are expected meanwhile, so it may be made on the loop."""
+        if alone and self._on_loop is not None and self._committer is None:
             written = self._written_on_loop(write)
             if written:
                 return written[0]

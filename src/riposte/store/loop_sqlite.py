@@ -13,12 +13,9 @@ What keeps a write here from holding up the loop:
 - No checkpoint here: a checkpoint copies the write-ahead log into the database and syncs both
   files, milliseconds. After every `checkpoint_bytes` written through this connection, one runs
   on the driver's thread (that connection also checkpoints by itself, after its own commits).
-- One write per pass of the event loop; the others wait for the driver's thread, which writes them
-  in one transaction beside the loop. Turns start and end in bursts (64 streams of one length all
-  end and start again together): written here one after another, each waited for the writes
-  before it, and a burst's first tokens came 6 ms later at 64 paced streams.
-- Only small writes are sent here (see `GroupCommit`); and only in WAL mode, where a commit does
-  not sync the file (`synchronous=NORMAL`).
+- Only small writes are sent here, and only those of a turn running alone (see `GroupCommit` and
+  `ResponseStore`); and only in WAL mode, where a commit does not sync the file
+  (`synchronous=NORMAL`).
 """
 
 from __future__ import annotations
@@ -56,7 +53,6 @@ class LoopConnection:
         self._unavailable = False
         self._written = 0  # bytes written here since the last checkpoint was asked for
         self._checkpoint: asyncio.Task[None] | None = None
-        self._wrote_this_pass = False
         # The last checkpoint's result: (busy, frames in the log, frames checkpointed).
         self.last_checkpoint: tuple[int, int, int] | None = None
 
@@ -69,21 +65,11 @@ class LoopConnection:
             return None
         return cls(engine, url.database)
 
-    @property
-    def free(self) -> bool:
-        """No write was made here in this pass of the event loop."""
-        return not self._wrote_this_pass
-
     def run(self, transaction: Callable[[sqlite3.Connection], Result], weight: int) -> Result:
         """`transaction` on this connection, now, inside the transaction begun for it: it must commit
         or roll back before returning.
-        `weight` is about the bytes it writes. `Declined` when the lock is taken, this connection
-        cannot be used (the file is not in WAL mode) or is not `free`; other errors of the
-        transaction as raised."""
-        if self._wrote_this_pass:
-            raise Declined("a write was made on the loop in this pass already")
-        self._wrote_this_pass = True
-        asyncio.get_running_loop().call_soon(self._next_pass)
+        `weight` is about the bytes it writes. `Declined` when the lock is taken or this connection
+        cannot be used (the file is not in WAL mode); other errors of the transaction as raised."""
         connection = self._open()
         try:
             connection.execute("BEGIN IMMEDIATE")  # the write lock first: busy, nothing has been done
@@ -97,9 +83,6 @@ class LoopConnection:
             self._written = 0
             self._checkpoint = asyncio.create_task(self._checkpoint_on_driver_thread())
         return result
-
-    def _next_pass(self) -> None:
-        self._wrote_this_pass = False
 
     def _open(self) -> sqlite3.Connection:
         if self._connection is not None:
