@@ -201,3 +201,16 @@ async def test_a_turns_rows_may_be_written_on_the_loop_only_while_it_runs_alone(
     assert on_loop is not None
     await on_loop.aclose()
     await engine.dispose()
+
+
+async def test_a_transaction_left_open_on_the_loop_connection_does_not_stop_later_writes(
+        engine: AsyncEngine, path: Path) -> None:
+    numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
+    group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
+    on_loop.run(lambda connection: connection.execute("INSERT INTO numbers (n) VALUES (42)"), 8)  # no commit
+
+    assert await group.write(1, alone=True) == 10
+
+    assert numbers.on_the_loop == [True]
+    assert await _stored(engine) == [1]  # the abandoned insert was rolled back, not committed
+    await on_loop.aclose()

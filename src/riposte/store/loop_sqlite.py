@@ -71,6 +71,8 @@ class LoopConnection:
         `weight` is about the bytes it writes. `Declined` when the lock is taken or this connection
         cannot be used (the file is not in WAL mode); other errors of the transaction as raised."""
         connection = self._open()
+        if connection.in_transaction:  # left open by a transaction that neither committed nor rolled back
+            connection.rollback()
         try:
             connection.execute("BEGIN IMMEDIATE")  # the write lock first: busy, nothing has been done
         except sqlite3.OperationalError as exc:
