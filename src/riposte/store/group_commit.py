@@ -158,7 +158,8 @@ class GroupCommit(Generic[Write, Result]):
 def _in_one_transaction(connection: sqlite3.Connection, write_batch: BatchWriter[Write, Result],
                         writes: list[Write]) -> Sequence[Result]:
     """On the SQLite driver's thread, or on the loop's own connection: the batch, then its commit
-    (the driver's implicit BEGIN opens the transaction at the first write)."""
+    (on the thread the driver's implicit BEGIN opens the transaction at the first write; on the
+    loop `LoopConnection.run` has begun it already)."""
     try:
         results = write_batch(_SqliteStatements(connection), writes)
         connection.commit()
