@@ -47,20 +47,23 @@ class RunnerSettings:
     max_attempts: int
 
 
-async def queue_turn(turn: Turn, body: CreateResponseRequest, owner: Owner) -> dict[str, Any]:
+async def queue_turn(turn: Turn, body: CreateResponseRequest, owner: Owner, limit_key: str,
+                     max_unfinished: int | None = None) -> dict[str, Any]:
     """Store a prepared background turn `queued`, with its job and the first events of its stream
     (`response.created` and `response.queued`, as OpenAI streams a queued response); the turn
-    itself runs on a worker, numbering its events after these."""
+    itself runs on a worker, numbering its events after these. A background response counts
+    against its caller's `max_concurrent_requests` (`max_unfinished`) until it ends: RateLimitError
+    when `limit_key` already has that many unfinished, and nothing is stored."""
     turn.response["status"] = "queued"
     request = body.model_dump(mode="json", exclude_unset=True)
     response_id = turn.response["id"]
     queued_events = [{"type": kind, "response": snapshot(turn.response), "sequence_number": number}
                      for number, kind in enumerate(QUEUED_EVENT_TYPES)]
     row = new_job_row(response_id, owner, {"body": request, "created_at": turn.response["created_at"]},
-                      last_sequence=len(queued_events) - 1)
+                      last_sequence=len(queued_events) - 1, limit_key=limit_key)
 
     async def with_job(connection: AsyncConnection) -> None:
-        await enqueue(connection, row)
+        await enqueue(connection, row, max_unfinished)
         await insert_events(connection, response_id, queued_events)
 
     try:

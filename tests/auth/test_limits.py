@@ -3,6 +3,7 @@ and the server stays healthy for everyone else."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections.abc import Callable
@@ -94,3 +95,59 @@ def test_the_file_storage_quota_gets_429(deployment: Deployment, start_server: C
     assert [f.id for f in files.list()] == [kept.id]
     files.delete(kept.id)
     assert files.create(file=("b.txt", b"b" * 600), purpose="assistants").bytes == 600
+
+
+def _background(server: RunningServer, key: str) -> httpx.Response:
+    return httpx.post(f"{server.base_url}/responses", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      json={"model": "fake/m", "input": "x", "background": True})
+
+
+def test_unfinished_background_responses_count_against_the_concurrency_limit(
+    deployment: Deployment, start_server: Callable[..., RunningServer]
+) -> None:
+    # No workers: what is queued stays queued, so the count is exact.
+    limited = deployment.create_key("team-a", "--max-concurrent-requests", "2")
+    other = deployment.create_key("team-a")
+    server = start_server(background_workers=0)
+    queued = [_background(server, limited) for _ in range(2)]
+    assert [reply.json()["status"] for reply in queued] == ["queued", "queued"]
+    refused = _background(server, limited)
+    assert_rate_limited(refused)
+    assert refused.json()["error"]["param"] == "background"
+    assert "background" in refused.json()["error"]["message"]
+    assert _background(server, other).status_code == 200  # other keys are not affected
+    # A cancelled response has ended: its slot is free, and the refused create left nothing behind.
+    assert client(server, limited).responses.cancel(queued[0].json()["id"]).status == "cancelled"
+    assert _background(server, limited).status_code == 200
+    assert_rate_limited(_background(server, limited))
+
+
+def test_a_running_background_response_holds_its_slot_until_it_ends(
+    deployment: Deployment, start_server: Callable[..., RunningServer], upstream: ScriptedUpstream
+) -> None:
+    key = deployment.create_key("team-a", "--max-concurrent-requests", "1")
+    server = start_server(background_poll_seconds=0.05)
+    upstream.enqueue(slow_reply("one two three four", delay_s=0.2, pieces=4), text_reply("second"))
+    first = _background(server, key).json()["id"]
+    sdk = client(server, key)
+    deadline = time.monotonic() + 10
+    while sdk.responses.retrieve(first).status != "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert_rate_limited(_background(server, key))
+    while sdk.responses.retrieve(first).status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sdk.responses.retrieve(first).output_text == "one two three four"
+    second = _background(server, key)
+    assert second.status_code == 200, second.text
+
+
+def test_concurrent_background_creates_cannot_pass_the_limit_together(
+    deployment: Deployment, start_server: Callable[..., RunningServer]
+) -> None:
+    key = deployment.create_key("team-a", "--max-concurrent-requests", "3")
+    server = start_server(background_workers=0)
+    # Two clients at once: never more requests in flight than the limit, so only the count of
+    # unfinished background responses can refuse, and it must stop at exactly the limit.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = sorted(reply.status_code for reply in pool.map(lambda _: _background(server, key), range(12)))
+    assert statuses == [200] * 3 + [429] * 9, statuses

@@ -4,14 +4,19 @@ worker claimed can write nothing any more (no events, no response end, no job en
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from riposte.errors import RateLimitError
 from riposte.store.background_jobs import CancelOutcome, JobQueue, enqueue, new_job_row
+from riposte.store.database import create_engine
 from riposte.store.event_log import EventLog
 from riposte.store.ownership import Owner
 from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
+from riposte.store.schema import background_jobs
 
 
 @pytest.fixture
@@ -101,3 +106,35 @@ async def test_a_queued_job_cancelled_is_never_claimed(engine: AsyncEngine) -> N
     assert await store.status(response_id) == "cancelled"
     assert [job for job in await queue.claim(10, 30, 3) if job.response_id == response_id] == []
     assert await queue.request_cancel(response_id) is CancelOutcome.ENDED
+
+
+async def _enqueue_alone(engine: AsyncEngine, row: dict[str, object], max_unfinished: int) -> None:
+    async with engine.begin() as connection:
+        await enqueue(connection, row, max_unfinished)
+
+
+async def test_two_creates_for_one_key_take_turns_at_the_limit(engine: AsyncEngine, database_url: str) -> None:
+    """A key at its limit of unfinished background responses: a second create (here another
+    process's connection) waits for the first's commit and then counts it, so both cannot pass."""
+    other_process = create_engine(database_url)
+    key = f"key_{secrets.token_hex(4)}"
+
+    def row(number: int) -> dict[str, object]:
+        return new_job_row(f"resp_turns_{key}_{number}", Owner(), {"body": {}, "created_at": 1}, limit_key=key)
+
+    try:
+        async with engine.connect() as first:
+            await first.begin()
+            await enqueue(first, row(0), max_unfinished=1)
+            second = asyncio.create_task(_enqueue_alone(other_process, row(1), max_unfinished=1))
+            await asyncio.sleep(0.3)
+            assert not second.done(), "the second create must wait for the first to commit"
+            await first.commit()
+        with pytest.raises(RateLimitError):
+            await second
+        async with engine.connect() as connection:
+            stored = (await connection.execute(
+                select(func.count()).select_from(background_jobs).where(background_jobs.c.limit_key == key))).scalar()
+        assert stored == 1
+    finally:
+        await other_process.dispose()

@@ -144,7 +144,8 @@ async def cancel_response(response_id: str, svc: Services = Depends(services)) -
 
 
 async def _start_background(turn: Turn, body: CreateResponseRequest, svc: Services) -> Response:
-    queued = await queue_turn(turn, body, current_principal.get().owner)
+    caller = current_principal.get()
+    queued = await queue_turn(turn, body, caller.owner, caller.limit_key, caller.limits.max_concurrent_requests)
     svc.background.wake()
     if body.stream:
         return _followed(svc, queued["id"], -1)

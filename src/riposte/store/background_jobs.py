@@ -16,9 +16,10 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from riposte.errors import RateLimitError
 from riposte.store import schema
 from riposte.store.notifications import CANCEL, JOBS, notify
 from riposte.store.ownership import Owner
@@ -46,16 +47,36 @@ class CancelOutcome(Enum):
     ENDED = "ended"  # it had already ended (or there is no job: not a background response)
 
 
-def new_job_row(response_id: str, owner: Owner, request: dict[str, Any], last_sequence: int = -1) -> dict[str, Any]:
-    """`last_sequence`: the last of the events stored with the job (-1: none)."""
+def new_job_row(response_id: str, owner: Owner, request: dict[str, Any], last_sequence: int = -1,
+                limit_key: str | None = None) -> dict[str, Any]:
+    """`last_sequence`: the last of the events stored with the job (-1: none). `limit_key`: whose
+    limits the job counts against (auth/principal.py)."""
     return {"response_id": response_id, "project": owner.project, "sees_all": owner.sees_all,
             "request": orjson.dumps(request).decode(), "state": QUEUED, "queued_at": time.time(), "owner": None,
             "lease_until": None, "fence": 0, "attempts": 0, "cancel_requested": False,
-            "last_sequence": last_sequence}
+            "last_sequence": last_sequence, "limit_key": limit_key}
 
 
-async def enqueue(connection: AsyncConnection, row: dict[str, Any]) -> None:
+async def enqueue(connection: AsyncConnection, row: dict[str, Any], max_unfinished: int | None = None) -> None:
+    """Queue the job. With `max_unfinished`, a job whose `limit_key` already holds that many
+    unfinished jobs (queued or running, by any process) is refused with RateLimitError, which rolls
+    the caller's transaction back.
+
+    Counted after the insert, inside its transaction, so that two creates for one key cannot both
+    count the other out: on SQLite the insert takes the database's one write lock until the commit;
+    on PostgreSQL a lock per key, taken first, makes them take turns."""
+    key = row["limit_key"]
+    counted = max_unfinished is not None and key is not None
+    if counted and connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"riposte.background:{key}"))))
     await connection.execute(_JOBS.insert(), row)
+    if counted:
+        unfinished = await connection.scalar(
+            select(func.count()).select_from(_JOBS).where(_JOBS.c.limit_key == key, _JOBS.c.state != DONE))
+        if (unfinished or 0) > (max_unfinished or 0):
+            raise RateLimitError(
+                f"Too many unfinished background responses for this key (limit {max_unfinished}): wait for one "
+                "to end, or cancel one.", retry_after=1, param="background")
     await notify(connection, JOBS)
 
 

@@ -100,6 +100,14 @@ def _event_batches(connection: Connection) -> None:
     schema.response_events.create(connection)
 
 
+def _background_limit_key(connection: Connection) -> None:
+    """Background jobs record whose limits they count against; older jobs count against none."""
+    jobs = schema.background_jobs
+    _add_column(connection, jobs, jobs.c.limit_key)
+    for index in jobs.indexes:
+        index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -112,6 +120,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0009_response_traces", _create_response_traces),
     ("0010_background_and_event_log", _background_and_event_log),
     ("0011_event_batches", _event_batches),
+    ("0012_background_limit_key", _background_limit_key),
 ]
 
 

@@ -257,5 +257,9 @@ background_jobs = Table(
     Column("cancel_requested", Boolean, nullable=False),
     # The last sequence number stored for the response, so a retry numbers its events after it.
     Column("last_sequence", Integer, nullable=False),
+    # Whose limits the job counts against (auth/principal.py's `limit_key`; migration 0012): a key
+    # may hold at most `max_concurrent_requests` unfinished background responses. None before 0012.
+    Column("limit_key", String(200), nullable=True),
     Index("ix_background_jobs_state", "state", "queued_at"),
+    Index("ix_background_jobs_limit_key", "limit_key", "state"),
 )
