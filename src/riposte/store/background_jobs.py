@@ -27,6 +27,9 @@ from riposte.store.ownership import Owner
 _JOBS = schema.background_jobs
 _RESPONSES = schema.responses
 QUEUED, RUNNING, DONE = "queued", "running", "done"
+# Named, not `!= DONE`, so the count of a key's unfinished jobs reads two keys of its index, not
+# every job the key ever had.
+UNFINISHED = (QUEUED, RUNNING)
 GAVE_UP = ("server restarted: the server processes running this background response stopped before it finished, "
            "too many times")
 
@@ -72,7 +75,7 @@ async def enqueue(connection: AsyncConnection, row: dict[str, Any], max_unfinish
     await connection.execute(_JOBS.insert(), row)
     if counted:
         unfinished = await connection.scalar(
-            select(func.count()).select_from(_JOBS).where(_JOBS.c.limit_key == key, _JOBS.c.state != DONE))
+            select(func.count()).select_from(_JOBS).where(_JOBS.c.limit_key == key, _JOBS.c.state.in_(UNFINISHED)))
         if (unfinished or 0) > (max_unfinished or 0):
             raise RateLimitError(
                 f"Too many unfinished background responses for this key (limit {max_unfinished}): wait for one "
