@@ -134,6 +134,7 @@ def test_a_running_background_response_holds_its_slot_until_it_ends(
     while sdk.responses.retrieve(first).status != "in_progress" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert_rate_limited(_background(server, key))
+    deadline = time.monotonic() + 30
     while sdk.responses.retrieve(first).status == "in_progress" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sdk.responses.retrieve(first).output_text == "one two three four"
