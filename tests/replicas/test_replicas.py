@@ -75,11 +75,11 @@ def database_url() -> Iterator[str]:
 
 
 def start_replica(data_dir: Path, name: str, upstream: ScriptedUpstream, database_url: str,
-                  workers: int = 8, processes: int = 1) -> ServerProcess:
+                  workers: int = 8, processes: int = 1, log_level: str = "warning") -> ServerProcess:
     config = data_dir / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
         "providers": [{"name": "fake", "base_url": upstream.base_url, "api_key": f"key-{name}"}],
-        "log_level": "warning", "background_workers": workers}))
+        "log_level": log_level, "background_workers": workers}))
     return ServerProcess("--config", str(config), "--database-url", database_url, "--workers", str(processes),
                          env=FAST, data_dir=data_dir).start()
 

@@ -39,7 +39,7 @@ def upstream() -> Iterator[ScriptedUpstream]:
 @pytest.mark.timeout(300)
 def test_sigterm_hands_back_and_another_process_finishes(tmp_path: Path, upstream: ScriptedUpstream) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}"
-    x = start_replica(tmp_path, "X", upstream, url, workers=2)
+    x = start_replica(tmp_path, "X", upstream, url, workers=2, log_level="info")
     y: ServerProcess | None = None
     try:
         assert httpx.get(f"{x.root_url}/ready", timeout=10).json() == {"status": "ready"}
@@ -48,6 +48,9 @@ def test_sigterm_hands_back_and_another_process_finishes(tmp_path: Path, upstrea
         # uvicorn ends a graceful shutdown by re-raising the signal it caught.
         assert x.terminate() in (0, -15)
         assert any("handed 1 background response(s) back to the queue" in line for line in x.lines()), x.lines()
+        # The stopped turn's refused end is logged as what it is, not as a deleted response.
+        assert any("is no longer this process's (handed back" in line for line in x.lines()), x.lines()
+        assert not any("was deleted while it ran" in line for line in x.lines()), x.lines()
         assert upstream.disconnects >= 1, "the stopped process ended its upstream call"
         y = start_replica(tmp_path, "Y", upstream, url, workers=2, processes=2)
         assert y is not None

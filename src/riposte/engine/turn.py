@@ -453,7 +453,11 @@ class Turn:
             return
         if self._stored_row is not None and not await self.store.finish(
                 self._stored_row, self.response, self.conversation, self.trace.steps if self.trace else None):
-            logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
+            if self._stored_row.fence is None:
+                logger.info("response %s was deleted while it ran; its result is not stored", self.response["id"])
+            else:  # at shutdown, its job is handed back on purpose just before the turn is stopped
+                logger.info("background response %s was deleted, or its job is no longer this process's (handed "
+                            "back or claimed again); this run's result is not stored", self.response["id"])
 
     async def persist_again(self) -> None:
         """Store the ended turn once more (a background worker whose first write failed retries).
