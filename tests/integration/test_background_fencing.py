@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from riposte.errors import RateLimitError
@@ -138,3 +139,28 @@ async def test_two_creates_for_one_key_take_turns_at_the_limit(engine: AsyncEngi
         assert stored == 1
     finally:
         await other_process.dispose()
+        await _drop_jobs(engine, background_jobs.c.limit_key == key)  # no later server's worker runs it
+
+
+async def _job_rows(engine: AsyncEngine, response_id: str) -> int:
+    async with engine.connect() as connection:
+        query = select(func.count()).select_from(background_jobs).where(background_jobs.c.response_id == response_id)
+        return int((await connection.execute(query)).scalar() or 0)
+
+
+async def test_deleting_a_response_drops_its_ended_job_and_keeps_an_unfinished_one(engine: AsyncEngine) -> None:
+    ended, waiting = f"resp_ended_{secrets.token_hex(4)}", f"resp_waiting_{secrets.token_hex(4)}"
+    store = await _queued(engine, ended)
+    queue = JobQueue(engine, "worker")
+    claimed = [job for job in await queue.claim(100, lease_seconds=30, max_attempts=3) if job.response_id == ended]
+    assert claimed and await queue.finish(ended, claimed[0].fence)
+    await _queued(engine, waiting)
+    assert await store.delete(ended) and await store.delete(waiting)
+    assert await _job_rows(engine, ended) == 0, "an ended job goes with its response"
+    assert await _job_rows(engine, waiting) == 1, "an unfinished job stays for its worker to end"
+    await _drop_jobs(engine, background_jobs.c.response_id == waiting)
+
+
+async def _drop_jobs(engine: AsyncEngine, which: Any) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(delete(background_jobs).where(which))

@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import and_, delete, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.errors import RateLimitError
@@ -206,6 +206,12 @@ async def end_job(connection: AsyncConnection, response_id: str, fence: int) -> 
                                      _JOBS.c.state == RUNNING)
                  .values(state=DONE, owner=None, lease_until=None))
     return bool((await connection.execute(statement)).rowcount)
+
+
+async def forget_ended_job(connection: AsyncConnection, response_id: str) -> None:
+    """With its response deleted, drop the job if it has ended. An unfinished one stays for its
+    worker, whose claim or end then finds the response gone and ends the job."""
+    await connection.execute(delete(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.state == DONE))
 
 
 async def _end_response(connection: AsyncConnection, response_id: str, status: str, message: str | None) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from riposte.store import schema
-from riposte.store.background_jobs import end_job
+from riposte.store.background_jobs import end_job, forget_ended_job
 from riposte.store.event_log import delete_events
 from riposte.store.group_commit import GroupCommit, Statements
 from riposte.store.loop_sqlite import LoopConnection
@@ -217,6 +217,7 @@ class ResponseStore(OwnedStore):
             traces = schema.response_traces
             await connection.execute(delete(traces).where(traces.c.response_id == response_id))
             await delete_events(connection, response_id)
+            await forget_ended_job(connection, response_id)
             await _purge(connection, response_id)
         return True
 
