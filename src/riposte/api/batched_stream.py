@@ -18,6 +18,7 @@ body.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextlib import aclosing
@@ -63,14 +64,21 @@ class BatchedStreamingResponse(Response, Generic[Item]):
         self._backpressure = backpressure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with ACTIVE_STREAMS.track_inprogress():
-            async with anyio.create_task_group() as group:
-                group.start_soon(cancel_on_disconnect, receive, group.cancel_scope)
+        # A cancel scope and a plain task to watch for the client leaving, not a task group: the
+        # group's own machinery (task handles, done callbacks, its exit) was about 7% of a short
+        # stream's CPU, and the scope alone gives the same cancellation, shields included
+        # (bench/RESULTS.md, "Issue 16, tenth pass").
+        with ACTIVE_STREAMS.track_inprogress(), anyio.CancelScope() as writing:
+            watcher = asyncio.create_task(cancel_on_disconnect(receive, writing))
+            try:
                 await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
                 # Closed here, not left to the garbage collector, so a cancelled turn cleans up at once.
                 async with aclosing(self._batches) as batches:
                     await self._write_all(batches, send)
-                group.cancel_scope.cancel()  # the disconnect watcher
+            finally:
+                watcher.cancel()
+        if watcher.done() and not watcher.cancelled():
+            watcher.result()  # the watcher's own error, if it had one, is not lost
 
     async def _write_all(self, batches: AsyncGenerator[Sequence[Item]], send: Send) -> None:
         encode, pending, limit, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
