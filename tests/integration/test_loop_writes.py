@@ -83,6 +83,39 @@ async def test_writes_not_alone_go_together_through_the_driver_thread(engine: As
     await on_loop.aclose()
 
 
+async def test_a_write_a_client_waits_on_is_made_on_the_loop_beside_a_batch_on_the_thread(
+        engine: AsyncEngine, path: Path) -> None:
+    numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
+    group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
+
+    batch = [asyncio.create_task(group.write(n)) for n in (1, 2)]
+    await asyncio.sleep(0)  # a batch of ours is on its way to the driver's thread
+    assert await group.write(3, client_waits=True) == 30
+    assert await group.write(4, alone=True) == 40  # alone, but beside a batch of ours: it joins the batch
+    assert await asyncio.gather(*batch) == [10, 20]
+
+    assert numbers.on_the_loop == [True, False]
+    assert await _stored(engine) == [1, 2, 3, 4]
+    await on_loop.aclose()
+
+
+async def test_a_write_a_client_waits_on_still_waits_for_a_lock_held_elsewhere(engine: AsyncEngine, path: Path) -> None:
+    numbers, on_loop = _Numbers(), LoopConnection(engine, str(path))
+    group = GroupCommit(engine, numbers.write, on_loop, weigh=lambda n: 8)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    write = asyncio.create_task(group.write(6, client_waits=True))
+    await asyncio.sleep(0.2)
+    assert not write.done()  # declined on the loop at once; the driver's thread waits for the lock
+    other.execute("COMMIT")
+    other.close()
+
+    assert await write == 60
+    assert numbers.on_the_loop == [False]
+    await on_loop.aclose()
+
+
 async def test_without_the_loop_connection_writes_go_through_the_driver_thread(engine: AsyncEngine) -> None:
     numbers = _Numbers()
     group = GroupCommit(engine, numbers.write)
@@ -170,7 +203,7 @@ def test_only_an_sqlite_file_gets_a_loop_connection(tmp_path: Path) -> None:
     assert LoopConnection.for_engine(create_engine("postgresql+asyncpg://localhost/test")) is None
 
 
-async def test_a_turns_rows_may_be_written_on_the_loop_only_while_it_runs_alone(
+async def test_a_turns_rows_may_be_written_on_the_loop_while_it_runs_alone_or_a_client_waits(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'riposte.db'}")
     await migrate(engine)
@@ -179,9 +212,10 @@ async def test_a_turns_rows_may_be_written_on_the_loop_only_while_it_runs_alone(
     asked: list[tuple[str, bool]] = []
     write = GroupCommit.write
 
-    async def noting(self: GroupCommit[Any, Any], what: Any, *, alone: bool = False) -> Any:
-        asked.append((type(what).__name__, alone))
-        return await write(self, what, alone=alone)
+    async def noting(self: GroupCommit[Any, Any], what: Any, *, alone: bool = False,
+                     client_waits: bool = False) -> Any:
+        asked.append((type(what).__name__, alone, client_waits))
+        return await write(self, what, alone=alone, client_waits=client_waits)
 
     monkeypatch.setattr(GroupCommit, "write", noting)
 
@@ -195,9 +229,10 @@ async def test_a_turns_rows_may_be_written_on_the_loop_only_while_it_runs_alone(
     assert await store.finish(opened_first, {**first, "status": "completed"}, [])
     assert await store.finish(opened_second, {**second, "status": "completed"}, [])
     await store.create(NewResponse(turn("resp_third"), [], None, 0, 0))
+    await store.create(NewResponse(turn("resp_fourth"), [], None, 0, 0), client_waits=True)
 
-    assert asked == [("_Creation", True), ("_Creation", False), ("_Finish", False), ("_Finish", True),
-                     ("_Creation", True)]
+    assert asked == [("_Creation", True, False), ("_Creation", False, False), ("_Finish", False, False),
+                     ("_Finish", True, False), ("_Creation", True, False), ("_Creation", False, True)]
     assert on_loop is not None
     await on_loop.aclose()
     await engine.dispose()

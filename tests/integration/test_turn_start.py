@@ -30,13 +30,15 @@ class _StoreWaitingForTheUpstream(ResponseStore):
         super().__init__(*args, **kwargs)
         self.upstream = upstream
         self.requests_before_commit: list[int] = []
+        self.client_waits: list[bool] = []
 
-    async def create(self, new: NewResponse) -> OpenResponse:
+    async def create(self, new: NewResponse, also: Any = None, *, client_waits: bool = False) -> OpenResponse:
         async with asyncio.timeout(WAIT_S):
             while len(self.upstream.requests) < len(self.requests_before_commit) + 1:
                 await asyncio.sleep(0.005)
         self.requests_before_commit.append(len(self.upstream.requests))
-        return await super().create(new)
+        self.client_waits.append(client_waits)
+        return await super().create(new, also, client_waits=client_waits)
 
 
 @pytest.fixture
@@ -68,6 +70,7 @@ async def test_the_upstream_request_goes_out_while_the_row_is_stored_and_created
                 types.append(event["type"])
     await router.aclose()
     assert store.requests_before_commit == [1]
+    assert store.client_waits == [True]  # a stream's client waits for this row: written at once when it can be
     assert types[:2] == ["response.created", "response.in_progress"]
     assert types.index("response.output_text.delta") > 1
     assert types[-1] == "response.completed"
@@ -99,3 +102,19 @@ async def test_turns_starting_together_are_all_stored_and_answered(database_url:
         assert stored is not None and stored.response["status"] == "completed"
         assert stored.input_items[0]["content"][0]["text"] in {f"q{n}" for n in range(12)}
     await engine.dispose()
+
+
+async def test_only_a_streams_first_row_is_one_its_client_waits_for(
+    store: _StoreWaitingForTheUpstream, upstream: ScriptedUpstream
+) -> None:
+    """A non-streaming turn's row goes with the others starting beside it: its client waits for the
+    whole answer anyway."""
+    router = _router(upstream)
+    for stream in (False, True):
+        upstream.enqueue(text_reply("hello"))
+        turn = await prepare_turn(CreateResponseRequest(model="fake/m", input="hi", stream=stream), router, store)
+        async with asyncio.timeout(WAIT_S):
+            async for _ in turn.event_batches():
+                pass
+    await router.aclose()
+    assert store.client_waits == [False, True]

@@ -438,7 +438,7 @@ class Turn:
                 raise BackgroundClaimLost(self.response["id"])
         elif self.should_store:
             with anyio.CancelScope(shield=True):
-                self._stored_row = await self.store.create(self.new_row())
+                self._stored_row = await self.store.create(self.new_row(), client_waits=self.request.stream is True)
         self._created = True
 
     def new_row(self) -> NewResponse:

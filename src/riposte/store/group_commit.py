@@ -15,9 +15,12 @@ PostgreSQL, whose driver lives on the loop) through SQLAlchemy's `run_sync`.
 
 On SQLite, a small write that its caller says is alone (nothing to share a transaction with)
 skips the driver's thread while no batch of ours is on it: it is committed on the loop, at once,
-through a second connection that never waits for a lock (store/loop_sqlite.py). A write that
-connection declines, or one too large to make without holding up the loop, goes through the
-thread as above.
+through a second connection that never waits for a lock (store/loop_sqlite.py). So does a small
+write that a client waits on before it sees anything (a stream's first row), even beside other
+writes: under load each hop to the driver's thread waits for a pass of the loop, and at 64 paced
+streams a stored stream's first row took 1.4-1.7 ms that way, most of its first token's time in the
+server (bench/RESULTS.md, "Issue 16, tenth pass"). A write that connection declines, or one too
+large to make without holding up the loop, goes through the thread as above.
 
 A batch that fails is retried one write at a time, so a write that cannot be stored fails alone.
 A caller that is cancelled while waiting does not take its write out of the batch: once asked
@@ -83,10 +86,13 @@ class GroupCommit(Generic[Write, Result]):
         self._waiting: list[tuple[Write, asyncio.Future[Result]]] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def write(self, write: Write, *, alone: bool = False) -> Result:
+    async def write(self, write: Write, *, alone: bool = False, client_waits: bool = False) -> Result:
         """Store `write` in the next transaction; returns its result once that has committed.
-        `alone`: no other writes are expected meanwhile, so it may be made on the loop."""
-        if alone and self._on_loop is not None and self._committer is None:
+        `alone`: no other writes are expected meanwhile, so it may be made on the loop.
+        `client_waits`: a client sees nothing until this write is made, so it is made on the loop
+        when it can be, whatever else is being written (the lock decides: a batch of ours that
+        holds it on the driver's thread makes the loop's connection decline)."""
+        if self._on_loop is not None and (client_waits or (alone and self._committer is None)):
             written = self._written_on_loop(write)
             if written:
                 return written[0]

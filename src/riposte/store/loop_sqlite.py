@@ -13,9 +13,9 @@ What keeps a write here from holding up the loop:
 - No checkpoint here: a checkpoint copies the write-ahead log into the database and syncs both
   files, milliseconds. After every `checkpoint_bytes` written through this connection, one runs
   on the driver's thread (that connection also checkpoints by itself, after its own commits).
-- Only small writes are sent here, and only those of a turn running alone (see `GroupCommit` and
-  `ResponseStore`); and only in WAL mode, where a commit does not sync the file
-  (`synchronous=NORMAL`).
+- Only small writes are sent here, and only those of a turn running alone or a stream's first row
+  (see `GroupCommit` and `ResponseStore`); and only in WAL mode, where a commit does not sync the
+  file (`synchronous=NORMAL`).
 """
 
 from __future__ import annotations

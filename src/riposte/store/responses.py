@@ -98,13 +98,15 @@ class ResponseStore(OwnedStore):
             engine, _write_turns, on_loop, _weight)
         self._running = _RunningTurns()
 
-    async def create(self, new: NewResponse,
-                     also: Callable[[AsyncConnection], Awaitable[None]] | None = None) -> OpenResponse:
+    async def create(self, new: NewResponse, also: Callable[[AsyncConnection], Awaitable[None]] | None = None, *,
+                     client_waits: bool = False) -> OpenResponse:
         """Write the response `in_progress`, one statement. When it continues a response, only its
         own items are stored, provided that response still exists; the insert locks it (PostgreSQL)
         so a concurrent delete cannot remove it under the new link. If it was deleted meanwhile,
         the row is written with its full history instead. `also` writes more in the same transaction;
-        without it, turns starting together share one transaction (store/group_commit.py)."""
+        without it, turns starting together share one transaction (store/group_commit.py), unless
+        `client_waits`: a stream's client sees nothing before this row, so it is written at once
+        when it can be."""
         response = new.response
         # A background response belongs to its job's lease (store/background_jobs.py), not to this process.
         owner = None if response.get("background") else self._owner
@@ -123,7 +125,8 @@ class ResponseStore(OwnedStore):
                     # Built only when needed (a continuation whose base is gone stores its full history),
                     # and once.
                     whole=cache(lambda: {**row, "input_items": _dumps(new.input_items), "history_base": None}),
-                    inherited_messages=new.inherited_messages), alone=self._running.count == 1)
+                    inherited_messages=new.inherited_messages), alone=self._running.count == 1,
+                    client_waits=client_waits)
             except BaseException:
                 self._running.count -= 1
                 raise
