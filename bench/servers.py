@@ -116,16 +116,24 @@ def start_riposte(*, port: int, upstream_url: str, database_url: str, workers: i
     data_dir = work / f"riposte-{tag}"
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "riposte.yaml"
-    config.write_text(yaml.safe_dump({
-        "providers": [{"name": "fake", "base_url": upstream_url, "api_key": "bench"}],
-        "log_level": "warning",
-        **(settings or {}),
-    }))
+    config.write_text(yaml.safe_dump(riposte_settings(upstream_url, settings or {})))
     args = [sys.executable, "-m", "riposte", "serve", "--config", str(config), "--port", str(port),
             "--workers", str(workers), "--data-dir", str(data_dir), "--database-url", database_url]
     env = {"PYTHONPATH": str(src.resolve())} if src is not None else {}
     return start(f"riposte ({tag})", args, port=port, log_path=data_dir / "server.log", ready_path="/health",
                  ready_timeout=60, env=env)
+
+
+def riposte_settings(upstream_url: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings file's contents: the fake upstream as the one provider, and `settings`, each
+    where it belongs (a provider's own setting, such as `paced_read_window_ms`, on that provider)."""
+    from riposte.config import ProviderConfig
+
+    provider: dict[str, Any] = {"name": "fake", "base_url": upstream_url, "api_key": "bench"}
+    top: dict[str, Any] = {"log_level": "warning"}
+    for key, value in settings.items():
+        (provider if key in ProviderConfig.model_fields else top)[key] = value
+    return {"providers": [provider], **top}
 
 
 def start_ogx(*, ogx_bin: Path, config: Path, port: int, upstream_url: str, work: Path,

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from bench.pairs import Contender, Row, parse_contender, round_order, summary
+from bench.servers import riposte_settings
+
+from riposte.config import Settings
 
 
 def test_a_contender_names_a_tree_and_settings_of_its_own() -> None:
@@ -14,6 +17,13 @@ def test_a_contender_names_a_tree_and_settings_of_its_own() -> None:
     assert parse_contender("after=") == Contender("after", None)
     wide = parse_contender("wide=src:paced_read_window_ms=40,stream_resume=true")
     assert wide == Contender("wide", Path("src"), {"paced_read_window_ms": 40, "stream_resume": True})
+
+
+def test_a_contenders_settings_go_where_they_belong_and_load() -> None:
+    written = riposte_settings("http://127.0.0.1:1/v1", {"paced_read_window_ms": 40, "stream_resume": True})
+    assert written["providers"][0]["paced_read_window_ms"] == 40  # a provider's own setting
+    settings = Settings(**written)  # refused, as an unknown field, at the top level
+    assert settings.stream_resume is True and settings.providers[0].paced_read_window_ms == 40
 
 
 @pytest.mark.parametrize("spec", ["nosrc", "=src", "x=src:window=[1"])
