@@ -158,7 +158,26 @@ async def test_deleting_a_response_drops_its_ended_job_and_keeps_an_unfinished_o
     assert await store.delete(ended) and await store.delete(waiting)
     assert await _job_rows(engine, ended) == 0, "an ended job goes with its response"
     assert await _job_rows(engine, waiting) == 1, "an unfinished job stays for its worker to end"
-    await _drop_jobs(engine, background_jobs.c.response_id == waiting)
+    # Its worker claims it, finds the response gone (the turn cannot start) and ends it: the row goes.
+    late = [job for job in await queue.claim(100, lease_seconds=30, max_attempts=3) if job.response_id == waiting]
+    assert late and await queue.finish(waiting, late[0].fence)
+    assert await _job_rows(engine, waiting) == 0, "a job ended after its response was deleted goes too"
+
+
+async def test_a_job_that_fails_after_its_response_was_deleted_leaves_no_row(engine: AsyncEngine) -> None:
+    gone, kept = f"resp_gone_{secrets.token_hex(4)}", f"resp_kept_{secrets.token_hex(4)}"
+    store = await _queued(engine, gone)
+    await _queued(engine, kept)
+    queue = JobQueue(engine, "worker")
+    claimed = {job.response_id: job for job in await queue.claim(100, lease_seconds=30, max_attempts=3)
+               if job.response_id in (gone, kept)}
+    assert await store.delete(gone)
+    assert await queue.fail(gone, claimed[gone].fence, "what it continues was deleted")
+    assert await queue.fail(kept, claimed[kept].fence, "what it continues was deleted")
+    assert await _job_rows(engine, gone) == 0
+    assert await _job_rows(engine, kept) == 1, "a live response's ended job stays until the response goes"
+    assert await store.delete(kept)
+    assert await _job_rows(engine, kept) == 0
 
 
 async def _drop_jobs(engine: AsyncEngine, which: Any) -> None:
