@@ -112,6 +112,25 @@ async def test_a_failing_generator_sends_no_trailer() -> None:
     assert b"<done>" not in b"".join(client.bodies)
 
 
+async def test_a_failing_disconnect_watch_leaves_the_answer_whole_and_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def trickle() -> AsyncGenerator[list[int]]:
+        for item in range(3):
+            await anyio.sleep(0.01)
+            yield [item]
+
+    class _BrokenReceive(_Client):
+        async def receive(self) -> dict[str, Any]:
+            raise RuntimeError("receive broke")
+
+    client = _BrokenReceive()
+    with anyio.fail_after(5):
+        await _run(_response(trickle()), client)
+
+    assert b"".join(client.bodies) == b"<0><1><2><done>" and client.finished
+    assert "receive broke" in caplog.text
+
+
 async def test_a_client_hang_up_closes_the_generator_at_once() -> None:
     closed = anyio.Event()
     client = _Client()

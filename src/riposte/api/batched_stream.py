@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, Protocol, TypeVar
@@ -30,6 +31,8 @@ from starlette.types import Receive, Scope, Send
 
 from riposte.api.disconnect import cancel_on_disconnect
 from riposte.observability.metrics import ACTIVE_STREAMS
+
+logger = logging.getLogger(__name__)
 
 FIRST_BATCH = 4
 MAX_BATCH = 128
@@ -77,8 +80,9 @@ class BatchedStreamingResponse(Response, Generic[Item]):
                     await self._write_all(batches, send)
             finally:
                 watcher.cancel()
-        if watcher.done() and not watcher.cancelled():
-            watcher.result()  # the watcher's own error, if it had one, is not lost
+        if watcher.done() and not watcher.cancelled() and (error := watcher.exception()) is not None:
+            # Seen here, so it is not reported as never retrieved; the answer went out regardless.
+            logger.warning("watching for the client's disconnect failed: %r", error)
 
     async def _write_all(self, batches: AsyncGenerator[Sequence[Item]], send: Send) -> None:
         encode, pending, limit, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
