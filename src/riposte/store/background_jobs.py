@@ -126,7 +126,7 @@ class JobQueue:
         async with self._engine.begin() as connection:
             ended = await end_job(connection, response_id, fence)
             if ended:
-                await _forget_if_response_deleted(connection, response_id)
+                await forget_ended_job(connection, response_id)
             return ended
 
     async def fail(self, response_id: str, fence: int, message: str) -> bool:
@@ -138,7 +138,7 @@ class JobQueue:
             if not (await connection.execute(statement)).rowcount:
                 return False
             await _end_response(connection, response_id, "failed", message)
-            await _forget_if_response_deleted(connection, response_id)
+            await forget_ended_job(connection, response_id)
         return True
 
     async def hand_back(self, held: dict[str, int]) -> None:
@@ -212,18 +212,13 @@ async def end_job(connection: AsyncConnection, response_id: str, fence: int) -> 
     return bool((await connection.execute(statement)).rowcount)
 
 
-async def _forget_if_response_deleted(connection: AsyncConnection, response_id: str) -> None:
-    """A job ended after its response was deleted (while it was queued or running) leaves nothing
-    to show: its row goes now, as an ended job's row goes with its response's delete."""
+async def forget_ended_job(connection: AsyncConnection, response_id: str) -> None:
+    """Drop the job if it has ended and its response is deleted: called by the delete (for a job
+    already ended) and when a job ends (for one whose response was deleted while it was queued or
+    running). An unfinished job stays for its worker, whose end then drops it."""
     live = select(_RESPONSES.c.id).where(_RESPONSES.c.id == response_id, _RESPONSES.c.deleted == false())
     await connection.execute(delete(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.state == DONE,
                                                  ~live.exists()))
-
-
-async def forget_ended_job(connection: AsyncConnection, response_id: str) -> None:
-    """With its response deleted, drop the job if it has ended. An unfinished one stays for its
-    worker, whose claim or end then finds the response gone, ends the job and drops it."""
-    await connection.execute(delete(_JOBS).where(_JOBS.c.response_id == response_id, _JOBS.c.state == DONE))
 
 
 async def _end_response(connection: AsyncConnection, response_id: str, status: str, message: str | None) -> None:
