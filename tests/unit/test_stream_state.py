@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -164,3 +165,53 @@ def test_a_stream_without_a_finish_reason_is_not_finished() -> None:
     assert not stream.call_finished
     stream.feed(chunk({}, finish_reason="stop"))
     assert stream.call_finished
+
+
+def _with_ids_in_order(events: list[dict[str, Any]]) -> str:
+    """The events as JSON with each generated id replaced by its order of appearance."""
+    text = json.dumps(events)
+    for index, found in enumerate(dict.fromkeys(re.findall(r'"((?:msg|rs)_[0-9a-f]+)"', text))):
+        text = text.replace(found, f"id{index}")
+    return text
+
+
+PLAIN_TEXT_MIXES = {
+    "text only": [chunk({"role": "assistant", "content": ""}), chunk({"content": "a"}), chunk({"content": "b"}),
+                  chunk({}, "stop")],
+    "reasoning between texts": [chunk({"content": "a"}), chunk({"reasoning_content": "r"}), chunk({"content": "b"}),
+                                chunk({"content": "c"}, "stop")],
+    "logprobs in the middle": [chunk({"content": "a"}),
+                               {"choices": [{"index": 0, "delta": {"content": "b"}, "finish_reason": None,
+                                             "logprobs": {"content": [{"token": "b", "logprob": -0.5}]}}]},
+                               chunk({"content": "c"}, "stop")],
+    "refusal then text": [chunk({"refusal": "no"}), chunk({"content": "a"}), chunk({"content": "b"}, "stop")],
+    "text then refusal then text": [chunk({"content": "a"}), chunk({"refusal": "no"}), chunk({"content": "b"}),
+                                    chunk({}, "stop")],
+}
+
+
+@pytest.mark.parametrize("mix", PLAIN_TEXT_MIXES)
+def test_the_short_path_for_plain_text_gives_the_events_of_the_general_one(mix: str) -> None:
+    # Forgetting the plain text part before every chunk sends each token down the general path.
+    general = new_stream()
+    events = general.start()
+    for c in PLAIN_TEXT_MIXES[mix]:
+        general._plain_text = None
+        general.feed(c)
+        events += general.drain()
+    general.finish_call()
+    events += general.drain()
+
+    assert _with_ids_in_order(run(new_stream(), PLAIN_TEXT_MIXES[mix])[:-1]) == _with_ids_in_order(events)
+
+
+def test_the_short_path_ends_with_its_call_and_a_citing_call_filters_again() -> None:
+    stream = new_stream()
+    stream.start()
+    stream.feed(chunk({"content": "a"}, "stop"))
+    stream.finish_call()
+    stream.cite({"file-1": "notes.txt"})
+    stream.feed(chunk({"content": "see <|file-1|> x"}, "stop"))
+    stream.finish_call()
+    deltas = [e["delta"] for e in stream.drain() if e["type"] == "response.output_text.delta"]
+    assert "<|file-1|>" not in "".join(deltas)

@@ -212,6 +212,9 @@ class ResponseStream:
     def _begin_call(self) -> None:
         self._citations = CitationFilter(self._citable_files, self._citable_urls) if self._cites_anything() else None
         self._message: _MessageItem | None = None
+        # The message's text part while a token can be appended to it as it is (no citation filter,
+        # and no logprobs or open reasoning item in the chunk's way): nearly every streamed token.
+        self._plain_text: _Part | None = None
         self._reasoning: _ReasoningItem | None = None
         self._reasoning_pieces: list[str] = []
         self._tool_calls: dict[int, ToolCall] = {}
@@ -260,7 +263,17 @@ class ResponseStream:
             self._output_budget -= len(content)
             if self._output_budget < 0:
                 self._reach_output_limit()
-            self._part_delta(PartKind.TEXT, content, logprobs)
+            plain = self._plain_text
+            if plain is not None and not logprobs and self._reasoning is None:
+                # The same as `_part_delta` would do here, without its five calls per token.
+                plain.pieces.append(content)
+                message = self._message
+                assert message is not None
+                self._emit({"type": "response.output_text.delta", "item_id": message.item_id,
+                            "output_index": message.output_index, "content_index": plain.content_index,
+                            "delta": content, "logprobs": []})
+            else:
+                self._part_delta(PartKind.TEXT, content, logprobs)
         refusal = delta.get("refusal")
         if refusal:
             self._spend(_checked(refusal, str, "delta.refusal"))
@@ -303,6 +316,8 @@ class ResponseStream:
                         "output_index": message.output_index, "content_index": part.content_index,
                         "part": _part_body(kind, "", [])})
         if kind is PartKind.TEXT:
+            if self._citations is None:
+                self._plain_text = part
             self._text_delta(message, part, delta, _delta_logprobs(logprobs))
         else:
             part.pieces.append(delta)
@@ -429,6 +444,7 @@ class ResponseStream:
         message = self._message
         if message is None:
             return
+        self._plain_text = None
         text_part = message.part(PartKind.TEXT)
         if self._citations is not None and text_part is not None:
             held, annotations = self._citations.flush()
