@@ -19,9 +19,10 @@ from riposte.api.openapi import install_openapi, returns
 from riposte.api.readiness import on_termination
 from riposte.api.security import install_security
 from riposte.config import InferenceMode, Settings, load_settings
+from riposte.garbage_collection import collecting_while_serving, freeze_startup_heap
 from riposte.observability.logs import configure_logging
 from riposte.observability.metrics import exposition
-from riposte.observability.startup import check_providers, freeze_startup_heap, warm_up_embeddings
+from riposte.observability.startup import check_providers, warm_up_embeddings
 from riposte.observability.tracing import configure_tracing, shutdown_tracing
 from riposte.services import Services
 from riposte.ui.retention import expire_traces
@@ -52,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if resolved.inference_mode is not InferenceMode.REPLAY:
             background.append(asyncio.create_task(check_providers(app.state.services.router)))
         try:
-            yield
+            async with collecting_while_serving():
+                yield
         finally:
             for task in background:
                 task.cancel()

@@ -4,12 +4,12 @@ and which providers it cannot reach."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 
 from riposte import __version__
 from riposte.config import InferenceMode, Settings
+from riposte.garbage_collection import freeze_startup_heap
 from riposte.inference.router import ModelRouter
 from riposte.store.database import redact_url
 from riposte.vectors.service import VectorStoreService
@@ -68,12 +68,3 @@ async def warm_up_embeddings(vector_stores: VectorStoreService) -> None:
         raise
     except Exception as exc:  # a failed warm-up only means the first search loads it
         logger.warning("embedding model warm-up failed: %s", exc)
-
-
-def freeze_startup_heap() -> None:
-    """Move every object alive now (imported modules, the app, a loaded model) out of the garbage
-    collector's reach. They live as long as the process, yet each full collection walked all of
-    them (200k objects, 140 ms on the benchmark machine; millions with the embedding model) while
-    streams waited: freezing them cut CPU per token by about 8% and the p90 time to first token by
-    half at 64 paced streams (bench/RESULTS.md). Objects made later are collected as before."""
-    gc.freeze()
