@@ -51,8 +51,8 @@ async def test_overlapping_servers_restore_the_thresholds_when_the_last_one_stop
     assert gc.get_threshold() == before
 
 
-def test_sweeps_take_the_older_generations_in_the_default_proportions() -> None:
-    assert Counter(sweep_generation(sweep) for sweep in range(1, 101)) == {0: 90, 1: 9, 2: 1}
+def test_every_fifth_sweep_takes_the_middle_generation_and_every_thirtieth_the_old_one() -> None:
+    assert Counter(sweep_generation(sweep) for sweep in range(1, 31)) == {0: 24, 1: 5, 2: 1}
 
 
 def test_a_running_server_collects_by_the_serving_policy(tmp_path: Path) -> None:
