@@ -332,18 +332,11 @@ def parse_chunks(payloads: list[bytes]) -> tuple[ChunkBatch, UpstreamError | Non
     """The chunks up to the first that is malformed or an error, and that one's error: the good
     ones before it still belong to the answer."""
     batch: ChunkBatch = []
-    for payload in payloads:
-        # `parse_chunk`'s checks inline for the usual chunk, a call less per token; it words the error.
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            chunk = None
-        if chunk.__class__ is not dict or ("error" in chunk and "choices" not in chunk):
-            try:
-                chunk = parse_chunk(payload)
-            except UpstreamError as exc:
-                return batch, exc
-        batch.append(chunk)
+    try:
+        for payload in payloads:
+            batch.append(parse_chunk(payload))
+    except UpstreamError as exc:
+        return batch, exc
     return batch, None
 
 

@@ -30,24 +30,19 @@ class SseDataDecoder:
             if line.strip():
                 self.done = line.startswith(b"data:") and line[5:].strip() == DONE
                 break
-        # Sliced and stripped in one pass, without a call per line (the blank line after each event
-        # is half of them); the rare `[DONE]` and empty payloads are taken out after.
-        payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
-        if DONE in payloads or b"" in payloads:
-            payloads = [payload for payload in payloads if payload and payload != DONE]
-        return payloads
+        return _payloads(lines)
 
     def close(self) -> list[bytes]:
         """The last line, for a body that does not end in a newline."""
         last, self._partial = self._partial, b""
-        payload = _payload(last)
-        return [payload] if payload is not None else []
+        return _payloads([last])
 
 
-def _payload(line: bytes) -> bytes | None:
-    if not line.startswith(b"data:"):
-        return None
-    payload = line[5:].strip()
-    if not payload or payload == DONE:
-        return None
-    return payload
+def _payloads(lines: list[bytes]) -> list[bytes]:
+    """The payloads of the `data:` lines, sliced and stripped in one pass without a call per line
+    (the blank line after each event is half of them); the rare `[DONE]` and empty payloads are
+    taken out after."""
+    payloads = [line[5:].strip() for line in lines if line[:5] == b"data:"]
+    if DONE in payloads or b"" in payloads:
+        payloads = [payload for payload in payloads if payload and payload != DONE]
+    return payloads
