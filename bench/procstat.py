@@ -40,8 +40,12 @@ def process_tree(root: int) -> list[int]:
 
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (which may hold spaces): state, ppid, ..."""
+    return _stat_fields_at(_PROC / str(pid) / "stat")
+
+
+def _stat_fields_at(path: Path) -> list[str] | None:
     try:
-        raw = (_PROC / str(pid) / "stat").read_text()
+        raw = path.read_text()
     except OSError:
         return None
     return raw[raw.rfind(")") + 2:].split()
@@ -51,8 +55,38 @@ def _cpu_s(pid: int) -> float:
     fields = _stat_fields(pid)
     if fields is None:
         return 0.0
+    user_s, system_s = _user_and_system_s(fields)
+    return user_s + system_s
+
+
+def _user_and_system_s(fields: list[str]) -> tuple[float, float]:
     # utime and stime are fields 14 and 15 of stat; 12 and 13 after the command name.
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS
+
+
+@dataclass(frozen=True)
+class ThreadTimes:
+    """One thread's CPU seconds in user space and in the kernel (system calls: socket reads and
+    writes, epoll, the database's file I/O)."""
+
+    user_s: float
+    system_s: float
+
+
+def thread_times(pid: int) -> dict[int, ThreadTimes]:
+    """Each live thread of `pid` by thread id; the thread whose id is `pid` is the main thread.
+    A sampling profiler that follows the GIL sees neither the kernel's share nor a thread working
+    without the GIL (SQLite's own work in the database driver's thread); these times do."""
+    times: dict[int, ThreadTimes] = {}
+    try:
+        tids = [int(entry.name) for entry in (_PROC / str(pid) / "task").iterdir()]
+    except OSError:
+        return times
+    for tid in tids:
+        fields = _stat_fields_at(_PROC / str(pid) / "task" / str(tid) / "stat")
+        if fields is not None:
+            times[tid] = ThreadTimes(*_user_and_system_s(fields))
+    return times
 
 
 def _rss_bytes(pid: int) -> int:

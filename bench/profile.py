@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import servers
+from bench import procstat, servers
 from bench.bodies import Api
 from bench.loadgen import Mode, Scenario, Target, run_cell, warm_up
 from riposte.testing.server import free_port
@@ -49,6 +49,8 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event loop (wake-ups, callbacks, selector)", ("uvloop", "asyncio", "base_events", "events.py")),
 )
 OTHER = "other"
+_MAIN_THREAD = "main thread (event loop)"
+_OTHER_THREADS = "other threads (database driver, ...)"
 
 
 def stage_of(stack: str) -> str:
@@ -122,7 +124,9 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
                             "--output", str(raw_path), "--duration", str(int(seconds + ramp_s + 2)),
                             "--pid", str(server.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
+    threads_before = procstat.thread_times(server.pid)
     run = asyncio.run(run_cell(target, scenario, seconds, ramp_s=ramp_s))
+    threads_after = procstat.thread_times(server.pid)
     _, err = spy.communicate(timeout=seconds + 30)
     if not raw_path.exists():
         print(f"py-spy wrote nothing: {err.decode(errors='replace')}", file=sys.stderr)
@@ -136,11 +140,30 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
     print("| stage | share | us/token |\n|---|---:|---:|")
     for stage, count in counts.most_common():
         print(f"| {stage} | {count / total:.0%} | {count / total * cpu_us:.1f} |")
+    if deltas:
+        print("\nWhat the GIL samples cannot see: each thread's CPU, in user space and in the kernel "
+              "(from the cell's start, ramp included)")
+        print("| thread | user us/token | kernel us/token |\n|---|---:|---:|")
+        for name, user_us, kernel_us in thread_split(threads_before, threads_after, server.pid, deltas):
+            print(f"| {name} | {user_us:.1f} | {kernel_us:.1f} |")
     if args.top:
         print("\n| function (own samples) | share | us/token |\n|---|---:|---:|")
         for frame, count in own_samples(raw_path.read_text()).most_common(args.top):
             print(f"| {frame} | {count / total:.1%} | {count / total * cpu_us:.1f} |")
     return 0
+
+
+def thread_split(before: dict[int, procstat.ThreadTimes], after: dict[int, procstat.ThreadTimes], main_tid: int,
+                 deltas: int) -> list[tuple[str, float, float]]:
+    """The main thread's (the event loop's) and the other threads' CPU between two readings, in us
+    per delivered token, user and kernel apart; a thread that started meanwhile counts from zero."""
+    rows: dict[str, list[float]] = {_MAIN_THREAD: [0.0, 0.0], _OTHER_THREADS: [0.0, 0.0]}
+    for tid, now in after.items():
+        then = before.get(tid, procstat.ThreadTimes(0.0, 0.0))
+        row = rows[_MAIN_THREAD if tid == main_tid else _OTHER_THREADS]
+        row[0] += now.user_s - then.user_s
+        row[1] += now.system_s - then.system_s
+    return [(name, user_s / deltas * 1e6, system_s / deltas * 1e6) for name, (user_s, system_s) in rows.items()]
 
 
 def own_samples(raw: str) -> Counter[str]:
