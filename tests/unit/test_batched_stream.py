@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -216,3 +217,58 @@ async def test_a_full_backpressure_holds_the_next_step_after_sending_what_is_rea
         assert stepped == [], "the generator was stepped while the backpressure was full"
         valve.open.set()
     assert b"".join(client.bodies) == b"<0><1><2><done>"
+
+
+async def test_the_stream_is_written_by_a_task_of_its_own() -> None:
+    """Each paced read wakes the task that steps the generator; under the request's task that wake
+    resumed some thirty frames of middleware and routing (bench/RESULTS.md, twelfth pass)."""
+    stepped_by: list[asyncio.Task[Any] | None] = []
+
+    async def items() -> AsyncGenerator[list[int]]:
+        stepped_by.append(asyncio.current_task())
+        yield [1]
+
+    client = _Client()
+    await _run(_response(items()), client)
+    assert stepped_by and stepped_by[0] is not asyncio.current_task()
+    assert b"".join(client.bodies) == b"<1><done>"
+
+
+async def test_cancelling_the_request_task_closes_the_generator_and_ends_the_request_cancelled() -> None:
+    closed, waiting = asyncio.Event(), asyncio.Event()
+
+    async def stalled() -> AsyncGenerator[list[int]]:
+        try:
+            yield [1]
+            waiting.set()
+            await asyncio.Event().wait()
+            yield [2]
+        finally:
+            closed.set()
+
+    request = asyncio.create_task(_run(_response(stalled()), _Client()))
+    await asyncio.wait_for(waiting.wait(), 5)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 5)
+    assert closed.is_set()
+
+
+async def test_a_cancellation_the_generator_swallows_still_ends_the_request_cancelled() -> None:
+    """The writer task hands the request task's cancellation to the generator; one that catches it
+    and ends normally must not make the request's canceller wait for an end that never comes."""
+    waiting = asyncio.Event()
+
+    async def stubborn() -> AsyncGenerator[list[int]]:
+        yield [1]
+        waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return
+
+    request = asyncio.create_task(_run(_response(stubborn()), _Client()))
+    await asyncio.wait_for(waiting.wait(), 5)
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(request, 5)

@@ -67,6 +67,21 @@ class BatchedStreamingResponse(Response, Generic[Item]):
         self._backpressure = backpressure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Written by a task of its own, whose stack is the writer and the turn's generators only.
+        # Each wake-up for an upstream read resumes every frame between its task and the await it
+        # sleeps in, and under the request's task that is some thirty frames of middleware and
+        # routing, cold in the CPU's caches after each pause between paced reads: 6% of the CPU per
+        # token at 64 x 5 ms (bench/RESULTS.md, "Issue 16, twelfth pass"). A cancelled request
+        # task cancels the writer and waits for it to end.
+        current = asyncio.current_task()
+        cancels_before = current.cancelling() if current is not None else 0
+        await asyncio.create_task(self._respond(receive, send))
+        if current is not None and current.cancelling() > cancels_before:
+            # This task was cancelled, and the writer it handed the cancellation to ended
+            # normally: the canceller still expects it here.
+            raise asyncio.CancelledError
+
+    async def _respond(self, receive: Receive, send: Send) -> None:
         # A cancel scope and a plain task to watch for the client leaving, not a task group: the
         # group's own machinery (task handles, done callbacks, its exit) was about 7% of a short
         # stream's CPU, and the scope alone gives the same cancellation, shields included
