@@ -102,6 +102,8 @@ class Reply:
     usage: JSON | None = None
     # Seconds to sleep between two streamed chunks.
     delay_s: float = 0.0
+    # Extra seconds to sleep before the chunk at a position (a model that stops for a while mid-answer).
+    pauses: tuple[tuple[int, float], ...] = ()
     # Abort the connection after this many chunks (no final chunk, no [DONE]).
     drop_after: int | None = None
     # When set, answer with this HTTP status and ``error_body`` instead of a completion.
@@ -465,9 +467,10 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 async def _play_frames(reply: Reply, chunks: list[JSON], reset: Callable[[], None]) -> AsyncIterator[bytes]:
     frames = [_sse(json.dumps(c, ensure_ascii=False)) for c in chunks]
     limit = len(frames) if reply.drop_after is None else min(reply.drop_after, len(frames))
+    pauses = dict(reply.pauses)
     for position, frame in enumerate(frames[:limit]):
         if position and reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+            await asyncio.sleep(reply.delay_s + pauses.get(position, 0.0))
         yield frame
     if reply.drop_after is not None:
         if reply.reset:

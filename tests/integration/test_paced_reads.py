@@ -5,6 +5,7 @@ read as it comes; held streams wake together, on one clock (inference/chat_strea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from itertools import pairwise
 
@@ -12,9 +13,10 @@ import pytest
 from aiohttp.client_proto import ResponseHandler
 
 from riposte.config import ProviderConfig
+from riposte.errors import UpstreamError
 from riposte.inference.chat_stream import ChatStreamClient, PacedTicks, paced_faster_than
 from riposte.inference.deadlines import Deadlines
-from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply
+from tests.fakes.scripted_upstream import ScriptedUpstream, dropped_reply, slow_reply
 
 # Chunks that reach the reader closer together than this came out of one read.
 SAME_READ_S = 0.004
@@ -35,6 +37,26 @@ async def _arrivals(upstream: ScriptedUpstream, window_s: float) -> tuple[list[f
     finally:
         await client.aclose()
     return times, times[0]
+
+
+async def _batches(upstream: ScriptedUpstream, window_s: float) -> list[tuple[float, int]]:
+    """Each batch the stream yielded: when (from the request) and how many content chunks it held."""
+    provider = ProviderConfig(name="scripted", base_url=upstream.base_url, api_key="test")
+    client = ChatStreamClient(provider.base_url, "test", Deadlines.of(provider), 4.0, window_s)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batches: list[tuple[float, int]] = []
+    try:
+        async for batch in client.stream({"model": "m", "messages": [], "stream": True}):
+            batches.append((loop.time() - started, sum(1 for chunk in batch if _content(chunk))))
+    finally:
+        await client.aclose()
+    return batches
+
+
+def _content(chunk: dict[str, object]) -> str:
+    choices = chunk.get("choices")
+    return "".join(choice["delta"].get("content") or "" for choice in choices) if isinstance(choices, list) else ""
 
 
 def _reads(times: list[float]) -> int:
@@ -71,6 +93,66 @@ async def test_a_held_stream_leaves_its_socket_unread_until_the_tick(upstream: S
     assert len(times) == 16
     # The response head and first token, then the rest in a read or two (one per tick).
     assert socket_reads <= 6, f"{socket_reads} socket reads for 16 paced tokens"
+
+
+async def test_a_settled_stream_passes_every_other_read_on_with_the_next(upstream: ScriptedUpstream,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # 120 tokens 10 ms apart under a 50 ms window: after its first quarter second the stream reads
+    # its socket at every tick but yields at every other one, each yield two reads' worth.
+    read_times: list[float] = []
+    loop = asyncio.get_running_loop()
+    data_received = ResponseHandler.data_received
+
+    def timed(handler: ResponseHandler, data: bytes) -> None:
+        if data:
+            read_times.append(loop.time())
+        data_received(handler, data)
+
+    monkeypatch.setattr(ResponseHandler, "data_received", timed)
+    upstream.enqueue(slow_reply("x" * 120, delay_s=0.01, pieces=120))
+    started = loop.time()
+    batches = await _batches(upstream, 0.05)
+    assert sum(count for _, count in batches) == 120
+    settled = 0.45  # the quarter second, the young stream's growing batches, and a margin
+    late_reads = sum(1 for at in read_times if at - started > settled)
+    late_batches = sum(1 for at, count in batches if at > settled and count)
+    assert late_reads >= 6, f"the stream was not paced: {late_reads} reads after {settled} s"
+    assert late_batches <= late_reads // 2 + 1, f"{late_batches} batches for {late_reads} reads"
+
+
+async def test_held_chunks_go_on_when_the_upstream_pauses(upstream: ScriptedUpstream) -> None:
+    # Tokens 10 ms apart with a 400 ms stop after runs of different lengths, so that some runs end
+    # on a held read: every token before a stop reaches the reader long before the stop ends.
+    pauses = ((40, 0.4), (47, 0.4), (59, 0.4), (68, 0.4), (83, 0.4), (90, 0.4))
+    reply = dataclasses.replace(slow_reply("x" * 100, delay_s=0.01, pieces=100), pauses=pauses)
+    upstream.enqueue(reply)
+    batches = await _batches(upstream, 0.05)
+    arrivals = [at for at, count in batches for _ in range(count)]
+    assert len(arrivals) == 100
+    for position, _ in pauses:
+        # Chunk positions count the role chunk first; content token i is chunk i + 1.
+        before, after = arrivals[position - 2], arrivals[position - 1]
+        assert after - before > 0.25, f"the token before the stop at {position} waited for the stop to end"
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+@pytest.mark.parametrize("after_chunks", [52, 53, 54, 55])
+async def test_chunks_held_when_the_connection_drops_still_come_before_the_error(
+        upstream: ScriptedUpstream, after_chunks: int, reset: bool) -> None:
+    reply = dataclasses.replace(dropped_reply("x" * 80, after_chunks), delay_s=0.01, reset=reset)
+    upstream.enqueue(dataclasses.replace(reply, deltas=tuple({"content": "x"} for _ in range(80))))
+    provider = ProviderConfig(name="scripted", base_url=upstream.base_url, api_key="test")
+    # A window longer than the fake's 50 ms between its last chunk and its reset: the connection
+    # fails while a read is held.
+    client = ChatStreamClient(provider.base_url, "test", Deadlines.of(provider), 4.0, 0.12)
+    received = 0
+    try:
+        with pytest.raises(UpstreamError):
+            async for batch in client.stream({"model": "m", "messages": [], "stream": True}):
+                received += sum(1 for chunk in batch if _content(chunk))
+    finally:
+        await client.aclose()
+    assert received == after_chunks
 
 
 async def test_an_upstream_slower_than_the_window_is_read_as_it_comes(upstream: ScriptedUpstream) -> None:
