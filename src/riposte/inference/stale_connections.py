@@ -20,6 +20,7 @@ import aiohttp
 import httpx2 as httpx
 from aiohttp.client_proto import ResponseHandler
 
+from riposte.inference.sse_connections import SseConnector
 from riposte.observability.metrics import UPSTREAM_RETRIES
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def log_retry(url: str, cause: BaseException) -> None:
                    "retrying once on a fresh connection", url, type(cause).__name__, cause)
 
 
-class ReuseTrackingConnector(aiohttp.TCPConnector):
+class ReuseTrackingConnector(SseConnector):
     """A TCP pool that records, for the asking task, whether it handed out a connection that had
     already carried a request."""
 
@@ -73,7 +74,7 @@ def aiohttp_pools(keepalive_seconds: float, timeout: aiohttp.ClientTimeout) -> t
     pooled = aiohttp.ClientSession(timeout=timeout, connector=ReuseTrackingConnector(limit=MAX_CONNECTIONS,
                                                                                      **keepalive))
     fresh = aiohttp.ClientSession(timeout=timeout,
-                                  connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, force_close=True))
+                                  connector=SseConnector(limit=MAX_CONNECTIONS, force_close=True))
     return pooled, fresh
 
 

@@ -1,0 +1,85 @@
+"""The SSE connections' protocol: no resume work per HTTP chunk, and aiohttp's flow control intact."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from riposte.inference.sse_connections import SseConnector, SseResponseHandler
+
+
+def _chunked(pieces: list[bytes]) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+@asynccontextmanager
+async def _server(body: bytes, headers: bytes = b"") -> AsyncIterator[str]:
+    """A server answering any request with `body`, already chunked, in one write."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                     + headers + b"\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _read(url: str, *, slowly: bool = False) -> tuple[bytes, int]:
+    """The whole body through `readany`, and how many times the parser was fed an empty read."""
+    feeds = empty_feeds = 0
+    original = SseResponseHandler.data_received
+
+    def counting(self: SseResponseHandler, data: bytes) -> None:
+        nonlocal feeds, empty_feeds
+        feeds += 1
+        empty_feeds += not data
+        original(self, data)
+
+    SseResponseHandler.data_received = counting  # type: ignore[method-assign]
+    try:
+        async with aiohttp.ClientSession(connector=SseConnector()) as session, session.get(url) as response:
+            received = bytearray()
+            while data := await response.content.readany():
+                received += data
+                if slowly:
+                    await asyncio.sleep(0.001)
+    finally:
+        SseResponseHandler.data_received = original  # type: ignore[method-assign]
+    assert feeds > 0, "the connector did not use SseResponseHandler"
+    return bytes(received), empty_feeds
+
+
+async def test_a_burst_of_small_chunks_is_read_without_a_resume_per_chunk() -> None:
+    events = [b"data: {\"n\": %d}\n\n" % n for n in range(500)]
+    async with _server(_chunked(events)) as url:
+        received, empty_feeds = await _read(url)
+    assert received == b"".join(events)
+    # aiohttp's own protocol feeds the parser an empty read after each chunk taken: ~500 here.
+    assert empty_feeds < 5
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_a_body_past_the_flow_control_limits_read_slowly_arrives_whole(encoding: str) -> None:
+    # 3 MB in 1 KB chunks: past aiohttp's high-water marks in bytes and in chunks, so reading
+    # pauses and must be resumed for the body to finish.
+    pieces = [bytes([65 + n % 26]) * 1024 for n in range(3000)]
+    plain = b"".join(pieces)
+    if encoding == "gzip":
+        compressed = gzip.compress(plain)
+        pieces = [compressed[i:i + 1024] for i in range(0, len(compressed), 1024)]
+    async with _server(_chunked(pieces), b"Content-Encoding: %s\r\n" % encoding.encode()) as url:
+        received, _ = await asyncio.wait_for(_read(url, slowly=True), 60)
+    assert received == plain
