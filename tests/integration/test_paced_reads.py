@@ -115,7 +115,10 @@ async def test_a_settled_stream_passes_every_other_read_on_with_the_next(upstrea
     assert sum(count for _, count in batches) == 120
     settled = 0.45  # the quarter second, the young stream's growing batches, and a margin
     late_reads = sum(1 for at in read_times if at - started > settled)
-    late_batches = sum(1 for at, count in batches if at > settled and count)
+    # Batches at one moment count once: the scripted upstream shares the test's event loop, and when
+    # a tick's work delays its timers it sends a few tokens at once, which the stream rightly reads
+    # and passes on without waiting (an upstream that is not pacing).
+    late_batches = _reads([at for at, count in batches if at > settled and count])
     assert late_reads >= 6, f"the stream was not paced: {late_reads} reads after {settled} s"
     assert late_batches <= late_reads // 2 + 1, f"{late_batches} batches for {late_reads} reads"
 
