@@ -43,10 +43,11 @@ _WHOLE_FROM = 128
 # Tokens further apart than this are paced by the upstream (a real model: 5-50 ms each); closer,
 # the upstream is fast and every read carries many of them already.
 _PACED_GAP = 0.001
-# A paced stream this long under way passes on every other read's chunks with the next read's: one
-# trip through the turn and one write to the client per two reads, for tokens that then reach the
-# client up to a window later (bench/RESULTS.md, "Issue 16, twelfth pass"). A stream's first tokens,
-# the ones a user waits for, go read by read.
+# A paced stream this long under way is read at every other tick: one wake-up, socket read, trip
+# through the turn and write to the client per two windows, for tokens that then reach the client up
+# to a window later, and an end or a pause in the answer seen up to a window later (bench/RESULTS.md,
+# "Issue 16, twelfth pass" and "thirteenth pass"). A stream's first tokens, the ones a user waits
+# for, go tick by tick.
 _SETTLED_AFTER = 0.25
 # `PacedTicks`: the event loop has fallen behind when its ticks come this late on average (a share
 # of the window), and has caught up when they come within this share of the narrowest window, for
@@ -96,12 +97,11 @@ class ChatStreamClient:
         the kernel's socket buffer and then take one socket read, one trip through the turn and one
         write to the client together, instead of each paying its own wake-up, read, generator steps
         and socket write, and the held streams wake in one pass of the event loop
-        (bench/RESULTS.md). Once the stream has settled (`_SETTLED_AFTER`), every other read's
-        chunks go on with the next read's, so the turn and the write to the client run once per two
-        reads. A token waits at most the window (wider while the server falls behind, see
+        (bench/RESULTS.md). Once the stream has settled (`_SETTLED_AFTER`), it is read at every other
+        tick. A token waits at most the window (wider while the server falls behind, see
         `PacedTicks`), a settled stream's token at most two; the first token, and one that comes
-        after a pause, never wait, and a held read goes on as soon as a tick finds the upstream
-        paused; an upstream pacing slower than the window is read at once."""
+        after a pause longer than that, never wait; an upstream pacing slower than the window is
+        read at once."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
@@ -118,22 +118,16 @@ class ChatStreamClient:
             watchdog.first_byte_arrived()
             read_at = previous_read_at = first_read_at = loop.time()
             limit = _FIRST_BATCH_CHUNKS
-            held: ChunkBatch = []  # a settled stream's chunks that go on with the next read's
             while data:
                 watchdog.waiting_since = NOT_WAITING
                 payloads = decoder.feed(data)
                 batch, malformed = parse_chunks(payloads)
                 paced = (ticks is not None and transport is not None and not decoder.done and malformed is None
                          and paced_faster_than(ticks.window, read_at - previous_read_at, len(payloads)))
-                was_held = bool(held)
-                if held:
-                    batch, held = held + batch, []
                 if limit < _WHOLE_FROM:
                     pieces, limit = young_batches(batch, limit)
                     for piece in pieces:
                         yield piece
-                elif paced and not was_held and read_at - first_read_at >= _SETTLED_AFTER:
-                    held = batch
                 elif batch:
                     yield batch
                 if malformed is not None:
@@ -144,26 +138,12 @@ class ChatStreamClient:
                 else:
                     assert ticks is not None and transport is not None  # `paced` checked both
                     transport.pause_reading()
-                    if not held:
-                        ticks.call_at_tick(read_at, partial(_resume, transport))
-                        data = await content.readany()
-                    else:
-                        # Resumed at the tick, and woken after the loop's pass that reads the
-                        # socket: the tokens the upstream sent meanwhile are in aiohttp's buffer.
-                        tick = loop.create_future()
-                        ticks.call_at_tick(read_at, partial(_resume_then_wake, transport, tick))
-                        await tick
-                        data = content.read_nowait() if content.exception() is None else b""
-                        if not data:
-                            # The upstream paused, or the connection ended or failed (the next read
-                            # says which): the held chunks go now, before anything that follows.
-                            batch, held = held, []
-                            yield batch
-                            data = await content.readany()
+                    # A settled stream skips a tick: its socket is read at the tick after next.
+                    window_starts = read_at + ticks.window if read_at - first_read_at >= _SETTLED_AFTER else read_at
+                    ticks.call_at_tick(window_starts, partial(_resume, transport))
+                    data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
             batch, malformed = parse_chunks(decoder.close())
-            if held:
-                batch = held + batch
             if batch:
                 yield batch
             if malformed is not None:
@@ -326,13 +306,6 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 def _resume(transport: asyncio.Transport) -> None:
     if not transport.is_closing():  # a stream that ended while held (cancelled) closed it
         transport.resume_reading()
-
-
-def _resume_then_wake(transport: asyncio.Transport, tick: asyncio.Future[None]) -> None:
-    _resume(transport)
-    # Not at once: a callback scheduled now runs after the loop's next look at the sockets, which
-    # reads what the resumed one holds (asyncio's loop and uvloop alike).
-    asyncio.get_running_loop().call_soon(_wake, tick)
 
 
 def paced_faster_than(window: float, since_last_read: float, payloads: int) -> bool:
