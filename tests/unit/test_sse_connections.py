@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+from aiohttp.streams import StreamReader
 
-from riposte.inference.sse_connections import SseConnector, SseResponseHandler
+from riposte.inference.sse_connections import SseBodyReader, SseConnector, SseResponseHandler, read_sse_body
 
 
 def _chunked(pieces: list[bytes]) -> bytes:
@@ -37,7 +38,7 @@ async def _server(body: bytes, headers: bytes = b"") -> AsyncIterator[str]:
         await server.wait_closed()
 
 
-async def _read(url: str, *, slowly: bool = False) -> tuple[bytes, int]:
+async def _read(url: str, *, slowly: bool = False, sse_body: bool = False) -> tuple[bytes, int]:
     """The whole body through `readany`, and how many times the parser was fed an empty read."""
     feeds = empty_feeds = 0
     original = SseResponseHandler.data_received
@@ -51,8 +52,9 @@ async def _read(url: str, *, slowly: bool = False) -> tuple[bytes, int]:
     SseResponseHandler.data_received = counting  # type: ignore[method-assign]
     try:
         async with aiohttp.ClientSession(connector=SseConnector()) as session, session.get(url) as response:
+            content = read_sse_body(response) if sse_body else response.content
             received = bytearray()
-            while data := await response.content.readany():
+            while data := await content.readany():
                 received += data
                 if slowly:
                     await asyncio.sleep(0.001)
@@ -71,15 +73,44 @@ async def test_a_burst_of_small_chunks_is_read_without_a_resume_per_chunk() -> N
     assert empty_feeds < 5
 
 
+@pytest.mark.parametrize("sse_body", [False, True], ids=["aiohttp_reader", "sse_body_reader"])
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
-async def test_a_body_past_the_flow_control_limits_read_slowly_arrives_whole(encoding: str) -> None:
+async def test_a_body_past_the_flow_control_limits_read_slowly_arrives_whole(encoding: str, sse_body: bool) -> None:
     # 3 MB in 1 KB chunks: past aiohttp's high-water marks in bytes and in chunks, so reading
-    # pauses and must be resumed for the body to finish.
+    # pauses and must be resumed for the body to finish (`SseBodyReader` keeps only the bytes mark).
     pieces = [bytes([65 + n % 26]) * 1024 for n in range(3000)]
     plain = b"".join(pieces)
     if encoding == "gzip":
         compressed = gzip.compress(plain)
         pieces = [compressed[i:i + 1024] for i in range(0, len(compressed), 1024)]
     async with _server(_chunked(pieces), b"Content-Encoding: %s\r\n" % encoding.encode()) as url:
-        received, _ = await asyncio.wait_for(_read(url, slowly=True), 60)
+        received, _ = await asyncio.wait_for(_read(url, slowly=True, sse_body=sse_body), 60)
     assert received == plain
+
+
+async def test_an_sse_body_is_read_whole_without_a_call_per_http_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [b"data: {\"n\": %d}\n\n" % n for n in range(500)]
+    chunk_takes = 0
+    original = StreamReader._read_nowait_chunk
+
+    def counting(self: StreamReader, n: int) -> bytes:
+        nonlocal chunk_takes
+        chunk_takes += 1
+        return original(self, n)
+
+    monkeypatch.setattr(StreamReader, "_read_nowait_chunk", counting)
+    async with _server(_chunked(events)) as url:
+        received, _ = await _read(url, sse_body=True)
+    assert received == b"".join(events)
+    # aiohttp's reader takes each of the 500 HTTP chunks out with a call of its own.
+    assert chunk_takes == 0
+
+
+async def test_read_sse_body_makes_the_reader_an_sse_body_reader_and_keeps_its_state() -> None:
+    async with (_server(_chunked([b"data: 1\n\n", b"data: 2\n\n"])) as url,
+                aiohttp.ClientSession(connector=SseConnector()) as session, session.get(url) as response):
+        before = {name: getattr(response.content, name) for name in StreamReader.__slots__}
+        content = read_sse_body(response)
+        assert type(content) is SseBodyReader and content is response.content
+        assert {name: getattr(content, name) for name in StreamReader.__slots__} == before
+        assert await content.read() == b"data: 1\n\ndata: 2\n\n"

@@ -23,6 +23,7 @@ from yarl import URL
 
 from riposte.errors import UpstreamError
 from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, deadline_error
+from riposte.inference.sse_connections import read_sse_body
 from riposte.inference.sse_decoder import SseDataDecoder
 from riposte.inference.stale_connections import aiohttp_pools, open_with_one_retry
 from riposte.inference.upstream import JSON, ChunkBatch
@@ -105,7 +106,7 @@ class ChatStreamClient:
         loop = asyncio.get_running_loop()
         started = loop.time()
         response = await self._open(orjson.dumps(body), started)
-        content = response.content
+        content = read_sse_body(response)
         watchdog = BodyWatchdog(loop, content, self._deadlines, started)
         complete = False
         ticks = self._ticks

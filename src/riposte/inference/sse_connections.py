@@ -10,6 +10,12 @@ reading was in fact paused: by aiohttp's flow control (`_reading_paused`, which 
 the parser has unparsed data of its own) or for a buffer it cannot drain yet (`_buffer_paused`).
 Everything else is aiohttp's, and `tests/unit/test_sse_connections.py` checks that the flags
 this relies on keep their meaning in the pinned version.
+
+The body's reader has the same trouble on the other side: aiohttp's `StreamReader` keeps each
+HTTP chunk apart and records where each ended (for `readchunk`), and its `readany` takes the
+chunks out one Python call at a time. A streamed answer is read with `readany` only, so
+`read_sse_body` makes its reader a `SseBodyReader`: chunk ends are not recorded, and a read takes
+everything buffered in one join.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.streams import StreamReader
 
 
 class SseResponseHandler(ResponseHandler):
@@ -42,3 +49,46 @@ class SseConnector(aiohttp.TCPConnector):
 
 def _sse_response_handler(loop: asyncio.AbstractEventLoop) -> ResponseHandler:
     return SseResponseHandler(loop=loop)
+
+
+class SseBodyReader(StreamReader):
+    """aiohttp's body reader, reading everything buffered at once and keeping no HTTP chunk ends.
+    `readchunk` would see the whole buffer as one chunk; nothing here calls it."""
+
+    __slots__ = ()  # the same layout as aiohttp's, so a reader can become one (`read_sse_body`)
+
+    def begin_http_chunk_receiving(self) -> None:
+        pass
+
+    def end_http_chunk_receiving(self) -> None:
+        # aiohttp's also wakes a reader waiting in `readchunk`; `feed_data` woke any other.
+        pass
+
+    def _read_nowait(self, n: int) -> bytes:
+        if n != -1 or self._buffer_offset:
+            return super()._read_nowait(n)
+        self._timer.assert_timeout()
+        buffer = self._buffer
+        if not buffer:
+            return b""
+        data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
+        buffer.clear()
+        self._size -= len(data)
+        self._cursor += len(data)
+        if self._http_chunk_splits:  # recorded before the reader became this class
+            self._http_chunk_splits.clear()
+        if self._size < self._low_water:
+            # After the buffer was taken: resuming may feed it again, for the next read.
+            self._protocol.resume_reading()
+        return data
+
+
+def read_sse_body(response: aiohttp.ClientResponse) -> StreamReader:
+    """The response's body reader, made a `SseBodyReader`. The reader is built by aiohttp's C
+    parser, which names aiohttp's own class and offers no other, so the one already built changes
+    class: its state is the same (the same slots), and the parser finds the methods by name on
+    each chunk. A reader of another class (a test's, a future aiohttp's) is left as it is."""
+    content = response.content
+    if type(content) is StreamReader:
+        content.__class__ = SseBodyReader
+    return content
