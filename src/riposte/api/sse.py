@@ -20,7 +20,15 @@ def encode_event(event: dict[str, Any]) -> bytes:
 
 def event_frame(kind: str, data: bytes) -> bytes:
     """One event's SSE bytes, given its type and its JSON."""
-    return b"event: " + kind.encode() + b"\ndata: " + data + FRAME_END
+    head = _HEADS.get(kind)
+    if head is None:
+        head = _HEADS[kind] = b"event: " + kind.encode() + b"\ndata: "
+    return head + data + FRAME_END
+
+
+# Each event type's `event:` line and the start of its `data:` line, made once per type (the state
+# machine's few dozen types), not once per event.
+_HEADS: dict[str, bytes] = {}
 
 
 def encode_data(payload: dict[str, Any]) -> bytes:

@@ -265,13 +265,16 @@ class ResponseStream:
                 self._reach_output_limit()
             plain = self._plain_text
             if plain is not None and not logprobs and self._reasoning is None:
-                # The same as `_part_delta` would do here, without its five calls per token.
+                # The same as `_part_delta` would do here, without its five calls per token, and
+                # `_emit` inlined: the event is made whole, with its sequence number.
                 plain.pieces.append(content)
                 message = self._message
                 assert message is not None
-                self._emit({"type": "response.output_text.delta", "item_id": message.item_id,
-                            "output_index": message.output_index, "content_index": plain.content_index,
-                            "delta": content, "logprobs": []})
+                sequence = self._sequence
+                self._sequence = sequence + 1
+                self._events.append({"type": "response.output_text.delta", "item_id": message.item_id,
+                                     "output_index": message.output_index, "content_index": plain.content_index,
+                                     "delta": content, "logprobs": [], "sequence_number": sequence})
             else:
                 self._part_delta(PartKind.TEXT, content, logprobs)
         refusal = delta.get("refusal")

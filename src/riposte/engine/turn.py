@@ -343,8 +343,9 @@ class Turn:
         try:
             async with aclosing(call.chunks()) as chunks:
                 async for batch in chunks:
-                    for chunk in batch:
+                    if batch:
                         self.observer.chunk()
+                    for chunk in batch:
                         try:
                             stream.feed(chunk)
                         except (TypeError, AttributeError, ValueError) as exc:

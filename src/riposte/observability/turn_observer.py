@@ -46,7 +46,8 @@ class TurnObserver:
                                        attributes=attributes)
 
     def chunk(self) -> None:
-        """Called for every upstream chunk; only the first of each call is timed (one check per chunk)."""
+        """Called as upstream chunks arrive (once per batch of them is enough); only the first of
+        each call is timed."""
         if self._call_awaiting_first_chunk:
             self._call_awaiting_first_chunk = False
             self.call_first_chunk_at = time.perf_counter()
