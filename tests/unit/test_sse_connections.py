@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
 from aiohttp.streams import StreamReader
 
+from riposte.inference.chat_stream import ChatStreamClient
+from riposte.inference.deadlines import Deadlines
 from riposte.inference.sse_connections import SseBodyReader, SseConnector, SseResponseHandler, read_sse_body
 
 
@@ -90,20 +92,12 @@ async def test_a_body_past_the_flow_control_limits_read_slowly_arrives_whole(enc
 
 async def test_an_sse_body_is_read_whole_without_a_call_per_http_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     events = [b"data: {\"n\": %d}\n\n" % n for n in range(500)]
-    chunk_takes = 0
-    original = StreamReader._read_nowait_chunk
-
-    def counting(self: StreamReader, n: int) -> bytes:
-        nonlocal chunk_takes
-        chunk_takes += 1
-        return original(self, n)
-
-    monkeypatch.setattr(StreamReader, "_read_nowait_chunk", counting)
+    chunk_takes = _count_chunk_takes(monkeypatch)
     async with _server(_chunked(events)) as url:
         received, _ = await _read(url, sse_body=True)
     assert received == b"".join(events)
     # aiohttp's reader takes each of the 500 HTTP chunks out with a call of its own.
-    assert chunk_takes == 0
+    assert chunk_takes() == 0
 
 
 async def test_read_sse_body_makes_the_reader_an_sse_body_reader_and_keeps_its_state() -> None:
@@ -114,3 +108,31 @@ async def test_read_sse_body_makes_the_reader_an_sse_body_reader_and_keeps_its_s
         assert type(content) is SseBodyReader and content is response.content
         assert {name: getattr(content, name) for name in StreamReader.__slots__} == before
         assert await content.read() == b"data: 1\n\ndata: 2\n\n"
+
+
+async def test_the_upstream_client_reads_its_streams_through_an_sse_body_reader(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = [b'data: {"choices": [{"index": 0, "delta": {"content": "t%d"}}]}\n\n' % n for n in range(300)]
+    chunk_takes = _count_chunk_takes(monkeypatch)
+    async with _server(_chunked([*chunks, b"data: [DONE]\n\n"])) as url:  # it answers any path
+        client = ChatStreamClient(url, "test", Deadlines(connect=5, first_byte=5, idle=5, total=30), 4.0)
+        try:
+            received = [chunk async for batch in client.stream({"model": "m", "stream": True}) for chunk in batch]
+        finally:
+            await client.aclose()
+    assert [chunk["choices"][0]["delta"]["content"] for chunk in received] == [f"t{n}" for n in range(300)]
+    assert chunk_takes() == 0  # aiohttp's own reader: one take per HTTP chunk
+
+
+def _count_chunk_takes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many times aiohttp's reader takes one HTTP chunk out of its buffer, from now on."""
+    takes = 0
+    original = StreamReader._read_nowait_chunk
+
+    def counting(self: StreamReader, n: int) -> bytes:
+        nonlocal takes
+        takes += 1
+        return original(self, n)
+
+    monkeypatch.setattr(StreamReader, "_read_nowait_chunk", counting)
+    return lambda: takes

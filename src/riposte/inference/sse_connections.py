@@ -73,8 +73,9 @@ class SseBodyReader(StreamReader):
             return b""
         data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
         buffer.clear()
-        self._size -= len(data)
-        self._cursor += len(data)
+        size = len(data)
+        self._size -= size
+        self._cursor += size
         if self._http_chunk_splits:  # recorded before the reader became this class
             self._http_chunk_splits.clear()
         if self._size < self._low_water:
