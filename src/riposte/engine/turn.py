@@ -341,16 +341,20 @@ class Turn:
             call = self._upstream_call(first, await self._within_window(first))
         body, span, traced = call.body, call.span, call.traced
         try:
-            async with aclosing(call.chunks()) as chunks:
-                async for batch in chunks:
-                    if batch:
-                        self.observer.chunk()
-                    for chunk in batch:
-                        try:
-                            stream.feed(chunk)
-                        except (TypeError, AttributeError, ValueError) as exc:
-                            raise _malformed_chunk(exc) from exc
-                    yield stream.drain()
+            try:
+                for source in call.sources():
+                    async with aclosing(source):
+                        async for batch in source:
+                            if batch:
+                                self.observer.chunk()
+                            for chunk in batch:
+                                try:
+                                    stream.feed(chunk)
+                                except (TypeError, AttributeError, ValueError) as exc:
+                                    raise _malformed_chunk(exc) from exc
+                            yield stream.drain()
+            finally:  # at once, so a half-read connection is closed, not left to the garbage collector
+                await call.close()
             if not stream.call_finished:
                 raise UpstreamError("upstream stream ended without a finish_reason: the answer was cut short")
         except OutputLimitReached:
@@ -511,8 +515,10 @@ class _UpstreamCall:
     def start_early(self) -> None:
         self.early = EarlyStart(self.stream)
 
-    def chunks(self) -> AsyncGenerator[ChunkBatch]:
-        return self.early.chunks() if self.early is not None else self.stream
+    def sources(self) -> tuple[AsyncGenerator[ChunkBatch], ...]:
+        """Where the stream's chunk batches come from, to be read one after the other: after
+        `start_early`, those read early, then the stream itself."""
+        return (self.stream,) if self.early is None else (self.early.kept(), self.stream)
 
     async def close(self) -> None:
         if self.early is not None:

@@ -113,6 +113,7 @@ class ChatStreamClient:
         # Paused between ticks (a paused transport leaves the socket unread; resuming reads all of
         # it at once). The buffer aiohttp keeps is empty by then: `readany` took all of it.
         transport = response.connection.transport if response.connection is not None else None
+        resume = partial(_resume, transport) if transport is not None else None  # one per stream, not per read
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
@@ -137,11 +138,11 @@ class ChatStreamClient:
                 if not paced:
                     data = await content.readany()
                 else:
-                    assert ticks is not None and transport is not None  # `paced` checked both
+                    assert ticks is not None and transport is not None and resume is not None  # `paced` checked
                     transport.pause_reading()
                     # A settled stream skips a tick: its socket is read at the tick after next.
                     window_starts = read_at + ticks.window if read_at - first_read_at >= _SETTLED_AFTER else read_at
-                    ticks.call_at_tick(window_starts, partial(_resume, transport))
+                    ticks.call_at_tick(window_starts, resume)
                     data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
             batch, malformed = parse_chunks(decoder.close())

@@ -9,8 +9,8 @@ upstream sends can overtake `response.created`.
 
 The chunks are read as they come rather than left in the socket because the HTTP client drops
 what it holds unread when the connection then fails: an upstream that dies after a few chunks
-must still leave those in the answer. The turn takes over between batches, after which the
-stream is read directly again (no hand-off between tasks per chunk).
+must still leave those in the answer. The turn takes over between batches, after which it reads
+the stream directly (no hand-off between tasks, nor a generator in between, per read).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ class EarlyStart:
         self._stream = stream
         self._read: deque[ChunkBatch] = deque()
         self._taken_over = False
-        self._ended = False
         self._reader = asyncio.create_task(self._read_until_taken_over())
 
     async def _read_until_taken_over(self) -> None:
@@ -35,28 +34,23 @@ class EarlyStart:
             try:
                 batch = await anext(self._stream)
             except StopAsyncIteration:
-                self._ended = True
                 return
             self._read.append(batch)
 
-    async def chunks(self) -> AsyncGenerator[ChunkBatch]:
-        """The whole stream from its first chunk on; call once. Errors of the request (connect,
-        status, deadlines, a dropped connection) surface here after the chunks read before them,
-        as they would have without the early start."""
-        try:
-            while self._read or not self._reader.done():
-                if self._read:
-                    yield self._read.popleft()
-                else:
-                    # Nothing kept: stop the reader after the read it is waiting on.
-                    self._taken_over = True
-                    await asyncio.wait([self._reader])
-            self._reader.result()  # its error, after the chunks it read
-            if not self._ended:
-                async for batch in self._stream:
-                    yield batch
-        finally:  # at once, so a half-read connection is closed, not left to the garbage collector
-            await self.aclose()
+    async def kept(self) -> AsyncGenerator[ChunkBatch]:
+        """The chunks read before the turn took the stream over, as soon as each is read; call once,
+        then read the stream itself, directly (one generator less between the turn and every
+        later read). Errors of the request (connect, status, deadlines, a dropped connection)
+        surface here after the chunks read before them, as they would have without the early
+        start; a stream that ended is left ended."""
+        while self._read or not self._reader.done():
+            if self._read:
+                yield self._read.popleft()
+            else:
+                # Nothing kept: stop the reader after the read it is waiting on.
+                self._taken_over = True
+                await asyncio.wait([self._reader])
+        self._reader.result()  # its error, after the chunks it read
 
     async def aclose(self) -> None:
         """Stop the request if it is still going, and close the stream. Safe to call again."""
