@@ -5,7 +5,8 @@ upstream's chunks never overtake `response.created`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,10 +15,11 @@ from openai.types.responses import ResponseCreatedEvent
 from riposte.config import ProviderConfig, Settings
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import prepare_turn
+from riposte.inference.chat_stream import ChatStreamClient
 from riposte.inference.router import ModelRouter
 from riposte.store.database import create_engine, migrate
 from riposte.store.responses import NewResponse, OpenResponse, ResponseStore
-from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
+from tests.fakes.scripted_upstream import ScriptedUpstream, slow_reply, text_reply
 
 WAIT_S = 10.0
 
@@ -118,3 +120,32 @@ async def test_only_a_streams_first_row_is_one_its_client_waits_for(
                 pass
     await router.aclose()
     assert store.client_waits == [False, True]
+
+
+async def test_once_the_turn_takes_the_early_stream_over_it_reads_the_stream_itself(
+    store: _StoreWaitingForTheUpstream, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing relays the upstream's batches between the turn and the stream after the takeover:
+    each later read is the turn's own step (one generator less per paced read)."""
+    resumed_by: list[str] = []
+    read = ChatStreamClient.stream
+
+    async def observed(self: ChatStreamClient, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]]]:
+        async for batch in read(self, body):
+            yield batch
+            resumed_by.append(sys._getframe(1).f_code.co_name)  # whose step asked for the next batch
+
+    monkeypatch.setattr(ChatStreamClient, "stream", observed)
+    upstream.enqueue(slow_reply("one two three four five six", delay_s=0.05, pieces=6))
+    router = _router(upstream)
+    turn = await prepare_turn(CreateResponseRequest(model="fake/m", input="hi", stream=True), router, store)
+    texts: list[str] = []
+    async with asyncio.timeout(WAIT_S):
+        async for batch in turn.event_batches():
+            texts += [event["delta"] for event in batch if event["type"] == "response.output_text.delta"]
+    await router.aclose()
+    assert "".join(texts) == "one two three four five six"
+    # The early reader may read some (it stops after the read it is in when the turn takes over);
+    # every read after that is the turn's.
+    assert "_call_upstream" in resumed_by
+    assert set(resumed_by) <= {"_read_until_taken_over", "_call_upstream"}, resumed_by
