@@ -9,9 +9,12 @@ import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
-from openai.types.responses import ResponseCreatedEvent
+from openai.types.responses import ResponseCreatedEvent, ResponseStreamEvent
+from pydantic import TypeAdapter
 
+from riposte.api.sse import event_stream_response
 from riposte.config import ProviderConfig, Settings
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import prepare_turn
@@ -149,3 +152,49 @@ async def test_once_the_turn_takes_the_early_stream_over_it_reads_the_stream_its
     # every read after that is the turn's.
     assert "_call_upstream" in resumed_by
     assert set(resumed_by) <= {"_read_until_taken_over", "_call_upstream"}, resumed_by
+
+
+async def test_a_streamed_response_reads_the_upstream_stream_in_its_writer(
+    store: _StoreWaitingForTheUpstream, upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed response takes the turn's upstream reads as a `Relay` (riposte/relay.py): after
+    the takeover each read is the writer's own step, not one passed up and down the turn's three
+    generators; the events, their order and the stored answer stay as they were."""
+    resumed_by: list[str] = []
+    read = ChatStreamClient.stream
+
+    async def observed(self: ChatStreamClient, body: dict[str, Any]) -> AsyncGenerator[list[dict[str, Any]]]:
+        async for batch in read(self, body):
+            yield batch
+            resumed_by.append(sys._getframe(1).f_code.co_name)
+
+    monkeypatch.setattr(ChatStreamClient, "stream", observed)
+    upstream.enqueue(slow_reply("one two three four five six", delay_s=0.05, pieces=6))
+    router = _router(upstream)
+    turn = await prepare_turn(CreateResponseRequest(model="fake/m", input="hi", stream=True), router, store)
+    bodies: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async with asyncio.timeout(WAIT_S):
+        await event_stream_response(turn.relayed_event_batches())({"type": "http"}, receive, send)
+    await router.aclose()
+    events = [orjson.loads(line[len(b"data: "):]) for line in b"".join(bodies).split(b"\n")
+              if line.startswith(b"data: {")]
+    for event in events:  # a malformed event fails the SDK's own type
+        TypeAdapter(ResponseStreamEvent).validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta") == \
+        "one two three four five six"
+    assert events[-1]["type"] == "response.completed"
+    assert "_write_all" in resumed_by
+    assert set(resumed_by) <= {"_read_until_taken_over", "_write_all"}, resumed_by
+    stored = await store.get_response(turn.response["id"])
+    assert stored is not None and stored["status"] == "completed"
+    assert stored["output"][0]["content"][0]["text"] == "one two three four five six"

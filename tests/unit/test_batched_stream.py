@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -10,6 +11,7 @@ import anyio
 import pytest
 
 from riposte.api.batched_stream import FIRST_BATCH, MAX_BATCH, BatchedStreamingResponse
+from riposte.relay import Relay
 
 SCOPE: dict[str, Any] = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
 
@@ -42,7 +44,7 @@ async def _run(response: BatchedStreamingResponse[int], client: _Client) -> None
     await response(SCOPE, client.receive, client.send)  # type: ignore[arg-type]
 
 
-def _response(items: AsyncGenerator[list[int]]) -> BatchedStreamingResponse[int]:
+def _response(items: AsyncGenerator[list[int] | Relay[int, int]]) -> BatchedStreamingResponse[int]:
     return BatchedStreamingResponse(items, _encode, trailer=b"<done>", media_type="text/event-stream", headers={})
 
 
@@ -272,3 +274,130 @@ async def test_a_cancellation_the_generator_swallows_still_ends_the_request_canc
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(request, 5)
+
+
+# A generator that lends a source (riposte/relay.py): the writer reads the source itself, making
+# each read a batch with `feed`, and resumes the generator after the source's end or failure.
+
+def _tens(read: int) -> list[int]:
+    return [read * 10, read * 10 + 1]
+
+
+async def test_a_relay_is_read_by_the_writer_and_the_generator_goes_on_after_its_end() -> None:
+    resumed_by: list[str] = []
+
+    async def source() -> AsyncGenerator[int]:
+        for read in (1, 2, 3):
+            await anyio.sleep(0.005)
+            yield read
+            resumed_by.append(sys._getframe(1).f_code.co_name)
+
+    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
+        yield [0]
+        relay = Relay(source(), _tens)
+        yield relay
+        relay.ended()
+        yield [99]
+
+    client = _Client()
+    await _run(_response(items()), client)
+    assert b"".join(client.bodies) == b"<0><10><11><20><21><30><31><99><done>"
+    assert resumed_by == ["_write_all"] * 3, "a read went through the generator, not the writer"
+    assert len(client.bodies) >= 4, "a read's items waited for the next read"
+
+
+@pytest.mark.parametrize("fails_in", ["source", "feed"])
+async def test_a_relays_error_is_raised_in_the_generator_where_it_yielded_the_relay(fails_in: str) -> None:
+    seen: list[BaseException] = []
+
+    async def source() -> AsyncGenerator[int]:
+        yield 1
+        await anyio.sleep(0.005)
+        yield 2
+        if fails_in == "source":
+            raise RuntimeError("the upstream broke")
+        yield 3
+
+    def feed(read: int) -> list[int]:
+        if fails_in == "feed" and read == 3:
+            raise RuntimeError("a malformed read")
+        return _tens(read)
+
+    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
+        relay = Relay(source(), feed)
+        yield relay
+        try:
+            relay.ended()
+        except RuntimeError as exc:
+            seen.append(exc)
+            yield [-1]  # the generator decides: here, a failure item and a normal end
+
+    client = _Client()
+    await _run(_response(items()), client)
+    assert [str(exc) for exc in seen] == ["the upstream broke" if fails_in == "source" else "a malformed read"]
+    assert b"".join(client.bodies) == b"<10><11><20><21><-1><done>"
+
+
+async def test_a_failed_write_while_a_relay_waits_ends_the_source_then_the_generator_with_its_error() -> None:
+    events: list[str] = []
+
+    async def source() -> AsyncGenerator[int]:
+        try:
+            yield 1
+            await anyio.sleep(0.01)
+            yield 2
+        finally:
+            events.append("source closed")
+
+    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
+        relay = Relay(source(), _tens)
+        yield relay
+        try:
+            relay.ended()
+        except OSError as exc:
+            events.append(f"generator saw: {exc}")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.005)  # clean-up that waits (storing an abandoned response)
+                events.append("generator cleaned up")
+
+    async def failing_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message["body"]:
+            raise OSError("the socket broke")
+
+    with pytest.raises(OSError, match="the socket broke"):
+        await _response(items())(SCOPE, _Client().receive, failing_send)  # type: ignore[arg-type]
+    assert events == ["source closed", "generator saw: the socket broke", "generator cleaned up"]
+
+
+async def test_a_hang_up_while_a_relay_waits_cancels_the_read_and_the_generator_cleans_up() -> None:
+    events: list[str] = []
+    client = _Client()
+
+    async def source() -> AsyncGenerator[int]:
+        try:
+            yield 1
+            client.hang_up.set()
+            await anyio.sleep_forever()
+            yield 2
+        finally:
+            events.append("source closed")
+
+    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
+        relay = Relay(source(), _tens)
+        yield relay
+        try:
+            relay.ended()
+        except asyncio.CancelledError:
+            events.append("generator saw the cancellation")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.005)
+                events.append("generator cleaned up")
+
+    with anyio.fail_after(5):
+        await _run(_response(items()), client)
+    assert events == ["source closed", "generator saw the cancellation", "generator cleaned up"]
+    assert b"".join(client.bodies) == b"<10><11>"

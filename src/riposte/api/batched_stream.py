@@ -14,6 +14,11 @@ large burst is not held back behind the rest of it. A slow client slows the gene
 waits for the socket's flow control before the next step is taken; so does a `Backpressure` that
 is full (the event log, when the database falls behind). The last write carries the end of the
 body.
+
+A generator that only relays a source may lend it instead of re-yielding each of its reads (a
+`Relay`, riposte/relay.py): the steps are then the source's own, taken and written in the same way,
+and the generator is resumed once the source has ended or failed. A turn's paced upstream read then
+wakes this writer and the upstream stream only, not the three generators of the turn in between.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from riposte.api.disconnect import cancel_on_disconnect
 from riposte.observability.metrics import ACTIVE_STREAMS
+from riposte.relay import Relay
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +61,9 @@ class BatchedStreamingResponse(Response, Generic[Item]):
     the generator ran to its end. A client that goes away cancels the generator (closing it) and
     the writes."""
 
-    def __init__(self, batches: AsyncGenerator[Sequence[Item]], encode: Callable[[Item], bytes], *, trailer: bytes,
-                 media_type: str, headers: dict[str, str], backpressure: Backpressure | None = None) -> None:
+    def __init__(self, batches: AsyncGenerator[Sequence[Item] | Relay[Any, Item]], encode: Callable[[Item], bytes],
+                 *, trailer: bytes, media_type: str, headers: dict[str, str],
+                 backpressure: Backpressure | None = None) -> None:
         self.status_code = 200
         self.media_type = media_type
         self.background = None
@@ -99,42 +106,81 @@ class BatchedStreamingResponse(Response, Generic[Item]):
             # Seen here, so it is not reported as never retrieved; the answer went out regardless.
             logger.warning("watching for the client's disconnect failed: %r", error)
 
-    async def _write_all(self, batches: AsyncGenerator[Sequence[Item]], send: Send) -> None:
+    async def _write_all(self, batches: AsyncGenerator[Sequence[Item] | Relay[Any, Item]], send: Send) -> None:
         encode, pending, limit, pressure = self._encode, list[bytes](), FIRST_BATCH, self._backpressure
+        # While the generator lends a source (a `Relay`), the steps taken are the source's reads,
+        # each made a batch by the relay's `feed`; the generator is resumed once the source has
+        # ended or failed (riposte/relay.py).
+        relay: Relay[Any, Item] | None = None
         while True:
             if pressure is not None and pressure.full:
                 await _send_body(send, pending, more=True)
                 await pressure.room()
-            step = batches.__anext__()
+            step = batches.__anext__() if relay is None else relay.source.__anext__()
             try:
-                waiting_on = step.send(None)
-            except StopIteration as ready:  # the batch was ready without waiting
-                for item in ready.value:
-                    pending.append(encode(item))
-                    if len(pending) >= limit:
-                        limit = min(limit * 2, MAX_BATCH)
-                        await _send_body(send, pending, more=True)
-                continue
-            except StopAsyncIteration:
-                break
-            # The generator must wait: what is ready leaves now, then the step goes on.
-            if pending:
                 try:
-                    await _send_body(send, pending, more=True)
-                except BaseException as exc:
-                    # End the interrupted step with the same error, so the generator's own
-                    # clean-up runs (it may wait, e.g. to store an abandoned response) before
-                    # `aclosing` closes it.
-                    with contextlib.suppress(StopAsyncIteration):
-                        await _Resumed(step, throw=exc)
-                    raise
-            try:
-                batch = await _Resumed(step, waiting_on)
+                    waiting_on = step.send(None)
+                except StopIteration as ready:  # the batch was ready without waiting
+                    got, waited = ready.value, False
+                else:
+                    # The step must wait: what is ready leaves now, then the step goes on.
+                    if pending:
+                        try:
+                            await _send_body(send, pending, more=True)
+                        except BaseException as exc:
+                            interrupted, relay = relay, None
+                            await _end_interrupted(step, exc, interrupted, batches)
+                            raise
+                    got, waited = await _Resumed(step, waiting_on), True
+                if relay is not None:
+                    got = relay.feed(got)
             except StopAsyncIteration:
-                break
-            pending.extend(map(encode, batch))
+                if relay is None:
+                    break
+                relay = None  # the source ran to its end: the generator goes on
+                continue
+            except BaseException as exc:
+                if relay is None:
+                    raise
+                relay.failed(exc)  # raised in the generator, where it would have read the source
+                relay = None
+                continue
+            if isinstance(got, Relay):
+                relay = got
+                continue
+            if waited:
+                pending.extend(map(encode, got))
+                continue
+            for item in got:
+                pending.append(encode(item))
+                if len(pending) >= limit:
+                    limit = min(limit * 2, MAX_BATCH)
+                    await _send_body(send, pending, more=True)
         pending.append(self._trailer)
         await _send_body(send, pending, more=False)
+
+
+async def _end_interrupted(step: Coroutine[Any, Any, Any], error: BaseException, relay: Relay[Any, Any] | None,
+                           batches: AsyncGenerator[Any]) -> None:
+    """End a step that a failed write interrupted, with the write's error, so the generator's own
+    clean-up runs (it may wait, e.g. to store an abandoned response) before `aclosing` closes it.
+    A relayed source's step is ended first, and what it raised reaches the generator as the error
+    of its read."""
+    if relay is not None:
+        try:
+            await _Resumed(step, throw=error)
+        except StopAsyncIteration:
+            relay.failed(error)
+        except BaseException as raised:
+            relay.failed(raised)
+        else:
+            relay.failed(error)
+        step = batches.__anext__()
+        with contextlib.suppress(StopAsyncIteration):
+            await step
+        return
+    with contextlib.suppress(StopAsyncIteration):
+        await _Resumed(step, throw=error)
 
 
 async def _send_body(send: Send, pending: list[bytes], *, more: bool) -> None:

@@ -54,8 +54,8 @@ async def create_response(request: Request, svc: Services = Depends(services)) -
         return await _start_background(turn, body, svc)
     if body.stream:
         if turn.should_store and svc.settings.stream_resume:
-            return recorded_event_stream(turn.event_batches(), svc.event_log, turn.response["id"])
-        return event_stream_response(turn.event_batches())
+            return recorded_event_stream(turn.relayed_event_batches(), svc.event_log, turn.response["id"])
+        return event_stream_response(turn.relayed_event_batches())
     if await client_left_during(request.receive, lambda: _run_to_end(turn)):
         return NoReply()  # the turn ran to its end and is stored; the client is gone
     if turn.failure is not None:

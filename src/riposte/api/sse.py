@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from riposte.api.batched_stream import Backpressure, BatchedStreamingResponse
+from riposte.relay import Relay
 
 DONE = b"data: [DONE]\n\n"
 FRAME_END = b"\n\n"
@@ -35,10 +36,10 @@ def encode_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def event_stream_response(events: AsyncGenerator[Sequence[dict[str, Any]]],
+def event_stream_response(events: AsyncGenerator[Sequence[dict[str, Any]] | Relay[Any, dict[str, Any]]],
                           encode: Callable[[dict[str, Any]], bytes] = encode_event, *,
                           backpressure: Backpressure | None = None) -> BatchedStreamingResponse[dict[str, Any]]:
-    """The events, which come in batches of those ready together."""
+    """The events, which come in batches of those ready together (or relays of them: riposte/relay.py)."""
     return BatchedStreamingResponse(events, encode, trailer=DONE, media_type="text/event-stream",
                                     headers=SSE_HEADERS, backpressure=backpressure)
 

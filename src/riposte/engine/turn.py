@@ -1,6 +1,8 @@
 """One Responses turn: prepare (validate, load history) before any byte is sent, then run.
 
-`Turn.event_batches()` is the single path for streaming and non-streaming requests alike.
+`Turn.event_batches()` is the single path for streaming and non-streaming requests alike; an SSE
+response takes the same events through `Turn.relayed_event_batches()`, which lends each upstream
+stream to its writer (riposte/relay.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import anyio
 from opentelemetry.trace import Span
@@ -50,6 +53,7 @@ from riposte.inference.early_start import EarlyStart
 from riposte.inference.router import ModelRouter, Route
 from riposte.inference.upstream import ChunkBatch
 from riposte.observability.turn_observer import TurnObserver
+from riposte.relay import Relay
 from riposte.sealing import Keyring, new_key
 from riposte.store.conversations import ConversationStore
 from riposte.store.responses import NewResponse, OpenResponse, ResponseStore, StoredResponse
@@ -61,6 +65,8 @@ logger = logging.getLogger(__name__)
 # back from elsewhere opens: a fresh key no one else holds.
 _NO_KEYS = Keyring([new_key()])
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# What the turn's generators yield: a batch of events, or an upstream stream lent to the consumer.
+EventBatch = list[Event] | Relay[ChunkBatch, Event]
 _UNREAD_CALL = RiposteError("the turn ended before it read the upstream call sent at its start")
 
 
@@ -132,6 +138,8 @@ class Turn:
     _announce_created: bool = True
     # The first upstream call, sent while the `in_progress` row is being committed.
     _early_call: _UpstreamCall | None = None
+    # Set by `relayed_event_batches`: upstream streams are lent to the consumer as a `Relay`.
+    _relay_reads: bool = False
 
     @property
     def should_store(self) -> bool:
@@ -146,9 +154,20 @@ class Turn:
         self._first_sequence = first_sequence
         self._announce_created = announce_created
 
-    async def event_batches(self) -> AsyncGenerator[list[Event]]:
+    def event_batches(self) -> AsyncGenerator[list[Event]]:
         """The turn's events, in batches of those ready together (an upstream read's worth; a
         batch may be empty): one step of this generator chain per read, not per event."""
+        return cast(AsyncGenerator[list[Event]], self._batches())  # without `_relay_reads`, never a `Relay`
+
+    def relayed_event_batches(self) -> AsyncGenerator[EventBatch]:
+        """The same, for a consumer that reads relays (riposte/relay.py): each upstream stream
+        comes as a `Relay`, whose reads the consumer takes directly and turns into batches with its
+        `feed`, instead of each read passing up the turn's generators (the upstream call, the model
+        loop, the turn) and down again; once the relay has ended, this generator goes on."""
+        self._relay_reads = True
+        return self._batches()
+
+    async def _batches(self) -> AsyncGenerator[EventBatch]:
         stream = ResponseStream(self.response, frozenset(self.tools.server), self.seal_reasoning,
                                 argument_streams=self.tools.argument_streams(),
                                 max_output_chars=self.max_output_chars,
@@ -229,7 +248,7 @@ class Turn:
                 stream.close_tool_item(item, listing.final)
         return stream.drain()
 
-    async def _resume_calls(self, stream: ResponseStream) -> AsyncGenerator[list[Event]]:
+    async def _resume_calls(self, stream: ResponseStream) -> AsyncGenerator[EventBatch]:
         """Calls of an earlier turn that the client answered now: approved ones run, declined ones
         tell the model so; both before the first model call of this turn."""
         for tool in self.tools.instances:
@@ -242,7 +261,7 @@ class Turn:
                         "role": "tool", "tool_call_id": resumed.call.call_id, "content": resumed.declined_message,
                     })
 
-    async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[list[Event]]:
+    async def _model_loop(self, stream: ResponseStream) -> AsyncGenerator[EventBatch]:
         """Call the model until it answers without server-side tool calls. A client function call
         ends the turn, and so does a call that waits for the client (an approval request); the
         server's own calls run and their results go back to the model."""
@@ -266,7 +285,7 @@ class Turn:
 
     async def _run_server_call(
         self, stream: ResponseStream, tool: ServerTool, call: ToolCall, resumed: bool = False
-    ) -> AsyncGenerator[list[Event]]:
+    ) -> AsyncGenerator[EventBatch]:
         limit = self.request.max_tool_calls
         if limit is not None and self._server_calls_run >= limit:
             self._skip_call(stream, call, limit)
@@ -334,7 +353,7 @@ class Turn:
         call.start_early()
         return call
 
-    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[list[Event]]:
+    async def _call_upstream(self, stream: ResponseStream, first: bool = True) -> AsyncGenerator[EventBatch]:
         if first and self._early_call is not None:
             call, self._early_call = self._early_call, None
         else:
@@ -344,15 +363,13 @@ class Turn:
             try:
                 for source in call.sources():
                     async with aclosing(source):
-                        async for batch in source:
-                            if batch:
-                                self.observer.chunk()
-                            for chunk in batch:
-                                try:
-                                    stream.feed(chunk)
-                                except (TypeError, AttributeError, ValueError) as exc:
-                                    raise _malformed_chunk(exc) from exc
-                            yield stream.drain()
+                        if self._relay_reads:
+                            relay = Relay(source, partial(self._fed, stream))
+                            yield relay
+                            relay.ended()
+                        else:
+                            async for batch in source:
+                                yield self._fed(stream, batch)
             finally:  # at once, so a half-read connection is closed, not left to the garbage collector
                 await call.close()
             if not stream.call_finished:
@@ -376,6 +393,17 @@ class Turn:
         await self._account(result, body)
         self.conversation.append(_assistant_message(result))
         self._last_result = result
+
+    def _fed(self, stream: ResponseStream, batch: ChunkBatch) -> list[Event]:
+        """The events of an upstream read's chunks."""
+        if batch:
+            self.observer.chunk()
+        for chunk in batch:
+            try:
+                stream.feed(chunk)
+            except (TypeError, AttributeError, ValueError) as exc:
+                raise _malformed_chunk(exc) from exc
+        return stream.drain()
 
     async def _input_refused(self, stream: ResponseStream) -> bool:
         """The input stage: when a guardrail flags the input, the model is not called and the
