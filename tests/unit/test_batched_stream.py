@@ -338,6 +338,23 @@ async def test_a_relays_error_is_raised_in_the_generator_where_it_yielded_the_re
     assert b"".join(client.bodies) == b"<10><11><20><21><-1><done>"
 
 
+async def _relaying_and_cleaning_up(source: AsyncGenerator[int], events: list[str]
+                                    ) -> AsyncGenerator[list[int] | Relay[int, int]]:
+    """Lends `source`, then notes the error that ended the relay and a clean-up that has to wait
+    (storing an abandoned response)."""
+    relay = Relay(source, _tens)
+    yield relay
+    try:
+        relay.ended()
+    except BaseException as exc:
+        events.append(f"generator saw {type(exc).__name__}")
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.005)
+            events.append("generator cleaned up")
+
+
 async def test_a_failed_write_while_a_relay_waits_ends_the_source_then_the_generator_with_its_error() -> None:
     events: list[str] = []
 
@@ -349,26 +366,14 @@ async def test_a_failed_write_while_a_relay_waits_ends_the_source_then_the_gener
         finally:
             events.append("source closed")
 
-    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
-        relay = Relay(source(), _tens)
-        yield relay
-        try:
-            relay.ended()
-        except OSError as exc:
-            events.append(f"generator saw: {exc}")
-            raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.sleep(0.005)  # clean-up that waits (storing an abandoned response)
-                events.append("generator cleaned up")
-
     async def failing_send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and message["body"]:
             raise OSError("the socket broke")
 
     with pytest.raises(OSError, match="the socket broke"):
-        await _response(items())(SCOPE, _Client().receive, failing_send)  # type: ignore[arg-type]
-    assert events == ["source closed", "generator saw: the socket broke", "generator cleaned up"]
+        await _response(_relaying_and_cleaning_up(source(), events))(
+            SCOPE, _Client().receive, failing_send)  # type: ignore[arg-type]
+    assert events == ["source closed", "generator saw OSError", "generator cleaned up"]
 
 
 async def test_a_hang_up_while_a_relay_waits_cancels_the_read_and_the_generator_cleans_up() -> None:
@@ -384,20 +389,7 @@ async def test_a_hang_up_while_a_relay_waits_cancels_the_read_and_the_generator_
         finally:
             events.append("source closed")
 
-    async def items() -> AsyncGenerator[list[int] | Relay[int, int]]:
-        relay = Relay(source(), _tens)
-        yield relay
-        try:
-            relay.ended()
-        except asyncio.CancelledError:
-            events.append("generator saw the cancellation")
-            raise
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.sleep(0.005)
-                events.append("generator cleaned up")
-
     with anyio.fail_after(5):
-        await _run(_response(items()), client)
-    assert events == ["source closed", "generator saw the cancellation", "generator cleaned up"]
+        await _run(_response(_relaying_and_cleaning_up(source(), events)), client)
+    assert events == ["source closed", "generator saw CancelledError", "generator cleaned up"]
     assert b"".join(client.bodies) == b"<10><11>"
