@@ -167,14 +167,14 @@ async def _end_interrupted(step: Coroutine[Any, Any, Any], error: BaseException,
     A relayed source's step is ended first, and what it raised reaches the generator as the error
     of its read."""
     if relay is not None:
+        raised = error
         try:
             await _Resumed(step, throw=error)
         except StopAsyncIteration:
-            relay.failed(error)
-        except BaseException as raised:
-            relay.failed(raised)
-        else:
-            relay.failed(error)
+            pass
+        except BaseException as source_error:
+            raised = source_error
+        relay.failed(raised)
         step = batches.__anext__()
         with contextlib.suppress(StopAsyncIteration):
             await step

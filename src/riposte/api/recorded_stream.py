@@ -7,18 +7,17 @@ extra generator layer per event, and the log holds bytes, not dicts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from riposte.api.batched_stream import BatchedStreamingResponse
-from riposte.api.sse import FRAME_END, event_frame, event_stream_response
-from riposte.relay import Relay
+from riposte.api.sse import FRAME_END, EventBatches, event_frame, event_stream_response
 from riposte.store.event_log import EventLog
 
 
-def recorded_event_stream(events: AsyncGenerator[Sequence[dict[str, Any]] | Relay[Any, dict[str, Any]]], log: EventLog,
+def recorded_event_stream(events: EventBatches, log: EventLog,
                           response_id: str) -> BatchedStreamingResponse[dict[str, Any]]:
     """The SSE response of `events`, stored as they leave (the stream waits while `log` is full)."""
     return event_stream_response(events, _recording_encoder(log, response_id), backpressure=log)

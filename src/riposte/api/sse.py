@@ -13,6 +13,8 @@ from riposte.relay import Relay
 DONE = b"data: [DONE]\n\n"
 FRAME_END = b"\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# A stream's events, in batches of those ready together, or relays of them (riposte/relay.py).
+EventBatches = AsyncGenerator[Sequence[dict[str, Any]] | Relay[Any, dict[str, Any]]]
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
@@ -36,7 +38,7 @@ def encode_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def event_stream_response(events: AsyncGenerator[Sequence[dict[str, Any]] | Relay[Any, dict[str, Any]]],
+def event_stream_response(events: EventBatches,
                           encode: Callable[[dict[str, Any]], bytes] = encode_event, *,
                           backpressure: Backpressure | None = None) -> BatchedStreamingResponse[dict[str, Any]]:
     """The events, which come in batches of those ready together (or relays of them: riposte/relay.py)."""
