@@ -58,10 +58,12 @@ def test_reasoning_then_text_orders_the_reasoning_item_first() -> None:
     assert_valid_stream(events)
     added = [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"]
     assert added == ["reasoning", "message"]
+    reasoning_id = next(e["item"]["id"] for e in events if e["type"] == "response.output_item.added")
     reasoning_events = [e["type"] for e in events
-                        if "reasoning" in e["type"] or e.get("item", {}).get("type") == "reasoning"]
-    assert reasoning_events == ["response.output_item.added", "response.reasoning_text.delta",
-                                "response.reasoning_text.done", "response.output_item.done"]
+                        if reasoning_id in (e.get("item_id"), e.get("item", {}).get("id"))]
+    assert reasoning_events == ["response.output_item.added", "response.content_part.added",
+                                "response.reasoning_text.delta", "response.reasoning_text.done",
+                                "response.content_part.done", "response.output_item.done"]
 
 
 def test_tool_call_arguments_before_the_name_are_announced_once_the_name_arrives() -> None:

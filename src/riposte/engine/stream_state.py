@@ -298,6 +298,10 @@ class ResponseStream:
         if item is None:
             item_id = ids.reasoning_id()
             item = self._reasoning = _ReasoningItem(item_id, self._add_item(self._reasoning_item(item_id, "")))
+            # The part is announced before its first delta, as for a message's text: the openai Node
+            # SDK's stream accumulator refuses a reasoning_text delta whose part was never added.
+            self._emit({"type": "response.content_part.added", "item_id": item_id, "output_index": item.output_index,
+                        "content_index": 0, "part": _reasoning_part("")})
         item.pieces.append(delta)
         self._reasoning_pieces.append(delta)
         self._emit({"type": "response.reasoning_text.delta", "item_id": item.item_id,
@@ -428,7 +432,7 @@ class ResponseStream:
     @staticmethod
     def _reasoning_item(item_id: str, text: str, status: str = "in_progress") -> dict[str, Any]:
         return {"id": item_id, "type": "reasoning", "summary": [],
-                "content": [{"type": "reasoning_text", "text": text}] if text else [], "status": status}
+                "content": [_reasoning_part(text)] if text else [], "status": status}
 
     def _close_reasoning(self, status: str = "completed") -> None:
         item = self._reasoning
@@ -437,6 +441,8 @@ class ResponseStream:
         text = "".join(item.pieces)
         self._emit({"type": "response.reasoning_text.done", "item_id": item.item_id,
                     "output_index": item.output_index, "content_index": 0, "text": text})
+        self._emit({"type": "response.content_part.done", "item_id": item.item_id,
+                    "output_index": item.output_index, "content_index": 0, "part": _reasoning_part(text)})
         done = self._reasoning_item(item.item_id, text, status)
         if self._seal_reasoning is not None:
             done["encrypted_content"] = self._seal_reasoning(done)
@@ -624,6 +630,10 @@ def _part_body(
     if kind is PartKind.TEXT:
         return {"type": "output_text", "text": text, "annotations": list(annotations or []), "logprobs": logprobs}
     return {"type": "refusal", "refusal": text}
+
+
+def _reasoning_part(text: str) -> dict[str, Any]:
+    return {"type": "reasoning_text", "text": text}
 
 
 def _function_call_item(call: ToolCall, status: str) -> dict[str, Any]:

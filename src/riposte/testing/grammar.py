@@ -116,8 +116,6 @@ class _Part:
     deltas: list[str] = field(default_factory=list)
     done_text: str | None = None
     closed: bool = False
-    # Opened by its first text event rather than by content_part.added; closed by its .done.
-    implicit: bool = False
 
 
 @dataclass
@@ -473,8 +471,6 @@ class _Checker:
     def _open_part(self, position: int, event: Event, item: _Item, family: str) -> _Part | None:
         index = event.get(_INDEX_FIELD[family])
         part = item.parts.get((family, index)) if _is_index(index) else None
-        if part is None and _opens_implicit_reasoning_part(event, item, family) and isinstance(index, int):
-            part = item.parts[(family, index)] = _Part(type="reasoning_text", implicit=True)
         if part is None:
             self._error(position, event, f"refers to {family} part {index!r} of item {item.id!r}, never added")
             return None
@@ -492,7 +488,6 @@ class _Checker:
         self._accumulate(position, event, part.deltas, part.done_text, stream, suffix)
         if suffix == "done":
             part.done_text = _str_or_none(event.get(stream.done_field))
-            part.closed = part.closed or part.implicit
 
     def _on_item_text(self, position: int, event: Event, item: _Item, stream: _TextStream, suffix: str) -> None:
         if item.type != stream.target_type:
@@ -596,13 +591,3 @@ def _fingerprint(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return sorted(key for key in a.keys() | b.keys() if a.get(key) != b.get(key))
-
-
-def _opens_implicit_reasoning_part(event: Event, item: _Item, family: str) -> bool:
-    """Reasoning text may stream without content_part events: the Responses grammar for a
-    reasoning item is added, reasoning_text.delta x N, reasoning_text.done, done."""
-    return (
-        item.type == "reasoning"
-        and family == "content"
-        and event.get("type") in ("response.reasoning_text.delta", "response.reasoning_text.done")
-    )
