@@ -67,6 +67,8 @@ def test_json_nested_too_deep_is_a_400_naming_the_field(
         ({"input": "hi", "stream": "yes"}, "stream"),
         ({"input": "hi", "tools": [{"type": "function", "name": ["f"]}]}, "tools[0].name"),
         ({"input": [{"role": "user", "content": "x", "id": 12}]}, "input[0].id"),
+        ({"input": "hi", "reasoning": {"effort": "bogus"}}, "reasoning.effort"),
+        ({"input": "hi", "tool_choice": "required"}, "tool_choice"),
     ],
 )
 def test_malformed_fields_are_a_400_naming_the_json_path(

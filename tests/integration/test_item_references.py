@@ -89,3 +89,37 @@ def test_items_of_an_unstored_response_do_not_resolve(
     reply = httpx.post(f"{fake_server.base_url}/responses", timeout=30, json={
         "model": "fake/m", "input": [ref(first.output[0].id)]})
     assert reply.status_code == 400
+
+
+def test_an_item_already_in_the_previous_response_is_a_400_not_a_second_copy(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(text_reply("Saturn."))
+    first = strict_create(fake_server, model="fake/m", input="Ringed planet?")
+
+    for again in (ref(first.output[0].id), first.output[0].model_dump(exclude_none=True)):
+        response = httpx.post(f"{fake_server.base_url}/responses", json={
+            "model": "fake/m", "previous_response_id": first.id,
+            "input": [again, {"role": "user", "content": "In capitals."}]})
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "input[0]"
+        assert first.output[0].id in response.json()["error"]["message"]
+    assert len(upstream.requests) == 1
+
+
+def test_a_function_call_left_unanswered_on_a_chain_is_a_400(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(tool_calls_reply([("c1", "lookup", "{}")]), text_reply("Done."))
+    first = strict_create(fake_server, model="fake/m", input="Look it up.", tools=TOOLS)
+
+    skipped = httpx.post(f"{fake_server.base_url}/responses", json={
+        "model": "fake/m", "previous_response_id": first.id, "tools": TOOLS, "input": "Never mind."})
+    answered = strict_create(fake_server, model="fake/m", previous_response_id=first.id, tools=TOOLS,
+                             input=[{"type": "function_call_output", "call_id": "c1", "output": "42"}])
+
+    assert skipped.status_code == 400
+    assert skipped.json()["error"] | {"message": None} == {
+        "message": None, "type": "invalid_request_error", "param": "input", "code": "missing_tool_output"}
+    assert "c1" in skipped.json()["error"]["message"]
+    assert answered.output_text == "Done." and len(upstream.requests) == 2

@@ -71,6 +71,14 @@ def test_a_choice_naming_nothing_declared_is_a_400_naming_the_parameter(choice: 
     assert raised.value.param == param
 
 
+def test_required_without_tools_is_a_400_while_auto_and_none_send_nothing() -> None:
+    with pytest.raises(InvalidRequestError) as raised:
+        resolve_tool_choice("required", [])
+    assert raised.value.param == "tool_choice"
+    for mode in ("auto", "none"):
+        assert resolve_tool_choice(mode, []).for_call(first=True) is None
+
+
 def test_web_search_choices_echo_in_a_form_the_sdk_parses() -> None:
     from openai.types.responses import Response
 

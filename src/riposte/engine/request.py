@@ -21,6 +21,8 @@ SUPPORTED_INCLUDES: frozenset[str] = frozenset({
 
 MAX_MODEL_LENGTH = 256
 
+# The SDK's `ReasoningEffort`; what a backend does with each is the backend's business.
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 ServiceTier = Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"]
 
 
@@ -29,7 +31,7 @@ class ReasoningParam(TypedDict, total=False):
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
 
-    effort: str | None
+    effort: ReasoningEffort | None
     summary: Literal["auto", "concise", "detailed"] | None
     generate_summary: Literal["auto", "concise", "detailed"] | None  # deprecated spelling of summary
     # Which earlier reasoning goes back to the model: see engine/reasoning_context.py.

@@ -56,6 +56,8 @@ def resolve_tool_choice(tool_choice: str | Mapping[str, Any] | None, tools: list
     if isinstance(tool_choice, str):
         if tool_choice not in ("auto", "none", "required"):
             raise InvalidRequestError(f"Invalid tool_choice '{tool_choice}'.", param="tool_choice")
+        if tool_choice == "required":
+            _require_tools(tools)  # a call is promised, and there is nothing to call
         if not tools:
             return ChatToolChoice()  # nothing to choose from: there is no tool_choice to send
         return ChatToolChoice(first=tool_choice, later=None if tool_choice == "required" else tool_choice)

@@ -26,6 +26,7 @@ from riposte.engine.context_fit import FitRequest, fit_context, upstream_message
 from riposte.engine.context_windows import ContextSettings, context_window
 from riposte.engine.conversation import ConversationSync, open_conversation
 from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, open_sealed_reasoning, reasoning_sealer
+from riposte.engine.input_consistency import check_calls_answered, check_item_ids_unique
 from riposte.engine.item_references import ItemLookup, resolve_item_references
 from riposte.engine.items import Item, input_as_items, stored_items
 from riposte.engine.observed_call import ObservedCall
@@ -632,8 +633,11 @@ async def prepare_turn(
     opened = expand_compactions(_opened(items, keyring), keyring or _NO_KEYS)
     if opened.compacted:
         history = []  # the compaction item stands for everything before it
-    new_messages = items_to_messages(opened.items, history)
     prior_items = previous.input_items + previous.response["output"] if previous else []
+    in_context = [] if opened.compacted else prior_items if previous else list(sync.items) if sync else []
+    check_item_ids_unique(in_context, items)
+    check_calls_answered(in_context, opened.items)
+    new_messages = items_to_messages(opened.items, history)
     context = ToolContext(includes=frozenset(request.include or ()),
                           prior_items=tuple(prior_items) if previous else sync.items if sync else (),
                           input_items=tuple(items), history=tuple(history + new_messages),
