@@ -85,12 +85,15 @@ class UpstreamError(RiposteError):
     default_code = "upstream_error"
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, code: str | None = None, param: str | None = None
+        self, message: str, *, status_code: int | None = None, code: str | None = None, param: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         # Upstream text may echo the key it was sent (e.g. "Incorrect API key provided: sk-...").
         super().__init__(redact(message), param=param, code=code)
         if status_code is not None:
             self.status_code = status_code
+        if error_type is not None:  # a client's mistake the backend caught (chat_stream.status_error)
+            self.error_type = error_type
 
 
 class ReplayMissError(RiposteError):

@@ -48,6 +48,24 @@ def test_status_errors_keep_client_mistakes_and_map_the_rest_to_502(status: int,
     assert error.message.startswith(f"upstream returned {status}: backend exploded")
 
 
+@pytest.mark.parametrize(("status", "body", "error_type", "code"), [
+    (400, b'{"error": {"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}',
+     "invalid_request_error", "context_length_exceeded"),
+    # vLLM's envelope: its own type name, the status as the code.
+    (400, b'{"object": "error", "message": "bad", "type": "BadRequestError", "code": 400}', "invalid_request_error",
+     "upstream_error"),
+    (429, b'{"error": {"message": "slow down", "type": "tokens", "code": "rate_limit_exceeded"}}', "requests",
+     "rate_limit_exceeded"),
+    (404, b"no such model", "invalid_request_error", "upstream_error"),
+    (500, b'{"error": {"message": "boom", "type": "server_error", "code": "internal"}}', "server_error",
+     "upstream_error"),
+])
+def test_a_client_mistake_the_backend_caught_is_typed_as_one(status: int, body: bytes, error_type: str,
+                                                            code: str) -> None:
+    error = status_error(status, body)
+    assert (error.error_type, error.code, error.param) == (error_type, code, None)
+
+
 def test_a_401_says_to_check_the_api_key() -> None:
     assert "OPENAI_API_KEY" in status_error(401, b"bad key").message
     assert "API key" not in status_error(403, b"forbidden").message

@@ -32,6 +32,8 @@ from riposte.observability.request_record import note_upstream_status
 
 # A client mistake the backend caught is still the client's mistake; anything else is ours.
 _CLIENT_STATUSES = frozenset({400, 404, 413, 422, 429})
+# The error type OpenAI gives such a status (429: a request rate; the rest: the request itself).
+_CLIENT_ERROR_TYPES = {429: "requests"}
 _SSE = "text/event-stream"
 # How much of a body that is not SSE is quoted in the error.
 _QUOTED_BYTES = 300
@@ -375,25 +377,35 @@ def _quoted(payload: bytes | str) -> str:
 
 
 def status_error(status: int, body: bytes | str | Any) -> UpstreamError:
-    """An upstream error status, with the upstream's own message when its body has one."""
-    mapped = status if status in _CLIENT_STATUSES else 502
-    message = f"upstream returned {status}: {_error_message(body)}"
+    """An upstream error status, with the upstream's own message when its body has one. A status
+    that is the client's mistake keeps it, typed as OpenAI types that status (backends name their
+    types as they like: vLLM's is `BadRequestError`), with the upstream's code when it gives one
+    (e.g. `context_length_exceeded`); its `param` is left out, since it names a field of the chat
+    request, not of the client's."""
+    message, error = _error_details(body)
+    message = f"upstream returned {status}: {message}"
     if status == 401:
         # The usual first-run mistake: the server was started without the provider's key.
         message += " (check the provider's API key: OPENAI_API_KEY, or its api_key / api_key_env setting)"
-    return UpstreamError(message, status_code=mapped)
+    if status not in _CLIENT_STATUSES:
+        return UpstreamError(message, status_code=502)
+    code = error.get("code")
+    error_type = _CLIENT_ERROR_TYPES.get(status, "invalid_request_error")
+    return UpstreamError(message, status_code=status, error_type=error_type,
+                         code=code if isinstance(code, str) and code else None)
 
 
-def _error_message(body: bytes | str | Any) -> str:
+def _error_details(body: bytes | str | Any) -> tuple[str, dict[str, Any]]:
+    """The upstream's error message, and its error object ({} when it sent none)."""
     parsed = body
     if isinstance(body, bytes | str):
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             text = body.decode(errors="replace") if isinstance(body, bytes) else body
-            return text.strip()[:500] or "(empty body)"
+            return text.strip()[:500] or "(empty body)", {}
     # An OpenAI error envelope, or (from the SDK) the error object already taken out of it.
     error = parsed.get("error", parsed) if isinstance(parsed, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    return orjson.dumps(parsed, default=str).decode()[:500]
+        return str(error["message"]), error
+    return orjson.dumps(parsed, default=str).decode()[:500], {}
