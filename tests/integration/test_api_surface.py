@@ -208,6 +208,14 @@ def test_input_items_paginate_with_after_before_and_order(
     before = httpx.get(f"{fake_server.base_url}/responses/{response.id}/input_items",
                        params={"order": "asc", "before": after.data[0].id}).json()
     assert [i["content"][0]["text"] for i in before["data"]] == ["m0", "m1"]
+    # `before` is the previous page: the items just before the cursor, not the list's first ones.
+    previous = httpx.get(f"{fake_server.base_url}/responses/{response.id}/input_items",
+                         params={"order": "asc", "before": after.data[-1].id, "limit": 2}).json()
+    assert ([i["content"][0]["text"] for i in previous["data"]], previous["has_more"]) == (["m2", "m3"], True)
+    previous = httpx.get(f"{fake_server.base_url}/responses/{response.id}/input_items",
+                         params={"order": "desc", "before": descending.data[-1].id,
+                                 "limit": 2}).json()
+    assert ([i["content"][0]["text"] for i in previous["data"]], previous["has_more"]) == (["m2", "m1"], True)
 
 
 def test_chat_completions_passthrough_streams_and_routes(

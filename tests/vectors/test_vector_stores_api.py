@@ -198,4 +198,9 @@ def test_lists_paginate(vector_server: RunningServer) -> None:
     assert [s.id for s in first.data] == ids[:2] and first.has_more
     assert [s.id for s in sdk.vector_stores.list(limit=2, order="asc", after=ids[1]).data] == ids[2:]
     assert [s.id for s in sdk.vector_stores.list(order="desc", before=ids[0]).data] == ids[:0:-1]
+    # `before` is the previous page: the stores just before the cursor, in the order asked for.
+    previous = sdk.vector_stores.list(order="asc", before=ids[2], limit=1)
+    assert ([s.id for s in previous.data], previous.has_more) == ([ids[1]], True)
+    previous = sdk.vector_stores.list(order="desc", before=ids[0], limit=1)
+    assert ([s.id for s in previous.data], previous.has_more) == ([ids[1]], True)
     assert [s.id for s in sdk.vector_stores.list(order="asc")] == ids

@@ -193,7 +193,8 @@ async def list_input_items(
     items = [item_view(item, includes) for item in (await _stored(svc, response_id)).input_items]
     ordered = items if order == "asc" else list(reversed(items))
     window = _between(ordered, after, before)
-    page = window[:limit]
+    # `before` asks for the previous page: the items just before the cursor.
+    page = window[-limit:] if before is not None else window[:limit]
     return json_response(list_body(page, len(window) > limit))
 
 

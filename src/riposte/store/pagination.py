@@ -32,12 +32,14 @@ async def fetch_page(
 ) -> Page:
     """Rows of `query` (which selects from `table`) in `seq` order, one page of them.
 
-    Cursor ids are looked up in `id_column` among rows matching `scope` (ids may repeat across
-    parents, e.g. one file in several vector stores). An unknown cursor id is ignored rather than
-    rejected, as OpenAI's list endpoints do.
+    `before` gives the previous page: the `limit` rows just before the cursor (in `order`), with
+    `has_more` saying whether more come before them. Cursor ids are looked up in `id_column` among
+    rows matching `scope` (ids may repeat across parents, e.g. one file in several vector stores).
+    An unknown cursor id is ignored rather than rejected, as OpenAI's list endpoints do.
     """
     seq = table.c.seq
     newest_first = page.order == "desc"
+    backwards = False  # `before`: the page just before the cursor, read from it backwards
     if page.after is not None:
         cursor = await _seq_of(connection, table, id_column, page.after, scope)
         if cursor is not None:
@@ -46,9 +48,11 @@ async def fetch_page(
         cursor = await _seq_of(connection, table, id_column, page.before, scope)
         if cursor is not None:
             query = query.where(seq > cursor if newest_first else seq < cursor)
-    ordering = seq.desc() if newest_first else seq.asc()
+            backwards = True
+    ordering = seq.desc() if newest_first != backwards else seq.asc()
     rows = (await connection.execute(query.order_by(ordering).limit(page.limit + 1))).all()
-    return Page(rows=rows[: page.limit], has_more=len(rows) > page.limit)
+    kept = rows[: page.limit]
+    return Page(rows=kept[::-1] if backwards else kept, has_more=len(rows) > page.limit)
 
 
 async def _seq_of(connection: AsyncConnection, table: Table, id_column: ColumnElement[Any], value: str,
