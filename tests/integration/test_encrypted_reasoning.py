@@ -67,6 +67,28 @@ def test_without_the_include_no_blob_is_returned(fake_server: RunningServer, ups
     assert response.output[0].type == "reasoning" and response.output[0].encrypted_content is None
 
 
+def test_retrieval_seals_the_reasoning_when_its_include_asks_and_checks_the_include(
+    fake_server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    upstream.enqueue(reasoning_reply(REASONING, "4"), text_reply("8"))
+    stored = strict_create(fake_server, model="fake/reasoner", input="What is 2+2?")
+    assert stored.output[0].encrypted_content is None
+
+    client = sdk(fake_server)
+    plain = client.responses.retrieve(stored.id)
+    sealed = client.responses.retrieve(stored.id, include=INCLUDE)
+    bogus = httpx.get(f"{fake_server.base_url}/responses/{stored.id}", params={"include[]": "bogus"})
+
+    assert plain.output[0].encrypted_content is None
+    assert sealed.output[0].type == "reasoning" and sealed.output[0].encrypted_content
+    assert (bogus.status_code, bogus.json()["error"]["param"]) == (400, "include[0]")
+    # The blob opens like one handed out on create: a stateless follow-up sends the reasoning back.
+    follow_up = next_input(sealed)
+    second = strict_create(fake_server, model="fake/reasoner", input=follow_up, store=False)
+    assert second.output_text == "8"
+    assert upstream.requests[1]["messages"][1]["reasoning_content"] == REASONING
+
+
 def test_the_streamed_reasoning_item_carries_the_blob(fake_server: RunningServer, upstream: ScriptedUpstream) -> None:
     upstream.enqueue(reasoning_reply(REASONING, "4"))
     events = stream_events(fake_server, model="fake/reasoner", input="What is 2+2?", store=False, include=INCLUDE)

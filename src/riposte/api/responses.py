@@ -25,6 +25,7 @@ from riposte.auth.principal import current_principal
 from riposte.auth.quotas import check_input_items
 from riposte.background import queue_turn
 from riposte.engine.compact import CompactRequest, CompactServices, compact
+from riposte.engine.encrypted_reasoning import ENCRYPTED_REASONING, with_sealed_reasoning
 from riposte.engine.input_tokens import InputTokensRequest, count_request_input_tokens
 from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.item_includes import item_view
@@ -106,6 +107,7 @@ async def retrieve_response(
     stream: bool = False,
     starting_after: int | None = Query(default=None, ge=0, le=MAX_SEQUENCE_NUMBER),
     include_obfuscation: bool | None = None,  # accepted: Riposte's events carry no obfuscation padding
+    includes: frozenset[str] = Depends(requested_includes),
     svc: Services = Depends(services),
 ) -> Response:
     response = await svc.responses.get_response(response_id)
@@ -114,6 +116,10 @@ async def retrieve_response(
     if not stream:
         if starting_after is not None:
             raise InvalidRequestError("starting_after is only allowed when stream is true.", param="starting_after")
+        # The output is stored as created, with what that request included; retrieval may add the
+        # sealed reasoning (the other includes show fields the stored output already holds).
+        if ENCRYPTED_REASONING in includes:
+            response = {**response, "output": with_sealed_reasoning(response["output"], svc.keyring)}
         return json_response(response)
     if not response.get("background") and not await _has_stream(svc, response_id):
         raise InvalidRequestError(

@@ -31,6 +31,14 @@ def reasoning_sealer(keyring: Keyring) -> ReasoningSealer:
     return seal
 
 
+def with_sealed_reasoning(output: list[Item], keyring: Keyring) -> list[Item]:
+    """A stored response's output with each reasoning item sealed, as `include` asks on retrieval
+    (the item keeps its text: the response is stored, so the client may see it)."""
+    seal = reasoning_sealer(keyring)
+    return [{**item, "encrypted_content": seal(item)}
+            if item_type(item) == "reasoning" and not item.get("encrypted_content") else item for item in output]
+
+
 def open_sealed_reasoning(items: list[Item], keyring: Keyring, param: str = "input") -> list[Item]:
     """The items with every sealed reasoning item's text and summary restored from its blob.
 
