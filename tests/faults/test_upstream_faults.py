@@ -81,6 +81,15 @@ FAULTS = {
     "error_chunk_mid_stream": Fault(raw_reply(CHUNK, b'data: {"error": {"message": "overloaded"}}\n\n'), "failed",
                                     "upstream stream error: overloaded", partial_output="Hi"),
     "huge_output": Fault(text_reply("word " * 3000, pieces=300), "incomplete", http_status=200),
+    # Usage the backend got wrong is bookkeeping: the answer stands and the usage is counted locally.
+    "usage_beyond_64_bits": Fault(text_reply("Hello!", usage={"prompt_tokens": 2**64, "completion_tokens": 2,
+                                                           "total_tokens": 2**64 + 2}),
+                                  "completed", http_status=200, partial_output="Hello!"),
+    "negative_usage": Fault(text_reply("Hello!", usage={"prompt_tokens": -5, "completion_tokens": 2}),
+                            "completed", http_status=200, partial_output="Hello!"),
+    "usage_not_numbers": Fault(text_reply("Hello!", usage={"prompt_tokens": "many", "completion_tokens": 2,
+                                                          "prompt_tokens_details": "x"}),
+                               "completed", http_status=200, partial_output="Hello!"),
     "tool_call_with_invalid_json_arguments": Fault(
         tool_calls_reply([("call_1", "lookup", '{"q": "unclosed')]), "completed", http_status=200,
         request={"tools": [LOOKUP_TOOL]}),
@@ -177,8 +186,11 @@ def _check_outcome(fault: Fault, final: Response) -> None:
         assert final.error is not None and fault.message in final.error.message
         assert final.error.code in ALLOWED_ERROR_CODES
     if fault.partial_output is not None:
-        assert final.output and final.output[0].status == "incomplete"  # type: ignore[union-attr]
+        expected_item_status = "completed" if fault.status == "completed" else "incomplete"
+        assert final.output and final.output[0].status == expected_item_status  # type: ignore[union-attr]
         assert final.output_text == fault.partial_output
+    if fault.status == "completed" and final.usage is not None:
+        assert 0 < final.usage.input_tokens < 2**53 and final.usage.output_tokens >= 0
     if fault.status == "incomplete":
         assert final.incomplete_details is not None
         assert final.incomplete_details.reason == "max_output_tokens"

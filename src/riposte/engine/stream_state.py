@@ -19,6 +19,7 @@ from riposte.engine.citation_filter import CitationFilter
 from riposte.engine.client_items import CUSTOM_INPUT_KEY
 from riposte.engine.client_tools import ID_PREFIXES, ClientTool, call_item, custom_input
 from riposte.engine.response_object import ResponseObject, snapshot
+from riposte.engine.usage import reported_usage
 from riposte.errors import UpstreamError
 from riposte.tools.citations import CitableUrls
 
@@ -235,7 +236,7 @@ class ResponseStream:
         AttributeError or ValueError, also before any state is changed by the offending field."""
         usage = chunk.get("usage")
         if usage:
-            self._usage = _checked(usage, dict, "usage")
+            self._usage = reported_usage(_checked(usage, dict, "usage"))
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue

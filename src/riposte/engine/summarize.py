@@ -18,7 +18,7 @@ import anyio
 import orjson
 
 from riposte.engine.translate import Message
-from riposte.engine.usage import Usage, count_tokens, estimated_usage_off_loop, usage_from_chunk
+from riposte.engine.usage import Usage, count_tokens, estimated_usage_off_loop, reported_usage, usage_from_chunk
 from riposte.errors import UpstreamError
 from riposte.inference.router import Route
 
@@ -93,7 +93,8 @@ async def _streamed_text(route: Route, body: dict[str, Any],
         raise
     if watcher is not None:
         watcher.answered(body, "".join(pieces), finish_reason, usage)
-    return "".join(pieces), usage_from_chunk(usage) if usage else None
+    reported = reported_usage(usage) if isinstance(usage, dict) else None
+    return "".join(pieces), usage_from_chunk(reported) if reported else None
 
 
 def transcript_within(messages: list[Message], budget: int) -> str:

@@ -121,7 +121,40 @@ class Usage:
         }
 
 
+# Counts above this are not counts a JSON client reads exactly (nor a real model's), and past
+# 64 bits they cannot even be stored.
+_MAX_COUNT = 2**53 - 1
+_DETAILS = (("prompt_tokens_details", "cached_tokens"), ("completion_tokens_details", "reasoning_tokens"))
+
+
+def reported_usage(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """The backend's `usage` with only counts that can be trusted and stored: None when its token
+    counts are not counts (negative, beyond 2**53, not numbers), so that the turn counts locally as
+    for a backend that reports none, instead of failing the answer over its bookkeeping. Detail
+    counts that are not counts are left out."""
+    prompt, completion = _count(raw.get("prompt_tokens", 0)), _count(raw.get("completion_tokens", 0))
+    if prompt is None or completion is None:
+        return None
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    for details, key in _DETAILS:
+        found = raw.get(details)
+        value = _count(found.get(key, 0)) if isinstance(found, dict) else None
+        if value is not None:
+            usage[details] = {key: value}
+    return usage
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return 0  # reported as absent
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and 0 <= value <= _MAX_COUNT else None
+
+
 def usage_from_chunk(usage: dict[str, Any]) -> Usage:
+    """A `reported_usage` as the Responses counts."""
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     return Usage(
