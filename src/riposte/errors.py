@@ -62,8 +62,14 @@ class ModelNotFoundError(NotFoundError):
     default_code = "model_not_found"
 
 
+# What a response the server stopped before it finished says (stored `failed`, and the 503 of a
+# JSON create still waiting when the shutdown grace period ran out).
+SERVER_SHUT_DOWN = "server restarted: the server shut down before this response finished"
+
+
 class ShuttingDownError(RiposteError):
-    """New work refused while the server drains after SIGTERM; another replica can take it."""
+    """New work refused while the server drains after SIGTERM, or work cut when its grace period ran
+    out; another replica can take it."""
 
     status_code = 503
     error_type = "server_error"

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from riposte.errors import SERVER_SHUT_DOWN
 from riposte.store.instances import InstanceRegistry
 from riposte.store.responses import ResponseStore
 from riposte.store.vector_stores import VectorStoreRecords
@@ -19,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 RESTARTED = ("server restarted: the server process running this response stopped before the response "
              "finished")
-SHUT_DOWN = "server restarted: the server shut down before this response finished"
 _INGEST_GIVEN_UP = {"code": "server_error",
                     "message": "server restarted: ingestion of this file was interrupted by server crashes too "
                                "many times; attach the file again."}
@@ -82,5 +82,5 @@ class Recovery:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         me = self._registry.me.id
-        await self._responses.fail_in_progress([me], SHUT_DOWN)
+        await self._responses.fail_in_progress([me], SERVER_SHUT_DOWN)
         await self._registry.forget([me])

@@ -6,7 +6,9 @@ stream."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +22,11 @@ from openai.resources.responses.responses import ResponsesConnection
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
+from riposte.errors import SERVER_SHUT_DOWN
 from riposte.testing.grammar import assert_valid_stream
 from tests.fakes.scripted_upstream import ScriptedUpstream, hanging_reply, slow_reply
 from tests.integration.server_process import ServerProcess
-from tests.integration.stored_rows import response_row
+from tests.integration.stored_rows import response_row, sql
 from tests.integration.test_websocket_mode import SERVER_EVENT
 
 ANSWER = "Saturn's rings are mostly water ice, with some rock and dust."
@@ -122,15 +125,23 @@ def test_a_websocket_response_still_running_after_the_grace_period_is_cut_and_th
         assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
 
 
+def _stored_as_cut_by_the_server(tmp_path: Path, response_id: str) -> None:
+    """Not `cancelled`, which says the client went away: the server gave up on it."""
+    row = response_row(f"sqlite+aiosqlite:///{(tmp_path / 'data' / 'riposte.db').resolve()}", response_id)
+    assert row.status == "failed"
+    assert orjson.loads(row.response)["error"] == {"code": "server_error", "message": SERVER_SHUT_DOWN}
+
+
 @pytest.mark.timeout(180)
-def test_an_http_stream_cut_at_the_end_of_the_grace_period_is_logged_503(tmp_path: Path) -> None:
+def test_an_http_stream_cut_at_the_end_of_the_grace_period_is_logged_503_and_stored_failed(tmp_path: Path) -> None:
     """The server, not the client, ended it: its request line says so, instead of the 200 it began with."""
     with _hanging_turn_and_a_short_grace(tmp_path) as server:
         with httpx.stream("POST", f"{server.base_url}/responses", headers={"x-request-id": "cut-sse"}, timeout=60,
                           json={"model": "fake/m", "input": "Take your time.", "stream": True}) as reply:
             lines = reply.iter_lines()
-            while "response.created" not in next(lines):
+            while "response.created" not in next(lines):  # the event line; its data line follows
                 pass
+            response_id = orjson.loads(next(lines).removeprefix("data: "))["response"]["id"]
             server.send_sigterm()
             with contextlib.suppress(httpx.HTTPError):
                 for _ in lines:
@@ -138,3 +149,30 @@ def test_an_http_stream_cut_at_the_end_of_the_grace_period_is_logged_503(tmp_pat
         assert server.wait() in (0, -15)
         cut = [entry for entry in server.json_lines() if entry.get("request_id") == "cut-sse"]
         assert [(entry["status"], entry["level"]) for entry in cut] == [(503, "warning")]
+    _stored_as_cut_by_the_server(tmp_path, response_id)
+
+
+@pytest.mark.timeout(180)
+def test_a_json_create_cut_at_the_end_of_the_grace_period_is_a_503_envelope_and_stored_failed(
+    tmp_path: Path
+) -> None:
+    with _hanging_turn_and_a_short_grace(tmp_path) as server:
+        client = httpx.Client(timeout=60)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(client.post, f"{server.base_url}/responses",
+                                  json={"model": "fake/m", "input": "Take your time."})
+            database_url = f"sqlite+aiosqlite:///{(tmp_path / 'data' / 'riposte.db').resolve()}"
+            deadline = time.monotonic() + 30
+            while not sql(database_url, "SELECT id FROM responses WHERE status = 'in_progress'"):
+                assert time.monotonic() < deadline, "the turn never started"
+                time.sleep(0.1)
+            server.send_sigterm()
+            reply = pending.result(timeout=60)
+        assert server.wait() in (0, -15)
+    assert reply.status_code == 503, reply.text
+    error = reply.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "server_shutting_down")
+    assert error["message"] == SERVER_SHUT_DOWN
+    assert reply.headers["x-should-retry"] == "true"
+    [row] = sql(database_url, "SELECT id FROM responses")
+    _stored_as_cut_by_the_server(tmp_path, row.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -13,7 +15,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from riposte.errors import InvalidRequestError, NotFoundError, RiposteError
+from riposte.errors import SERVER_SHUT_DOWN, InvalidRequestError, NotFoundError, RiposteError, ShuttingDownError
 from riposte.observability.request_record import current_request
 from riposte.observability.turn_observer import report_failure
 
@@ -112,6 +114,14 @@ class ErrorBoundary:
 
         try:
             await self.app(scope, receive, tracking_send)
+        except asyncio.CancelledError:
+            # Only the server cancels a request from outside (a client that leaves does not stop
+            # one): the shutdown grace period ran out. A client still waiting is told so in the
+            # envelope, retryable elsewhere, rather than by uvicorn's plain-text 500.
+            if not started:
+                with contextlib.suppress(Exception):
+                    await error_response(ShuttingDownError(SERVER_SHUT_DOWN))(scope, receive, send)
+            raise
         except Exception as exc:
             if started:
                 raise

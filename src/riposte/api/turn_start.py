@@ -18,9 +18,12 @@ async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentR
     `response_id` is a queued background response's, when a worker runs it."""
     check_input_items(body.input)
     await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
-    return await prepare_turn(body, svc.router, svc.responses, svc.conversations,
+    turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
                               tool_factories=svc.tool_factories, max_infer_iters=svc.settings.max_infer_iters,
                               keyring=svc.keyring, max_output_chars=svc.settings.max_output_chars,
                               capture_trace=svc.settings.inspector.captures_traces, recent=recent,
                               guardrails=svc.guardrails, context_settings=svc.settings.context,
                               response_id=response_id)
+    # Set on SIGTERM (and when the services close), before uvicorn's grace period ends.
+    turn.server_stopping = lambda: svc.background.draining
+    return turn

@@ -597,12 +597,16 @@ class ResponseStream:
         self._emit({"type": "error", "code": code, "message": message, "param": None})
         return self._terminal("response.failed", "failed", usage)
 
-    def abandon(self, usage: dict[str, Any]) -> None:
-        """The client went away: settle the object for storage without emitting anything."""
+    def abandon(self, usage: dict[str, Any], failure: dict[str, Any] | None = None) -> None:
+        """Nobody will read the rest: settle the object for storage without emitting anything.
+        `cancelled` when the client went away; `failed` with `failure` as its error when the
+        server stopped it."""
         self._close_open_items("incomplete")
         self._close_tool_items("incomplete")
         self._events.clear()
-        self.response["status"] = "cancelled"
+        self.response["status"] = "cancelled" if failure is None else "failed"
+        if failure is not None:
+            self.response["error"] = failure
         self.response["usage"] = usage
 
     def _terminal(self, event_type: str, status: str, usage: dict[str, Any]) -> list[Event]:

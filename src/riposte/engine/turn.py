@@ -48,7 +48,13 @@ from riposte.engine.translate import Message, chat_request_body, items_to_messag
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
 from riposte.engine.turn_trace import TurnTrace, UpstreamStep
 from riposte.engine.usage import Usage, estimated_usage_off_loop, usage_from_chunk
-from riposte.errors import InvalidRequestError, PreviousResponseNotFoundError, RiposteError, UpstreamError
+from riposte.errors import (
+    SERVER_SHUT_DOWN,
+    InvalidRequestError,
+    PreviousResponseNotFoundError,
+    RiposteError,
+    UpstreamError,
+)
 from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
 from riposte.inference.early_start import EarlyStart
 from riposte.inference.router import ModelRouter, Route
@@ -110,6 +116,8 @@ class Turn:
     # Called with the terminal events before the end is stored (a background worker makes them
     # durable first, so a stored end always has its terminal event stored too).
     before_end: Callable[[list[Event]], Awaitable[None]] | None = None
+    # Whether the server is shutting down (SIGTERM): a turn stopped then was cut by the server.
+    server_stopping: Callable[[], bool] = lambda: False
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     # Set while preparing when the input is over context_management's threshold: the turn
     # compacts before its first model call. `compaction` is the item it then outputs.
@@ -515,9 +523,12 @@ class Turn:
             logger.exception("could not store response %s; it is delivered unstored", self.response["id"])
 
     async def _persist_abandoned(self, stream: ResponseStream) -> None:
-        """The client went away mid-stream: keep what was produced, marked as not completed."""
-        stream.abandon(self._usage.as_response_usage())
-        self.observer.finished("cancelled", self.response["usage"])
+        """The turn was stopped before its end: keep what was produced, marked `cancelled` when
+        its client went away, `failed` when the server is shutting down and its grace period ran
+        out (the client did not give up; the server gave up on it)."""
+        failure = {"code": "server_error", "message": SERVER_SHUT_DOWN} if self.server_stopping() else None
+        stream.abandon(self._usage.as_response_usage(), failure)
+        self.observer.finished(self.response["status"], self.response["usage"])
         # The request's cancel scope is already cancelled; shield the write from it.
         with anyio.CancelScope(shield=True):
             try:
