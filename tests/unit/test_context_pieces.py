@@ -128,6 +128,28 @@ def test_truncation_reserves_max_output_tokens() -> None:
     assert len(reserved) < len(roomy)
 
 
+def test_truncating_many_short_messages_counts_a_few_times_not_once_per_dropped_message(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-message estimates of short messages add up to less than a count of the whole (25k
+    messages: about 6 tokens each against 7); dropping one message per recount took minutes."""
+    from riposte.engine import context_fit
+
+    counts: list[int] = []
+
+    def counting(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+        counts.append(len(messages))
+        return count_input_tokens(messages, tools)
+
+    monkeypatch.setattr(context_fit, "count_input_tokens", counting)
+    conversation = [{"role": "user", "content": f"m{n}"} for n in range(25_000)]
+    kept = truncated(CreateResponseRequest(model="m", input="x", truncation="auto"), [], conversation, 50_000)
+
+    assert kept[-1] == conversation[-1] and count_input_tokens(kept) <= 50_000
+    assert len(kept) > 0.8 * len(conversation) * 50_000 / count_input_tokens(conversation)  # not over-dropped
+    assert len(counts) <= 6
+
+
 def test_compact_threshold_defaults_to_most_of_the_window_and_takes_the_lowest() -> None:
     def threshold(entries: list[dict[str, Any]]) -> int | None:
         return compact_threshold(CreateResponseRequest(model="m", input="x", context_management=entries), 1000)

@@ -156,24 +156,34 @@ def truncated(request: CreateResponseRequest, tools: list[dict[str, Any]], conve
     limit = window - (request.max_output_tokens or 0)
     groups = _groups(conversation)
     costs = [sum(message_tokens(m) for m in group) for group in groups]
-    fixed = count_input_tokens(upstream_messages(request, []), tools)
-    total = fixed + sum(costs)
-    kept = list(range(len(groups)))
-    for index in range(len(groups) - 1):
-        if total <= limit:
-            break
-        if _droppable(groups[index]):
-            kept.remove(index)
-            total -= costs[index]
-    result = [m for index in kept for m in groups[index]]
-    while (tokens := count_input_tokens(upstream_messages(request, result), tools)) > limit:
-        # Sampled counts of very long texts are estimates; drop on until the real count fits.
-        droppable = [i for i in kept[:-1] if _droppable(groups[i])]
-        if not droppable:
+    total = count_input_tokens(upstream_messages(request, []), tools) + sum(costs)
+    # Oldest first; the last group (the exchange in progress) always stays.
+    droppable = [index for index in range(len(groups) - 1) if _droppable(groups[index])]
+    dropped = [False] * len(groups)
+    taken = 0  # how many of `droppable` are dropped
+
+    def drop_until(estimate: int) -> None:
+        nonlocal total, taken
+        while total > estimate and taken < len(droppable):
+            index = droppable[taken]
+            dropped[index], total, taken = True, total - costs[index], taken + 1
+
+    drop_until(limit)
+    while True:
+        result = [m for index, group in enumerate(groups) if not dropped[index] for m in group]
+        tokens = count_input_tokens(upstream_messages(request, result), tools)
+        if tokens <= limit:
+            return result
+        if taken == len(droppable):
             raise context_length_exceeded(tokens, limit, window, truncated=True)
-        kept.remove(droppable[0])
-        result = [m for index in kept for m in groups[index]]
-    return result
+        # Sampled counts of long texts are estimates, and the per-message ones add up differently
+        # from a count of the whole: drop as many more estimated tokens as the real count is over
+        # (at least one group), and count again. One group per count made 25k short messages take
+        # minutes.
+        before = taken
+        drop_until(total - (tokens - limit))
+        if taken == before:
+            drop_until(total - 1)
 
 
 def _groups(conversation: list[Message]) -> list[list[Message]]:
