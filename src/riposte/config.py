@@ -141,6 +141,9 @@ class Settings(BaseModel):
     max_request_bytes: int = 32 * 1024 * 1024
     # How deeply a JSON request body may nest (json_depth.py); deeper bodies get a 400.
     max_json_depth: int = Field(default=DEFAULT_MAX_JSON_DEPTH, ge=2, le=MAX_JSON_DEPTH_CEILING)
+    # Items one request's `input` may hold (a 400 beyond): each costs work on the event loop before
+    # the turn starts, so the count bounds how long one request can hold up the others.
+    max_input_items: int = Field(default=10_000, ge=1)
     max_infer_iters: int = 10
     # Characters of output (text, refusal, reasoning, tool arguments) one response may produce;
     # beyond it the turn ends `incomplete`. About a million tokens: far above any model's limit.
@@ -255,6 +258,7 @@ _ENV_FIELDS = (
     "default_provider",
     "max_request_bytes",
     "max_json_depth",
+    "max_input_items",
     "max_infer_iters",
     "max_output_chars",
     "log_level",

@@ -161,3 +161,25 @@ def test_nul_in_ids_and_stored_names_is_a_400_on_both_backends(
 ) -> None:
     assert error_param(post(server, path, body)) == param
     assert upstream.requests == []
+
+
+def test_more_input_items_than_the_server_takes_is_a_400_before_any_work(
+    server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    response = post(server, "/responses", {"model": "fake/m", "input": [{"role": "user", "content": "x"}] * 10_001})
+    assert error_param(response) == "input"
+    assert response.json()["error"]["code"] == "array_above_max_length"
+    assert upstream.requests == []
+
+
+def test_a_large_body_is_read_off_the_event_loop_with_the_same_checks(
+    server: RunningServer, upstream: ScriptedUpstream
+) -> None:
+    padding = "lighthouse " * 40_000  # 440 KB, past api/body.py's OFF_LOOP_BYTES, about 40k tokens
+    deep = post_deep(server, "/responses", {"model": "fake/m", "input": padding, "metadata": {"k": DEEP}}, 300)
+    assert deep.status_code == 400 and deep.json()["error"]["code"] == "nesting_too_deep"
+    wrong = post(server, "/responses", {"model": "fake/m", "input": padding, "temperature": "hot"})
+    assert error_param(wrong) == "temperature"
+    upstream.enqueue(text_reply("Read it."))
+    answered = post(server, "/responses", {"model": "fake/m", "input": padding})
+    assert answered.status_code == 200 and answered.json()["output"][0]["content"][0]["text"] == "Read it."

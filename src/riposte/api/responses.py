@@ -20,7 +20,7 @@ from riposte.api.jsonresponse import json_response, list_body
 from riposte.api.openapi import Deleted, body, returns, returns_list
 from riposte.api.recorded_stream import recorded_event_stream
 from riposte.api.sse import event_stream_response
-from riposte.api.turn_start import start_turn
+from riposte.api.turn_start import check_input_count, start_turn
 from riposte.auth.principal import current_principal
 from riposte.auth.quotas import check_input_items
 from riposte.background import queue_turn
@@ -74,6 +74,7 @@ async def _run_to_end(turn: Turn) -> None:
              responses=returns(InputTokenCountResponse))
 async def count_input_tokens(request: Request, svc: Services = Depends(services)) -> Response:
     parsed = await parse_body(request, InputTokensRequest)
+    check_input_count(parsed.input, svc.settings.max_input_items)
     tokens = await count_request_input_tokens(parsed, svc.responses, svc.conversations, svc.keyring,
                                               svc.settings.context)
     return json_response({"object": "response.input_tokens", "input_tokens": tokens})
@@ -82,6 +83,7 @@ async def count_input_tokens(request: Request, svc: Services = Depends(services)
 @router.post("/responses/compact", openapi_extra=body(CompactRequest), responses=returns(CompactedResponse))
 async def compact_response(request: Request, svc: Services = Depends(services)) -> Response:
     parsed = await parse_body(request, CompactRequest)
+    check_input_count(parsed.input, svc.settings.max_input_items)
     check_input_items(parsed.input)
     await govern_input_urls(parsed.input, svc.settings.outbound, svc.settings.input_urls)
     compacted = await compact(parsed, CompactServices(svc.router, svc.responses, svc.conversations, svc.keyring,

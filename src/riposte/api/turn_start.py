@@ -8,7 +8,17 @@ from riposte.engine.input_urls import govern_input_urls
 from riposte.engine.recent_responses import RecentResponses
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.turn import Turn, prepare_turn
+from riposte.errors import InvalidRequestError
 from riposte.services import Services
+
+
+def check_input_count(value: object, limit: int) -> None:
+    """A 400 when `input` holds more items than the server takes in one request."""
+    if isinstance(value, list) and len(value) > limit:
+        raise InvalidRequestError(
+            f"Invalid 'input': at most {limit} items are allowed in one request; got {len(value)}. Continue a "
+            "long history with previous_response_id or a conversation instead of sending it whole.",
+            param="input", code="array_above_max_length")
 
 
 async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentResponses | None = None,
@@ -16,6 +26,7 @@ async def start_turn(body: CreateResponseRequest, svc: Services, recent: RecentR
     """Everything that can refuse the request runs here, before any event is sent. `recent` holds
     responses a WebSocket connection may continue without the store (see recent_responses.py);
     `response_id` is a queued background response's, when a worker runs it."""
+    check_input_count(body.input, svc.settings.max_input_items)
     check_input_items(body.input)
     await govern_input_urls(body.input, svc.settings.outbound, svc.settings.input_urls)
     turn = await prepare_turn(body, svc.router, svc.responses, svc.conversations,
