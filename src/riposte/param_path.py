@@ -99,6 +99,12 @@ def invalid_value(exc: ValidationError, data: Any, param: str = "") -> InvalidRe
     if kind == "missing":
         return InvalidRequestError(f"Missing required parameter: '{path}'.", param=path,
                                    code="missing_required_parameter")
+    if kind == "union_tag_not_found":
+        # pydantic's "Unable to extract tag using discriminator ..." names our function, not the API.
+        _, value, _ = _walk(error.get("loc", ()), data, param)
+        got = _json_type(value.get("type")) if isinstance(value, dict) else f"{_json_type(value)} in place of an object"
+        return InvalidRequestError(f"Invalid value for '{path}': expected a string naming the type, but got {got} "
+                                   "instead.", param=path, code="invalid_value")
     message = error.get("msg", "invalid").removeprefix("Value error, ")
     return InvalidRequestError(f"Invalid value for '{path}': {message}.", param=path, code="invalid_value")
 

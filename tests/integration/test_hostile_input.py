@@ -69,7 +69,7 @@ def test_json_nested_too_deep_is_a_400_naming_the_field(
         ({"input": [{"role": "user", "content": "x", "id": 12}]}, "input[0].id"),
         ({"input": "hi", "reasoning": {"effort": "bogus"}}, "reasoning.effort"),
         ({"input": "hi", "tool_choice": "required"}, "tool_choice"),
-        ({"input": [{"role": "user", "content": [5]}]}, "input[0].content[0]"),
+        ({"input": [{"role": "user", "content": [5]}]}, "input[0].content[0].type"),
     ],
 )
 def test_malformed_fields_are_a_400_naming_the_json_path(

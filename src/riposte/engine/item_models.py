@@ -76,8 +76,7 @@ ContentPart = Annotated[
     Annotated[InputText, Tag("input_text")] | Annotated[OutputText, Tag("output_text")]
     | Annotated[Refusal, Tag("refusal")] | Annotated[InputImage, Tag("input_image")]
     | Annotated[InputFile, Tag("input_file")],
-    Discriminator(_tag_of, custom_error_type="invalid_content_part",
-                  custom_error_message="expected a content part: an object with a string 'type'"),
+    Discriminator(_tag_of),
 ]
 # A string, or a list of content parts.
 Content = Annotated[
