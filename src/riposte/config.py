@@ -260,6 +260,7 @@ _ENV_FIELDS = (
     "max_json_depth",
     "max_input_items",
     "max_infer_iters",
+    "mcp_timeout_seconds",
     "max_output_chars",
     "log_level",
     "log_format",

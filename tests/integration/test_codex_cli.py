@@ -13,6 +13,8 @@ round trip runs with both.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -29,6 +31,7 @@ import pytest
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from riposte import cli
 from riposte.config import ProviderConfig, Settings
 from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
@@ -107,10 +110,12 @@ class CodexRig:
     binary: Path
     root: Path
 
-    def run(self, tmp_path: Path, model: str | None, prompt: str) -> subprocess.CompletedProcess[str]:
+    def run(self, tmp_path: Path, model: str | None, prompt: str,
+            key: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`key`: Riposte has authentication on; the provider reads the key from RIPOSTE_API_KEY."""
         home = tmp_path / "codex-home"
         home.mkdir()
-        (home / "config.toml").write_text(codex_config(self.tee.base_url))
+        (home / "config.toml").write_text(codex_config(self.tee.base_url, with_key=key is not None))
         args = [str(self.binary), "exec", "--color", "never",
                 # Codex's sandbox is its own business, and CI runners may forbid the user
                 # namespaces it needs; the round trip through Riposte is what this test is about.
@@ -119,19 +124,23 @@ class CodexRig:
             args += ["--model", model]
         env = {key: value for key, value in os.environ.items() if not key.startswith(("OPENAI_", "CODEX_"))}
         env.update(CODEX_HOME=str(home), HOME=str(tmp_path))
+        if key is not None:
+            env["RIPOSTE_API_KEY"] = key
         return subprocess.run([*args, prompt], cwd=scratch_repo(tmp_path), env=env, capture_output=True,
                               text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
 
 
-def codex_config(base_url: str) -> str:
-    """A Codex user's config.toml for Riposte: a custom provider speaking the Responses API."""
+def codex_config(base_url: str, with_key: bool = False) -> str:
+    """A Codex user's config.toml for Riposte: a custom provider speaking the Responses API (and,
+    with authentication on, sending the key in RIPOSTE_API_KEY), as the README shows it."""
+    key = 'env_key = "RIPOSTE_API_KEY"\n' if with_key else ""
     return f'''model_provider = "riposte"
 
 [model_providers.riposte]
 name = "Riposte"
 base_url = "{base_url}"
 wire_api = "responses"
-'''
+{key}'''
 
 
 def scratch_repo(tmp_path: Path) -> Path:
@@ -235,3 +244,32 @@ def test_codex_apply_patch_round_trip(codex: CodexRig, tmp_path: Path, model: st
     assert second["messages"][-2]["tool_calls"][0]["function"]["name"] == name
     [result_text] = tool_messages(second)
     assert "hello.txt" in result_text, result_text
+
+
+def test_codex_sends_the_key_named_by_env_key_when_authentication_is_on(
+    codex_bin: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "auth"
+    data_dir, database_url = root / "data", f"sqlite+aiosqlite:///{root / 'riposte.db'}"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["keys", "create", "--project", "codex", "--data-dir", str(data_dir),
+                         "--database-url", database_url]) == 0
+    key = out.getvalue().strip()
+    with ScriptedUpstream() as upstream:
+        settings = Settings(data_dir=data_dir, database_url=database_url,
+                            providers=[ProviderConfig(name="fake", base_url=upstream.base_url, api_key="x")])
+        with RunningServer(settings) as server:
+            tee = StreamTee(server.base_url.removesuffix("/v1"))
+            try:
+                rig = CodexRig(server, upstream, tee, codex_bin, root)
+                (tmp_path / "with-key").mkdir()
+                (tmp_path / "without-key").mkdir()
+                upstream.enqueue(text_reply("Authenticated."))
+                signed_in = rig.run(tmp_path / "with-key", CUSTOM_MODEL, "Say hello.", key=key)
+                refused = rig.run(tmp_path / "without-key", CUSTOM_MODEL, "Say hello.")
+            finally:
+                tee.close()
+    assert signed_in.returncode == 0, signed_in.stderr[-3000:]
+    assert "Authenticated." in signed_in.stdout
+    assert refused.returncode != 0 and len(upstream.requests) == 1
