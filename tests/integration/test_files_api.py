@@ -76,6 +76,17 @@ def test_bad_uploads_are_400s_naming_the_parameter(server: RunningServer, form: 
     assert reply.json()["error"]["param"] == param
 
 
+def test_a_form_the_server_will_not_read_is_a_400_in_the_envelope_naming_the_part(server: RunningServer) -> None:
+    two_files = httpx.post(f"{server.base_url}/files", data={"purpose": "assistants"},
+                           files=[("file", ("a.txt", b"a")), ("file", ("b.txt", b"b"))])
+    many_fields = httpx.post(f"{server.base_url}/files", data={f"field{n}": "x" for n in range(40)},
+                             files={"file": ("a.txt", b"a")})
+    for reply, param in ((two_files, "file"), (many_fields, "body")):
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"] | {"message": ""} == {
+            "message": "", "type": "invalid_request_error", "param": param, "code": "invalid_multipart"}
+
+
 def test_missing_files_are_404s(server: RunningServer) -> None:
     for path in ("/files/file-nope", "/files/file-nope/content"):
         reply = httpx.get(f"{server.base_url}{path}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from openai.types import FileDeleted, FileObject
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.responses import StreamingResponse
 
 from riposte.api.jsonresponse import json_response, list_body
@@ -32,7 +34,7 @@ _READ_CHUNK = 1024 * 1024
 
 @router.post("/files", openapi_extra=UPLOAD_BODY, responses=returns(FileObject))
 async def upload_file(request: Request, svc: Services = Depends(services)) -> Response:
-    async with request.form(max_files=1, max_fields=16) as form:
+    async with _form(request) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise _missing("file")
@@ -42,6 +44,22 @@ async def upload_file(request: Request, svc: Services = Depends(services)) -> Re
         record = await svc.files.upload(upload.filename or "upload", purpose, _chunks(upload), _expiry(form),
                                         quota_bytes=current_principal.get().limits.file_storage_bytes)
     return json_response(record.as_object())
+
+
+@asynccontextmanager
+async def _form(request: Request) -> AsyncIterator[FormData]:
+    """The upload's form, its files closed afterwards; a body Starlette cannot read as one is a 400
+    naming the part at fault (`file` when there are several files, else the body) in the envelope."""
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except HTTPException as exc:
+        param = "file" if "files" in str(exc.detail).lower() else "body"
+        raise InvalidRequestError(f"The upload could not be read as multipart form data: {exc.detail}",
+                                  param=param, code="invalid_multipart") from exc
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
