@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -14,6 +16,8 @@ from riposte.json_depth import DEFAULT_MAX_JSON_DEPTH, check_depth
 from riposte.param_path import invalid_value
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
+_BODY = "The request body"
 
 
 # Bodies larger than this are decoded, depth-checked and validated in a worker thread: a body of
@@ -24,10 +28,13 @@ OFF_LOOP_BYTES = 256 * 1024
 
 
 async def json_object(request: Request) -> dict[str, Any]:
+    return await _read(request, partial(decode_json_object, max_depth=_max_depth(request), what=_BODY))
+
+
+async def _read(request: Request, parse: Callable[[bytes], T]) -> T:
+    """`parse` of the request body: in a worker thread when the body is large (OFF_LOOP_BYTES)."""
     raw = await request.body()
-    if len(raw) > OFF_LOOP_BYTES:
-        return await anyio.to_thread.run_sync(decode_json_object, raw, _max_depth(request), "The request body")
-    return decode_json_object(raw, _max_depth(request), "The request body")
+    return await anyio.to_thread.run_sync(parse, raw) if len(raw) > OFF_LOOP_BYTES else parse(raw)
 
 
 def decode_json_object(raw: bytes | str, max_depth: int, what: str, param: str = "body") -> dict[str, Any]:
@@ -48,14 +55,11 @@ def _max_depth(request: Request) -> int:
 
 
 async def parse_body(request: Request, model: type[ModelT]) -> ModelT:
-    raw = await request.body()
-    if len(raw) > OFF_LOOP_BYTES:
-        return await anyio.to_thread.run_sync(_parsed, raw, _max_depth(request), model)
-    return _parsed(raw, _max_depth(request), model)
+    return await _read(request, partial(_parsed, max_depth=_max_depth(request), model=model))
 
 
-def _parsed(raw: bytes, max_depth: int, model: type[ModelT]) -> ModelT:
-    return validated(decode_json_object(raw, max_depth, "The request body"), model)
+def _parsed(raw: bytes, *, max_depth: int, model: type[ModelT]) -> ModelT:
+    return validated(decode_json_object(raw, max_depth, _BODY), model)
 
 
 def validated(data: dict[str, Any], model: type[ModelT]) -> ModelT:

@@ -21,7 +21,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from riposte.errors import UpstreamError
+from riposte.errors import RateLimitError, UpstreamError
 from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, deadline_error
 from riposte.inference.sse_connections import read_sse_body
 from riposte.inference.sse_decoder import SseDataDecoder
@@ -33,7 +33,7 @@ from riposte.observability.request_record import note_upstream_status
 # A client mistake the backend caught is still the client's mistake; anything else is ours.
 _CLIENT_STATUSES = frozenset({400, 404, 413, 422, 429})
 # The error type OpenAI gives such a status (429: a request rate; the rest: the request itself).
-_CLIENT_ERROR_TYPES = {429: "requests"}
+_CLIENT_ERROR_TYPES = {429: RateLimitError.error_type}
 _SSE = "text/event-stream"
 # How much of a body that is not SSE is quoted in the error.
 _QUOTED_BYTES = 300
