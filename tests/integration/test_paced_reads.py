@@ -14,6 +14,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from riposte.config import ProviderConfig
 from riposte.errors import UpstreamError
+from riposte.inference import chat_stream
 from riposte.inference.chat_stream import ChatStreamClient, PacedTicks, paced_faster_than
 from riposte.inference.deadlines import Deadlines
 from tests.fakes.scripted_upstream import ScriptedUpstream, dropped_reply, slow_reply
@@ -95,11 +96,10 @@ async def test_a_held_stream_leaves_its_socket_unread_until_the_tick(upstream: S
     assert socket_reads <= 6, f"{socket_reads} socket reads for 16 paced tokens"
 
 
-async def test_a_settled_stream_is_read_at_every_other_tick(upstream: ScriptedUpstream,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # 120 tokens 10 ms apart under a 50 ms window: after its first quarter second the stream's
-    # socket is read once per two ticks (a tick at every read: about 15 reads in the last 0.75 s).
-    window = 0.05
+async def _late_reads(upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch,
+                      window: float) -> tuple[list[float], float]:
+    """120 tokens 10 ms apart under `window`: when the stream's socket was read once it had
+    settled, and the span of those reads."""
     read_times: list[float] = []
     loop = asyncio.get_running_loop()
     data_received = ResponseHandler.data_received
@@ -116,11 +116,29 @@ async def test_a_settled_stream_is_read_at_every_other_tick(upstream: ScriptedUp
     assert sum(count for _, count in batches) == 120
     settled = 0.45  # the quarter second, the young stream's growing batches, and a margin
     late_reads = [at for at in read_times if at - started > settled]
-    span = late_reads[-1] - late_reads[0]
     assert len(late_reads) >= 4, f"the stream was not paced: {len(late_reads)} reads after {settled} s"
+    return late_reads, late_reads[-1] - late_reads[0]
+
+
+async def test_a_settled_stream_of_a_busy_loop_is_read_at_every_other_tick(upstream: ScriptedUpstream,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # After its first quarter second the stream's socket is read once per two ticks (a tick at
+    # every read: about 15 reads in the last 0.75 s). The loop is taken for busy however idle it is.
+    monkeypatch.setattr(chat_stream, "_THRIFTY_BELOW", -1.0)
+    window = 0.05
+    late_reads, span = await _late_reads(upstream, monkeypatch, window)
     # A margin of two reads: the scripted upstream shares the test's event loop, and when a tick's
     # work delays its timers it sends a few tokens at once, which the stream rightly reads at once.
     assert len(late_reads) <= span / (2 * window) + 3, f"{len(late_reads)} reads in {span:.2f} s"
+
+
+async def test_a_settled_stream_of_a_loop_with_cpu_to_spare_is_read_at_every_tick(
+        upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same stream on the test's idle loop: no tick is skipped, so the end of the answer is not
+    # seen a window late (about 15 reads in the last 0.75 s; every other tick would be at most 10).
+    window = 0.05
+    late_reads, span = await _late_reads(upstream, monkeypatch, window)
+    assert len(late_reads) > span / (2 * window) + 3, f"{len(late_reads)} reads in {span:.2f} s"
 
 
 async def test_tokens_before_a_pause_go_on_before_it_ends(upstream: ScriptedUpstream) -> None:
@@ -273,6 +291,23 @@ def test_one_busy_pass_of_the_loop_does_not_widen_the_window() -> None:
     assert ticks.window == 0.02
     clock.fire([0.0, 0.015, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # one pass of 15 ms
     assert ticks.window == 0.02
+
+
+def test_settled_streams_skip_ticks_only_while_the_loop_is_busy() -> None:
+    ticks, clock = _ticks_on_a_cpu_clock(0.02, 0.08)
+    assert ticks.thrifty  # not measured yet: as if busy
+    clock.busy = 0.2
+    clock.fire([0.0] * 20)
+    assert not ticks.thrifty
+    clock.busy = 0.45  # between the two marks: as it was
+    clock.fire([0.0] * 20)
+    assert not ticks.thrifty
+    clock.busy = 0.7
+    clock.fire([0.0] * 20)
+    assert ticks.thrifty
+    clock.busy = 0.45
+    clock.fire([0.0] * 20)
+    assert ticks.thrifty
 
 
 def test_without_a_wider_maximum_the_window_never_widens() -> None:

@@ -46,11 +46,11 @@ _WHOLE_FROM = 128
 # Tokens further apart than this are paced by the upstream (a real model: 5-50 ms each); closer,
 # the upstream is fast and every read carries many of them already.
 _PACED_GAP = 0.001
-# A paced stream this long under way is read at every other tick: one wake-up, socket read, trip
-# through the turn and write to the client per two windows, for tokens that then reach the client up
-# to a window later, and an end or a pause in the answer seen up to a window later (bench/RESULTS.md,
-# "Issue 16, twelfth pass" and "thirteenth pass"). A stream's first tokens, the ones a user waits
-# for, go tick by tick.
+# A paced stream this long under way is read at every other tick while the event loop's thread is
+# busy (`PacedTicks.thrifty`): one wake-up, socket read, trip through the turn and write to the
+# client per two windows, for tokens that then reach the client up to a window later, and an end or a
+# pause in the answer seen up to a window later (bench/RESULTS.md, "Issue 16, twelfth pass" and
+# "thirteenth pass"). A stream's first tokens, the ones a user waits for, go tick by tick.
 _SETTLED_AFTER = 0.25
 # `PacedTicks`: the event loop has fallen behind when its ticks come this late on average (a share
 # of the window), and has caught up when they come within this share of the narrowest window, for
@@ -68,6 +68,14 @@ _LATENESS_SMOOTHING = 0.2
 _BUSY_SHARE = 0.9
 _IDLE_SHARE = 0.6
 _BUSY_SPAN = 0.25
+# `PacedTicks.thrifty`: settled streams skip every other tick once the loop's thread is on the CPU
+# for more than this share of the time, and read at every tick again below `_THRIFTY_BELOW`. With CPU
+# to spare, the tick saved costs the user more (the end of every answer seen a window later, about
+# 1.5% of a 5 ms stream's time) than it saves: in interleaved pairs at 64 x 5 ms, reading every tick
+# delivered 1.9% more tokens a second with the first token 1.5 against 2.9 ms, for 20.1 against
+# 18.3 us of CPU per token (bench/RESULTS.md, "Issue 16, twentieth pass").
+_THRIFTY_ABOVE = 0.5
+_THRIFTY_BELOW = 0.35
 
 
 class ChatStreamClient:
@@ -142,8 +150,9 @@ class ChatStreamClient:
                 else:
                     assert ticks is not None and transport is not None and resume is not None  # `paced` checked
                     transport.pause_reading()
-                    # A settled stream skips a tick: its socket is read at the tick after next.
-                    window_starts = read_at + ticks.window if read_at - first_read_at >= _SETTLED_AFTER else read_at
+                    # A settled stream of a busy loop skips a tick: its socket is read at the tick after next.
+                    settled = ticks.thrifty and read_at - first_read_at >= _SETTLED_AFTER
+                    window_starts = read_at + ticks.window if settled else read_at
                     ticks.call_at_tick(window_starts, resume)
                     data = await content.readany()
                 previous_read_at, read_at = read_at, loop.time()
@@ -218,7 +227,10 @@ class PacedTicks:
     a stream carries more tokens and costs less CPU per token. Once the ticks have kept time, with
     CPU to spare, for `_CALM_SECONDS`, it halves again, down to `window`. A server with CPU to
     spare never widens it, so there a token waits at most `window`; an overloaded one,
-    `max_window`. `cpu_clock` is the loop thread's CPU time (replaceable in tests)."""
+    `max_window`. The same measure makes the ticks `thrifty` (settled streams read at every other
+    tick) while the loop's thread is busier than `_THRIFTY_ABOVE`, until it falls below
+    `_THRIFTY_BELOW`; they start thrifty, until the first span is measured. `cpu_clock` is the loop
+    thread's CPU time (replaceable in tests)."""
 
     def __init__(self, window: float, max_window: float | None = None, *,
                  on_change: Callable[[float], None] | None = None,
@@ -234,6 +246,7 @@ class PacedTicks:
         # yet at this width), and where the current span began (loop time, CPU time).
         self.busy: float | None = None
         self._span: tuple[float, float] | None = None
+        self.thrifty = True
         self._waiters: dict[float, list[Callable[[], None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -253,6 +266,7 @@ class PacedTicks:
             self._loop, self._waiters = loop, {}
             self._set_window(self.base_window)
             self.lateness, self._calm_since, self.busy, self._span = 0.0, None, None, None
+            self.thrifty = True
         now, grid = loop.time(), self.base_window
         since = now if last_read is None else last_read
         tick = max((since + self.window) // grid * grid, (now // grid + 1) * grid)
@@ -293,8 +307,12 @@ class PacedTicks:
         if self._span is None:
             self._span = (now, cpu)
         elif now - self._span[0] >= _BUSY_SPAN:
-            self.busy = (cpu - self._span[1]) / (now - self._span[0])
+            busy = self.busy = (cpu - self._span[1]) / (now - self._span[0])
             self._span = (now, cpu)
+            if busy > _THRIFTY_ABOVE:
+                self.thrifty = True
+            elif busy < _THRIFTY_BELOW:
+                self.thrifty = False
 
     def _set_window(self, window: float) -> None:
         self.window = window
