@@ -69,13 +69,15 @@ _BUSY_SHARE = 0.9
 _IDLE_SHARE = 0.6
 _BUSY_SPAN = 0.25
 # `PacedTicks.thrifty`: settled streams skip every other tick once the loop's thread is on the CPU
-# for more than this share of the time, and read at every tick again below `_THRIFTY_BELOW`. With CPU
-# to spare, the tick saved costs the user more (the end of every answer seen a window later, about
-# 1.5% of a 5 ms stream's time) than it saves: in interleaved pairs at 64 x 5 ms, reading every tick
-# delivered 1.9% more tokens a second with the first token 1.5 against 2.9 ms, for 20.1 against
-# 18.3 us of CPU per token (bench/RESULTS.md, "Issue 16, twentieth pass").
-_THRIFTY_ABOVE = 0.5
-_THRIFTY_BELOW = 0.35
+# for more than this share of the time, and read at every tick again below `_THRIFTY_BELOW`. Reading
+# every tick sees the end of each answer up to a window sooner (and delivered 1.9% more tokens a
+# second at 64 x 5 ms in interleaved pairs, the first token 2.9 -> 1.5 ms), but costs about a third
+# more CPU per token (full `python -m bench` runs: 28-29 against 21-23 us at 64 x 5 ms). So only a
+# loop with little to do pays that: on the benchmark's host, 16 streams of 5 ms read at every tick
+# kept its thread 4-12% busy, 64 streams read thriftily 16-23% (30-38% at every tick), 256 streams
+# 60-90% (bench/RESULTS.md, "Issue 16, twentieth pass").
+_THRIFTY_ABOVE = 0.14
+_THRIFTY_BELOW = 0.09
 
 
 class ChatStreamClient:
