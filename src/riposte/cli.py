@@ -15,6 +15,8 @@ from riposte.api.websocket_settings import uvicorn_websocket_options
 from riposte.auth.cli import add_key_commands, check_serve_posture, run_keys
 from riposte.auth.posture import InsecureBindError
 from riposte.config import InferenceMode, SettingsError, load_settings
+from riposte.guardrails.guards import GuardRegistry
+from riposte.inference.router import ModelNames
 from riposte.observability.logs import configure_logging
 from riposte.observability.startup import log_summary
 from riposte.sealing import KEY_FILE_NAME, load_keyring, rotate_key_file
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         check_serve_posture(settings)
-    except InsecureBindError as exc:
+        GuardRegistry.check_models(settings.guardrails, ModelNames(settings))
+    except (InsecureBindError, ValueError) as exc:
         print(f"riposte: {exc}", file=sys.stderr)
         return 2
     _export_for_workers(args.config, overrides)

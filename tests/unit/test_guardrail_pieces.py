@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from riposte import cli
 from riposte.config import ProviderConfig, Settings
 from riposte.errors import InvalidRequestError
 from riposte.guardrails.guards import GuardRegistry, OutputFlagged, TurnGuard
@@ -209,6 +211,17 @@ def test_a_guard_whose_model_no_provider_serves_stops_the_start() -> None:
                         guardrails=GuardrailSettings(guards=[GuardConfig(name="g", type="moderations", model="p/x")]))
     with pytest.raises(ValueError, match="guardrail 'g': The model 'p/x' does not exist"):
         GuardRegistry.from_settings(settings.guardrails, ModelRouter(settings))
+
+
+def test_riposte_serve_names_a_guard_whose_model_no_provider_serves_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "riposte.yaml"
+    config.write_text("providers:\n  - {name: local, base_url: 'http://127.0.0.1:9/v1', models: [m]}\n"
+                      "guardrails:\n  guards:\n    - {name: lg, type: llama_guard, model: llama-guard3}\n")
+    assert cli.main(["serve", "--config", str(config), "--data-dir", str(tmp_path), "--port", "9"]) == 2
+    error = capsys.readouterr().err
+    assert error == ("riposte: guardrail 'lg': The model 'llama-guard3' does not exist or is not served by "
+                     "provider 'local'.\n")
 
 
 def test_no_guardrail_means_no_turn_guard_and_an_empty_server_knows_no_name() -> None:

@@ -34,7 +34,7 @@ from riposte.guardrails.verdicts import (
     pieces,
     refusal_text,
 )
-from riposte.inference.router import ModelRouter
+from riposte.inference.router import ModelNames, ModelRouter
 from riposte.inference.upstream import ChunkBatch
 from riposte.observability.metrics import GUARDRAIL_CHECKS
 
@@ -80,10 +80,8 @@ class Guard:
 
     def __init__(self, config: GuardConfig, router: ModelRouter) -> None:
         self.config = config
-        try:
-            self._route = router.resolve(config.model)
-        except RiposteError as exc:  # at start-up, not at the first request that names it
-            raise ValueError(f"guardrail '{config.name}': {exc.message}") from exc
+        _served(config, router.names)  # at start-up, not at the first request that names it
+        self._route = router.resolve(config.model)
         self._categories = config.categories or LLAMA_GUARD_3_CATEGORIES
 
     @property
@@ -208,6 +206,14 @@ class GuardRegistry:
         guards = {config.name: Guard(config, router) for config in settings.guards}
         return cls(guards, settings)
 
+    @staticmethod
+    def check_models(settings: GuardrailSettings, names: ModelNames) -> None:
+        """Raise `ValueError`, naming the guard, for the first guard whose model no provider serves:
+        `riposte serve` checks before the server starts, so the mistake is one line, not a failed
+        start-up's traceback."""
+        for config in settings.guards:
+            _served(config, names)
+
     @classmethod
     def empty(cls) -> GuardRegistry:
         return cls({}, GuardrailSettings())
@@ -222,3 +228,10 @@ class GuardRegistry:
         if not names:
             return None
         return TurnGuard(tuple(self._guards[name] for name in names), self._settings)
+
+
+def _served(config: GuardConfig, names: ModelNames) -> None:
+    try:
+        names.served(config.model)
+    except RiposteError as exc:
+        raise ValueError(f"guardrail '{config.name}': {exc.message}") from exc

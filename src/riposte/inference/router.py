@@ -22,16 +22,16 @@ class Route:
     upstream: Upstream
 
 
-class ModelRouter:
-    def __init__(self, settings: Settings, recordings: RecordingStore | None = None) -> None:
+class ModelNames:
+    """Which provider serves a public model id, and under which name: the settings alone, no
+    upstream, so a configured model (a guard's) can be checked before the server starts."""
+
+    def __init__(self, settings: Settings) -> None:
         self._providers = {p.name: p for p in settings.providers}
         self._default = settings.default_provider or settings.providers[0].name
-        self._upstreams: dict[str, Upstream] = {}
-        self.recordings = recordings
-        for provider in settings.providers:
-            self._upstreams[provider.name] = _build_upstream(provider, settings.inference_mode, recordings)
 
-    def resolve(self, model: str) -> Route:
+    def served(self, model: str) -> tuple[ProviderConfig, str]:
+        """The provider and its name for `model`; ModelNotFoundError when no provider serves it."""
         provider_name, upstream_model = self._split(model)
         provider = self._providers[provider_name]
         if provider.models is not None and upstream_model not in provider.models:
@@ -39,7 +39,7 @@ class ModelRouter:
                 f"The model '{model}' does not exist or is not served by provider '{provider_name}'.",
                 param="model",
             )
-        return Route(provider=provider, upstream_model=upstream_model, upstream=self._upstreams[provider_name])
+        return provider, upstream_model
 
     def _split(self, model: str) -> tuple[str, str]:
         """`provider/model` picks a provider and strips the prefix; any other id, including one
@@ -50,6 +50,20 @@ class ModelRouter:
         if separator and prefix in self._providers and rest:
             return prefix, rest
         return self._default, model
+
+
+class ModelRouter:
+    def __init__(self, settings: Settings, recordings: RecordingStore | None = None) -> None:
+        self.names = ModelNames(settings)
+        self._providers = {p.name: p for p in settings.providers}
+        self._upstreams: dict[str, Upstream] = {}
+        self.recordings = recordings
+        for provider in settings.providers:
+            self._upstreams[provider.name] = _build_upstream(provider, settings.inference_mode, recordings)
+
+    def resolve(self, model: str) -> Route:
+        provider, upstream_model = self.names.served(model)
+        return Route(provider=provider, upstream_model=upstream_model, upstream=self._upstreams[provider.name])
 
     async def list_model_ids(self) -> list[str]:
         ids: list[str] = []
