@@ -77,6 +77,37 @@ def test_tool_call_arguments_before_the_name_are_announced_once_the_name_arrives
     assert (item["call_id"], item["name"], item["arguments"]) == ("call_1", "f", '{"a": 1}')
 
 
+def test_a_message_is_done_before_the_tool_call_that_follows_it_is_added() -> None:
+    # A preamble, a call, then more text (some backends write after a call): one item after another.
+    stream = new_stream()
+    events = stream.start()
+    for delta in ({"content": "Let me "}, {"content": "look."},
+                  {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "ls", "arguments": "{}"}}]},
+                  {"content": "Done."}):
+        stream.feed(chunk(delta))
+    result = stream.finish_call()
+    events += stream.drain()
+    events += stream.complete({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
+    assert_valid_stream(events)
+    items = [(e["type"].rsplit(".", 1)[-1], e["output_index"]) for e in events
+             if e["type"] in ("response.output_item.added", "response.output_item.done")]
+    assert items == [("added", 0), ("done", 0), ("added", 1), ("added", 2), ("done", 2), ("done", 1)]
+    assert [item["type"] for item in stream.response["output"]] == ["message", "function_call", "message"]
+    assert stream.response["output"][0]["content"][0]["text"] == "Let me look."
+    assert result.text == "Let me look.Done."  # the call's whole text, as history replays it
+    assert [call.name for call in result.tool_calls] == ["ls"]
+
+
+def test_the_validator_refuses_an_item_added_while_a_message_is_open() -> None:
+    events = run(new_stream(), [chunk({"content": "hi"})])
+    message_done = next(i for i, e in enumerate(events) if e["type"] == "response.output_item.done")
+    call = {"id": "fc_1", "type": "function_call", "call_id": "c", "name": "f", "arguments": "",
+            "status": "in_progress"}
+    events.insert(message_done - 3, {"type": "response.output_item.added", "output_index": 1, "item": call,
+                                     "sequence_number": -1})
+    assert any("still open" in error for error in stream_grammar_errors(events))
+
+
 def test_server_side_tool_calls_emit_no_function_call_items() -> None:
     stream = new_stream(server_tools=frozenset({"knowledge_search"}))
     stream.start()

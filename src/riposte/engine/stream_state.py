@@ -185,8 +185,7 @@ class ResponseStream:
     def partial_output(self) -> dict[str, str]:
         """The text and reasoning of the upstream call streaming now, so far (the inspector's live
         view reads it when a page is asked for; nothing is copied per token)."""
-        message = self._message
-        text = "".join(part.text for part in message.parts) if message is not None else ""
+        text = "".join(part.text for message in self._messages() for part in message.parts)
         return {"text": text, "reasoning": "".join(self._reasoning_pieces)}
 
     def drain(self) -> list[Event]:
@@ -213,6 +212,8 @@ class ResponseStream:
     def _begin_call(self) -> None:
         self._citations = CitationFilter(self._citable_files, self._citable_urls) if self._cites_anything() else None
         self._message: _MessageItem | None = None
+        # Messages of this call already done: a tool call that follows text ends its message first.
+        self._ended_messages: list[_MessageItem] = []
         # The message's text part while a token can be appended to it as it is (no citation filter,
         # and no logprobs or open reasoning item in the chunk's way): nearly every streamed token.
         self._plain_text: _Part | None = None
@@ -373,8 +374,10 @@ class ResponseStream:
             self._spend(_checked(fragment, str, "delta.tool_calls[].function.arguments"))
         if call.item_id is None and call.name:
             if self._is_client_call(call.name):
+                self._end_message()
                 self._open_function_call(call)
             elif call.name in self._argument_streams:
+                self._end_message()
                 self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
             call.argument_pieces.append(fragment)
@@ -449,6 +452,15 @@ class ResponseStream:
             done["encrypted_content"] = self._seal_reasoning(done)
         self._done_item(item.output_index, done)
         self._reasoning = None
+
+    def _end_message(self) -> None:
+        """Close the message before the item that follows it opens, as OpenAI streams one output item
+        after another; text the model writes after it opens a message of its own."""
+        message = self._message
+        if message is not None:
+            self._close_message("completed")
+            self._ended_messages.append(message)
+            self._message = None
 
     def _close_message(self, status: str) -> None:
         message = self._message
@@ -571,13 +583,16 @@ class ResponseStream:
         self._close_message(status)
         self._close_function_calls(status)
 
+    def _messages(self) -> list[_MessageItem]:
+        return [*self._ended_messages, self._message] if self._message is not None else self._ended_messages
+
     def _raw_text(self) -> str:
-        part = self._message.part(PartKind.TEXT) if self._message else None
-        return part.raw_text if part else ""
+        parts = (message.part(PartKind.TEXT) for message in self._messages())
+        return "".join(part.raw_text for part in parts if part is not None)
 
     def _part_text(self, kind: PartKind) -> str:
-        part = self._message.part(kind) if self._message else None
-        return part.text if part else ""
+        parts = (message.part(kind) for message in self._messages())
+        return "".join(part.text for part in parts if part is not None)
 
     def complete(self, usage: dict[str, Any]) -> list[Event]:
         return self._terminal("response.completed", "completed", usage)

@@ -41,6 +41,8 @@ _STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label",
 # Items whose text stream always ends with its .done event before the item is done, even when
 # nothing was streamed (OpenAI sends `response.custom_tool_call_input.done` for every custom call).
 _ITEMS_WITH_REQUIRED_DONE_TEXT: Final = frozenset({"custom_tool_call"})
+# Items that are done before the next item is added.
+_SEQUENTIAL_ITEM_TYPES: Final = frozenset({"message", "reasoning"})
 # Events that address their item by output_index alone, and the item type they belong to.
 _INDEXED_ITEM_EVENTS: Final = {"response.shell_call_command": "shell_call"}
 # Item types whose wire form has no `status` (the MCP listing and approval items).
@@ -327,6 +329,11 @@ class _Checker:
         index = output_index if _is_index(output_index) else len(self.order)
         if item.get("status") not in (None, "", "in_progress"):
             self._error(position, event, f"an added item should be in_progress, not {item.get('status')!r}")
+        # OpenAI writes output one item after another: a message is done before the next item opens
+        # (tool calls may overlap: a server-side call stays open while it runs).
+        for open_item in self.items.values():
+            if open_item.type in _SEQUENTIAL_ITEM_TYPES and open_item.done is None:
+                self._error(position, event, f"item added while {open_item.type} item {open_item.id!r} is still open")
         state = _Item(id=item_id, output_index=index, type=str(item.get("type")), added=item)
         self.items[item_id] = state
         self.by_index[index] = state
