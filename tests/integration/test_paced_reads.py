@@ -141,6 +141,20 @@ async def test_a_settled_stream_of_a_loop_with_cpu_to_spare_is_read_at_every_tic
     assert len(late_reads) > span / (2 * window) + 3, f"{len(late_reads)} reads in {span:.2f} s"
 
 
+async def test_a_thrifty_stream_whose_end_came_early_is_read_at_the_tick_it_skips(
+        upstream: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Six streams, settled and read at every other tick, whose ends fall at different points of the
+    # two-tick cycle: an end that arrives in the first window is read at the skipped tick (a gap of
+    # one window before the last batch), where without the peek every last gap is two windows.
+    monkeypatch.setattr(chat_stream, "_THRIFTY_BELOW", -1.0)
+    window = 0.1
+    for extra in range(6):
+        upstream.enqueue(slow_reply("x" * (100 + 4 * extra), delay_s=0.01, pieces=100 + 4 * extra))
+    streams = await asyncio.gather(*(_batches(upstream, window) for _ in range(6)))
+    last_gaps = [batches[-1][0] - batches[-2][0] for batches in streams]
+    assert min(last_gaps) < 1.5 * window, f"every end waited for the tick after next: {last_gaps}"
+
+
 async def test_tokens_before_a_pause_go_on_before_it_ends(upstream: ScriptedUpstream) -> None:
     # Tokens 10 ms apart with a 400 ms stop after runs of different lengths, so that some runs end
     # on a skipped tick: every token before a stop reaches the reader long before the stop ends.

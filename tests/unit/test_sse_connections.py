@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,13 @@ from aiohttp.streams import StreamReader
 
 from riposte.inference.chat_stream import ChatStreamClient
 from riposte.inference.deadlines import Deadlines
-from riposte.inference.sse_connections import SseBodyReader, SseConnector, SseResponseHandler, read_sse_body
+from riposte.inference.sse_connections import (
+    SseBodyReader,
+    SseConnector,
+    SseResponseHandler,
+    end_is_buffered,
+    read_sse_body,
+)
 
 
 def _chunked(pieces: list[bytes]) -> bytes:
@@ -44,6 +51,9 @@ async def _read(url: str, *, slowly: bool = False, sse_body: bool = False) -> tu
     """The whole body through `readany`, and how many times the parser was fed an empty read."""
     feeds = empty_feeds = 0
     original = SseResponseHandler.data_received
+    # Inherited from aiohttp's handler: put back by deleting, or a later test that patches aiohttp's
+    # own `data_received` would find this class shadowing it.
+    inherited = "data_received" not in SseResponseHandler.__dict__
 
     def counting(self: SseResponseHandler, data: bytes) -> None:
         nonlocal feeds, empty_feeds
@@ -61,7 +71,10 @@ async def _read(url: str, *, slowly: bool = False, sse_body: bool = False) -> tu
                 if slowly:
                     await asyncio.sleep(0.001)
     finally:
-        SseResponseHandler.data_received = original  # type: ignore[method-assign]
+        if inherited:
+            del SseResponseHandler.data_received
+        else:
+            SseResponseHandler.data_received = original  # type: ignore[method-assign]
     assert feeds > 0, "the connector did not use SseResponseHandler"
     return bytes(received), empty_feeds
 
@@ -136,3 +149,18 @@ def _count_chunk_takes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
 
     monkeypatch.setattr(StreamReader, "_read_nowait_chunk", counting)
     return lambda: takes
+
+
+def test_a_peek_finds_the_answers_end_without_taking_the_bytes() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        reader.setblocking(False)
+        assert not end_is_buffered(reader.fileno())  # nothing yet
+        writer.sendall(b'data: {"choices": []}\n\n')
+        assert not end_is_buffered(reader.fileno())  # tokens, not the end
+        writer.sendall(b"data: [DONE]\n\n")
+        assert end_is_buffered(reader.fileno())
+        # Only looked at: the stream's own read still gets every byte, and the socket is still open.
+        assert reader.recv(1024) == b'data: {"choices": []}\n\ndata: [DONE]\n\n'
+        writer.close()
+        assert end_is_buffered(reader.fileno())  # the upstream closed: reading it ends the stream

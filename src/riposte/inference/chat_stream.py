@@ -23,7 +23,7 @@ from yarl import URL
 
 from riposte.errors import RateLimitError, UpstreamError
 from riposte.inference.deadlines import NOT_WAITING, BodyWatchdog, Deadlines, deadline_error
-from riposte.inference.sse_connections import read_sse_body
+from riposte.inference.sse_connections import end_is_buffered, peekable_fd, read_sse_body
 from riposte.inference.sse_decoder import SseDataDecoder
 from riposte.inference.stale_connections import aiohttp_pools, open_with_one_retry
 from riposte.inference.upstream import JSON, ChunkBatch
@@ -126,6 +126,10 @@ class ChatStreamClient:
         # it at once). The buffer aiohttp keeps is empty by then: `readany` took all of it.
         transport = response.connection.transport if response.connection is not None else None
         resume = partial(_resume, transport) if transport is not None else None  # one per stream, not per read
+        # A thrifty read skips a tick; at that tick a peek at the socket resumes it early when the
+        # answer's end is already there, so the end is not seen a window late.
+        fd = peekable_fd(transport)
+        resume_at_end = partial(_resume_at_end, transport, fd) if transport is not None and fd is not None else None
         try:
             decoder = SseDataDecoder()
             data = await content.readany()
@@ -154,6 +158,8 @@ class ChatStreamClient:
                     transport.pause_reading()
                     # A settled stream of a busy loop skips a tick: its socket is read at the tick after next.
                     settled = ticks.thrifty and read_at - first_read_at >= _SETTLED_AFTER
+                    if settled and resume_at_end is not None:
+                        ticks.call_at_tick(read_at, resume_at_end)
                     window_starts = read_at + ticks.window if settled else read_at
                     ticks.call_at_tick(window_starts, resume)
                     data = await content.readany()
@@ -329,6 +335,12 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 def _resume(transport: asyncio.Transport) -> None:
     if not transport.is_closing():  # a stream that ended while held (cancelled) closed it
+        transport.resume_reading()
+
+
+def _resume_at_end(transport: asyncio.Transport, fd: int) -> None:
+    # A closed transport's descriptor may already belong to another socket: not peeked at.
+    if not transport.is_closing() and end_is_buffered(fd):
         transport.resume_reading()
 
 

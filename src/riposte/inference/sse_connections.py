@@ -21,6 +21,7 @@ everything buffered in one join.
 from __future__ import annotations
 
 import asyncio
+import socket
 from functools import partial
 from typing import Any
 
@@ -93,3 +94,34 @@ def read_sse_body(response: aiohttp.ClientResponse) -> StreamReader:
     if type(content) is StreamReader:
         content.__class__ = SseBodyReader
     return content
+
+
+# The OpenAI-compatible end of a streamed answer, as every such server sends it.
+_DONE = b"data: [DONE]"
+# How much of a socket's unread bytes a peek looks at: a held stream's few windows of tokens.
+_PEEK_BYTES = 65536
+
+
+def peekable_fd(transport: asyncio.BaseTransport | None) -> int | None:
+    """The connection's socket, when the bytes it has not read yet can be looked at as the upstream
+    wrote them: a plain TCP connection, not TLS."""
+    if transport is None or transport.get_extra_info("sslcontext") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    return sock.fileno() if sock is not None else None
+
+
+def end_is_buffered(fd: int) -> bool:
+    """Whether the socket's unread bytes hold the end of the answer, or the upstream closed the
+    connection: peeked at, not taken (the stream's own read takes them). The socket object only
+    lends the transport's file descriptor, and gives it back."""
+    sock = socket.socket(fileno=fd)
+    try:
+        data = sock.recv(_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True  # a broken connection: the stream's read reports it
+    finally:
+        sock.detach()
+    return not data or _DONE in data
