@@ -145,6 +145,7 @@ class _Checker:
         self.items: dict[str, _Item] = {}
         self.by_index: dict[int, _Item] = {}
         self.order: list[str] = []  # item ids in order of addition
+        self.open_sequential: dict[str, _Item] = {}  # messages and reasoning items added and not yet done
 
     def run(self) -> list[str]:
         if not self.events:
@@ -331,11 +332,12 @@ class _Checker:
             self._error(position, event, f"an added item should be in_progress, not {item.get('status')!r}")
         # OpenAI writes output one item after another: a message is done before the next item opens
         # (tool calls may overlap: a server-side call stays open while it runs).
-        for open_item in self.items.values():
-            if open_item.type in _SEQUENTIAL_ITEM_TYPES and open_item.done is None:
-                self._error(position, event, f"item added while {open_item.type} item {open_item.id!r} is still open")
+        for open_item in self.open_sequential.values():
+            self._error(position, event, f"item added while {open_item.type} item {open_item.id!r} is still open")
         state = _Item(id=item_id, output_index=index, type=str(item.get("type")), added=item)
         self.items[item_id] = state
+        if state.type in _SEQUENTIAL_ITEM_TYPES:
+            self.open_sequential[item_id] = state
         self.by_index[index] = state
         self.order.append(item_id)
 
@@ -374,6 +376,7 @@ class _Checker:
         self._check_done_item_text(position, event, state, item)
         self._check_tool_completed(position, event, state, item)
         state.done = item
+        self.open_sequential.pop(state.id, None)
 
     def _check_parts_closed(self, position: int, event: Event, state: _Item) -> None:
         for (family, index), part in state.parts.items():
