@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -149,6 +150,22 @@ def test_a_request_whose_client_leaves_before_the_answer_is_logged_499_and_still
     stored = sdk(json_server).responses.retrieve(line["response_id"])
     assert stored.status == "completed"
     assert stored.output_text == "word " * 20
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_logged_499_without_an_error(
+        json_server: ServerProcess) -> None:
+    # The head promises 100 bytes, 10 come, then the connection closes: the body read ends with
+    # the disconnect. Not a 500 with a traceback in the log.
+    host, port = json_server.base_url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: " + f"{host}:{port}".encode()
+                           + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+                           b"x-request-id: left-body\r\n\r\n" + b'{"model": ')
+    line = access_line(json_server, "left-body")
+    assert (line["status"], line["level"]) == (499, "info")
+    time.sleep(0.2)  # an error line would follow the access line
+    assert not [entry for entry in json_server.json_lines() if entry.get("level") == "error"
+                and "/v1/responses" in str(entry.get("message"))]
 
 
 def test_every_response_gets_a_request_id(json_server: ServerProcess) -> None:

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from riposte.errors import SERVER_SHUT_DOWN, InvalidRequestError, NotFoundError, RiposteError, ShuttingDownError
@@ -122,6 +123,10 @@ class ErrorBoundary:
                 with contextlib.suppress(Exception):
                     await error_response(ShuttingDownError(SERVER_SHUT_DOWN))(scope, receive, send)
             raise
+        except ClientDisconnect:
+            # The client left while its body was being read: nobody to answer, nothing went wrong
+            # here (the request log says 499).
+            return
         except Exception as exc:
             if started:
                 raise
