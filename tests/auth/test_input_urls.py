@@ -107,3 +107,22 @@ def test_denied_urls_are_400s_before_the_model_is_called(
         assert reply.status_code == 400, url
         assert reply.json()["error"]["param"] == "input[0].content[0].image_url"
     assert upstream.requests == []
+
+
+@pytest.mark.parametrize("mode", ["forward", "inline"])
+def test_an_image_url_of_another_scheme_is_a_400_and_a_data_url_goes_on(
+    sqlite_server: ServerFactory, upstream: ScriptedUpstream, mode: str
+) -> None:
+    # A backend may read file: URLs from its own disk, outside the outbound policy.
+    server = start(sqlite_server, upstream, input_urls=InputUrlSettings(mode=mode))  # type: ignore[arg-type]
+    for url in ("file:///etc/passwd", "FILE:///etc/passwd", "ftp://example.com/cat.png", "javascript:alert(1)",
+                "cat.png"):
+        reply = ask(server, url)
+        assert reply.status_code == 400, url
+        assert reply.json()["error"]["code"] == "invalid_image_url"
+        assert reply.json()["error"]["param"] == "input[0].content[0].image_url"
+    assert upstream.requests == []
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    upstream.enqueue(text_reply("a dot"))
+    assert ask(server, data_url).status_code == 200
+    assert sent_image(upstream) == data_url

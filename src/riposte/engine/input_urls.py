@@ -46,9 +46,18 @@ async def govern_input_urls(value: str | list[dict[str, Any]] | None, policy: Ou
             continue
         for position, part in enumerate(content):
             url = part.get("image_url") if isinstance(part, dict) and part.get("type") == "input_image" else None
-            if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+            if not isinstance(url, str):
                 continue
             param = f"input[{index}].content[{position}].image_url"
+            scheme = url.partition(":")[0].lower()
+            if scheme == "data":
+                continue
+            if scheme not in ("http", "https"):
+                # A backend may read other schemes itself (file: on the backend's own disk), outside
+                # the outbound policy; OpenAI takes these two forms only.
+                raise InvalidRequestError(
+                    f"Invalid 'image_url': expected an http(s) URL or a base64 data URL, got {_shown(url)}.",
+                    param=param, code="invalid_image_url")
             await policy.check(url, param)
             if fetch is not None:
                 part["image_url"] = await fetch(url, param)
@@ -100,3 +109,7 @@ def _as_data_url(body: bytes, content_type: str, url: str, param: str) -> str:
 def _unfetchable(url: str, param: str, reason: str) -> InvalidRequestError:
     return InvalidRequestError(f"The image at '{url}' could not be fetched: {reason}.", param=param,
                                code="invalid_image_url")
+
+
+def _shown(url: str) -> str:
+    return repr(url if len(url) <= 80 else url[:77] + "...")
