@@ -80,8 +80,10 @@ class Guard:
 
     def __init__(self, config: GuardConfig, router: ModelRouter) -> None:
         self.config = config
-        _served(config, router.names)  # at start-up, not at the first request that names it
-        self._route = router.resolve(config.model)
+        try:
+            self._route = router.resolve(config.model)
+        except RiposteError as exc:  # at start-up, not at the first request that names it
+            raise _unserved(config, exc) from exc
         self._categories = config.categories or LLAMA_GUARD_3_CATEGORIES
 
     @property
@@ -212,7 +214,10 @@ class GuardRegistry:
         `riposte serve` checks before the server starts, so the mistake is one line, not a failed
         start-up's traceback."""
         for config in settings.guards:
-            _served(config, names)
+            try:
+                names.served(config.model)
+            except RiposteError as exc:
+                raise _unserved(config, exc) from exc
 
     @classmethod
     def empty(cls) -> GuardRegistry:
@@ -230,8 +235,5 @@ class GuardRegistry:
         return TurnGuard(tuple(self._guards[name] for name in names), self._settings)
 
 
-def _served(config: GuardConfig, names: ModelNames) -> None:
-    try:
-        names.served(config.model)
-    except RiposteError as exc:
-        raise ValueError(f"guardrail '{config.name}': {exc.message}") from exc
+def _unserved(config: GuardConfig, exc: RiposteError) -> ValueError:
+    return ValueError(f"guardrail '{config.name}': {exc.message}")

@@ -27,13 +27,13 @@ class ModelNames:
     upstream, so a configured model (a guard's) can be checked before the server starts."""
 
     def __init__(self, settings: Settings) -> None:
-        self._providers = {p.name: p for p in settings.providers}
+        self.providers = {p.name: p for p in settings.providers}
         self._default = settings.default_provider or settings.providers[0].name
 
     def served(self, model: str) -> tuple[ProviderConfig, str]:
         """The provider and its name for `model`; ModelNotFoundError when no provider serves it."""
         provider_name, upstream_model = self._split(model)
-        provider = self._providers[provider_name]
+        provider = self.providers[provider_name]
         if provider.models is not None and upstream_model not in provider.models:
             raise ModelNotFoundError(
                 f"The model '{model}' does not exist or is not served by provider '{provider_name}'.",
@@ -47,7 +47,7 @@ class ModelNames:
         if not model:
             raise ModelNotFoundError("The model '' does not exist.", param="model")
         prefix, separator, rest = model.partition("/")
-        if separator and prefix in self._providers and rest:
+        if separator and prefix in self.providers and rest:
             return prefix, rest
         return self._default, model
 
@@ -55,7 +55,7 @@ class ModelNames:
 class ModelRouter:
     def __init__(self, settings: Settings, recordings: RecordingStore | None = None) -> None:
         self.names = ModelNames(settings)
-        self._providers = {p.name: p for p in settings.providers}
+        self._providers = self.names.providers
         self._upstreams: dict[str, Upstream] = {}
         self.recordings = recordings
         for provider in settings.providers:
