@@ -91,11 +91,106 @@ def test_a_message_is_done_before_the_tool_call_that_follows_it_is_added() -> No
     assert_valid_stream(events)
     items = [(e["type"].rsplit(".", 1)[-1], e["output_index"]) for e in events
              if e["type"] in ("response.output_item.added", "response.output_item.done")]
-    assert items == [("added", 0), ("done", 0), ("added", 1), ("added", 2), ("done", 2), ("done", 1)]
+    assert items == [("added", 0), ("done", 0), ("added", 1), ("done", 1), ("added", 2), ("done", 2)]
     assert [item["type"] for item in stream.response["output"]] == ["message", "function_call", "message"]
     assert stream.response["output"][0]["content"][0]["text"] == "Let me look."
     assert result.text == "Let me look.Done."  # the call's whole text, as history replays it
     assert [call.name for call in result.tool_calls] == ["ls"]
+
+
+def _item_events(events: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(event type without its `response.` prefix, output_index) of every item-level event."""
+    return [(e["type"].removeprefix("response."), e["output_index"]) for e in events
+            if "output_index" in e and e["type"] != "response.output_text.delta"]
+
+
+def _call(index: int, name: str | None = None, arguments: str = "") -> dict[str, Any]:
+    function = {"arguments": arguments} | ({"name": name} if name else {})
+    return {"index": index, **({"id": f"call_{index}"} if name else {}), "function": function}
+
+
+def test_parallel_calls_stream_one_after_another() -> None:
+    # OpenAI's own stream has each call done before the next is added; clients that track a single
+    # current item (several in the wild) send a call's `arguments.done` to the wrong item otherwise.
+    stream = new_stream()
+    events = run(stream, [
+        chunk({"tool_calls": [_call(0, "get_weather", '{"city": ')]}),
+        chunk({"tool_calls": [_call(0, arguments='"Paris"}')]}),
+        chunk({"tool_calls": [_call(1, "get_time", '{"zone": "CET"}')]}),
+        chunk({}, "tool_calls"),
+    ])
+    assert_valid_stream(events)
+    assert _item_events(events) == [
+        ("output_item.added", 0), ("function_call_arguments.delta", 0), ("function_call_arguments.delta", 0),
+        ("function_call_arguments.done", 0), ("output_item.done", 0),
+        ("output_item.added", 1), ("function_call_arguments.delta", 1),
+        ("function_call_arguments.done", 1), ("output_item.done", 1),
+    ]
+    assert [(i["name"], i["arguments"], i["status"]) for i in stream.response["output"]] == [
+        ("get_weather", '{"city": "Paris"}', "completed"), ("get_time", '{"zone": "CET"}', "completed")]
+
+
+def test_interleaved_calls_wait_for_the_live_call_to_be_whole() -> None:
+    # A backend that interleaves calls' fragments: the second call opens once the first's arguments
+    # are a whole object, with what it streamed meanwhile as one delta; nothing is lost or reordered.
+    stream = new_stream()
+    events = run(stream, [
+        chunk({"tool_calls": [_call(0, "a", '{"x": ')]}),
+        chunk({"tool_calls": [_call(1, "b", '{"y": ')]}),
+        chunk({"tool_calls": [_call(1, arguments="2")]}),
+        chunk({"tool_calls": [_call(0, arguments="1}")]}),
+        chunk({"tool_calls": [_call(1, arguments="}")]}),
+        chunk({"tool_calls": [_call(2, "c", '{"z": 3')]}),  # never whole: closed as it is at the end
+        chunk({}, "tool_calls"),
+    ])
+    assert_valid_stream(events)
+    assert [e for e in _item_events(events) if e[0].startswith("output_item")] == [
+        ("output_item.added", 0), ("output_item.done", 0), ("output_item.added", 1), ("output_item.done", 1),
+        ("output_item.added", 2), ("output_item.done", 2)]
+    deltas = [(e["output_index"], e["delta"]) for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert deltas == [(0, '{"x": '), (0, "1}"), (1, '{"y": 2'), (1, "}"), (2, '{"z": 3')]
+    assert [i["arguments"] for i in stream.response["output"]] == ['{"x": 1}', '{"y": 2}', '{"z": 3']
+
+
+def test_a_call_still_waiting_when_the_upstream_call_ends_opens_and_closes_in_turn() -> None:
+    stream = new_stream()
+    events = stream.start()
+    for delta in ({"tool_calls": [_call(0, "a", '{"x": ')]}, {"tool_calls": [_call(1, "b", '{"y": 2}')]}):
+        stream.feed(chunk(delta))
+    result = stream.finish_call()
+    events += stream.drain() + stream.complete({"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
+    assert_valid_stream(events)
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("a", '{"x": '), ("b", '{"y": 2}')]
+    assert [i["type"] for i in stream.response["output"]] == ["function_call", "function_call"]
+
+
+def test_text_after_a_whole_call_closes_it_first() -> None:
+    stream = new_stream()
+    events = run(stream, [chunk({"tool_calls": [_call(0, "a", "{}")]}), chunk({"content": "and then"}, "stop")])
+    assert_valid_stream(events)
+    assert [e for e in _item_events(events) if e[0].startswith("output_item")] == [
+        ("output_item.added", 0), ("output_item.done", 0), ("output_item.added", 1), ("output_item.done", 1)]
+
+
+def test_a_done_call_takes_trailing_whitespace_and_refuses_more_arguments() -> None:
+    stream = new_stream()
+    stream.start()
+    for delta in ({"tool_calls": [_call(0, "a", "{}")]}, {"tool_calls": [_call(1, "b", "{}")]},
+                  {"tool_calls": [_call(0, arguments=" \n")]}):
+        stream.feed(chunk(delta))
+    assert stream.response["output"][0]["arguments"] == "{}"
+    with pytest.raises(UpstreamError, match="tool call 0's arguments after they were a whole JSON object"):
+        stream.feed(chunk({"tool_calls": [_call(0, arguments=', "more": 1}')]}))
+
+
+def test_the_validator_refuses_a_call_added_while_another_client_call_is_open() -> None:
+    events = run(new_stream(), [chunk({"tool_calls": [_call(0, "a", "{}")]})])
+    call_done = next(i for i, e in enumerate(events) if e["type"] == "response.output_item.done")
+    call = {"id": "fc_2", "type": "function_call", "call_id": "c", "name": "f", "arguments": "",
+            "status": "in_progress"}
+    events.insert(call_done, {"type": "response.output_item.added", "output_index": 1, "item": call,
+                              "sequence_number": -1})
+    assert any("function_call item" in error and "still open" in error for error in stream_grammar_errors(events))
 
 
 def test_the_validator_refuses_an_item_added_while_a_message_is_open() -> None:

@@ -113,6 +113,10 @@ class ToolCall:
     # The event that streams the arguments as they come; None for client shapes whose item is only
     # known once the call is complete (a custom tool's JSON wrapper, the built-ins' fields).
     delta_event: str | None = _ARGUMENTS_DELTA
+    # A client call is queued to open once named, and closed once its item is done, which can be
+    # before the upstream call ends.
+    queued: bool = False
+    closed: bool = False
 
     @property
     def arguments(self) -> str:
@@ -220,6 +224,10 @@ class ResponseStream:
         self._reasoning: _ReasoningItem | None = None
         self._reasoning_pieces: list[str] = []
         self._tool_calls: dict[int, ToolCall] = {}
+        # Client calls stream one at a time, as OpenAI's do (clients that track a single current
+        # item rely on it): the live one, and those named since, waiting for it to be done.
+        self._live_call: ToolCall | None = None
+        self._waiting_calls: list[ToolCall] = []
         self._finish_reason: str | None = None
         self._usage: dict[str, Any] | None = None
 
@@ -298,6 +306,7 @@ class ResponseStream:
     def _reasoning_delta(self, delta: str) -> None:
         item = self._reasoning
         if item is None:
+            self._end_live_call()
             item_id = ids.reasoning_id()
             item = self._reasoning = _ReasoningItem(item_id, self._add_item(self._reasoning_item(item_id, "")))
             # The part is announced before its first delta, as for a message's text: the openai Node
@@ -313,6 +322,7 @@ class ResponseStream:
         self._close_reasoning()
         message = self._message
         if message is None:
+            self._end_live_call()
             message_id = ids.message_id()
             item = {"id": message_id, "type": "message", "role": "assistant", "status": "in_progress",
                     "content": []}
@@ -372,18 +382,52 @@ class ResponseStream:
         fragment = function.get("arguments") or function.get("input") or ""
         if fragment:
             self._spend(_checked(fragment, str, "delta.tool_calls[].function.arguments"))
-        if call.item_id is None and call.name:
+        if call.item_id is None and call.name and not call.queued:
             if self._is_client_call(call.name):
                 self._end_message()
-                self._open_function_call(call)
+                call.queued = True
+                self._waiting_calls.append(call)
             elif call.name in self._argument_streams:
                 self._end_message()
                 self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
+            if call.closed:
+                self._late_fragment(call, fragment)
+                return
             call.argument_pieces.append(fragment)
             if call.item_id is not None and call.delta_event is not None:
                 self._emit({"type": call.delta_event, "item_id": call.item_id,
                             "output_index": call.output_index, "delta": fragment})
+        if self._waiting_calls:
+            self._open_waiting_calls()
+
+    def _open_waiting_calls(self) -> None:
+        """Open the client calls named so far, one after another: the live call is done first, once
+        its arguments are a whole JSON object (nothing valid can follow one). A backend that streams
+        calls in turn (OpenAI, vLLM, llama.cpp) has finished a call's arguments before it names the
+        next; one that interleaves them has the next wait, its arguments kept, until then or the end."""
+        while self._waiting_calls:
+            live = self._live_call
+            if live is not None:
+                if not _arguments_whole(live):
+                    return
+                self._close_client_call(live, "completed")
+            call = self._live_call = self._waiting_calls.pop(0)
+            self._open_function_call(call)
+
+    def _end_live_call(self) -> None:
+        """A message or reasoning item is about to open: the live client call is done first when
+        its arguments are whole (if not, the backend is still writing them and the items overlap)."""
+        live = self._live_call
+        if live is not None and _arguments_whole(live):
+            self._close_client_call(live, "completed")
+
+    def _late_fragment(self, call: ToolCall, fragment: str) -> None:
+        # Whitespace after a whole JSON object changes nothing; anything else would have made the
+        # arguments already announced as done invalid, which the response cannot take back.
+        if fragment.strip():
+            raise UpstreamError(f"upstream continued tool call {call.index}'s arguments after they were a whole "
+                                "JSON object and the call was done")
 
     def _is_client_call(self, name: str) -> bool:
         return name not in self._server_tool_names
@@ -488,24 +532,43 @@ class ResponseStream:
         self._done_item(message.output_index, item)
 
     def _close_function_calls(self, status: str) -> None:
+        """The upstream call ended: every call's arguments are done, in output order, and then
+        the client calls still waiting open and close in turn."""
         for call in sorted(self._tool_calls.values(), key=lambda c: c.output_index or 0):
-            if call.item_id is None or call.output_index is None:
+            if call.item_id is None or call.output_index is None or call.closed:
                 continue
-            if call.shape is not None and call.shape.kind != "function":
-                self._close_shaped_call(call, call.shape, status)
-                continue
-            arguments = call.arguments or "{}"
-            done_event = (call.delta_event or _ARGUMENTS_DELTA).removesuffix("delta") + "done"
-            self._emit({"type": done_event, "item_id": call.item_id,
-                        "output_index": call.output_index, "arguments": arguments})
-            call.argument_pieces = [arguments]
             if call.streamed is not None:
                 # A server-side item stays open: the turn runs the call and closes it.
+                arguments = self._done_arguments(call)
                 self.response["output"][call.output_index]["arguments"] = arguments
-                continue
-            item = (_function_call_item(call, status) if call.shape is None
-                    else call_item(call.shape, call.item_id, call.call_id, arguments, status))
-            self._done_item(call.output_index, item)
+            else:
+                self._close_client_call(call, status)
+        for call in self._waiting_calls:
+            self._open_function_call(call)
+            self._close_client_call(call, status)
+        self._waiting_calls = []
+
+    def _close_client_call(self, call: ToolCall, status: str) -> None:
+        assert call.item_id is not None and call.output_index is not None
+        call.closed = True
+        if self._live_call is call:
+            self._live_call = None
+        if call.shape is not None and call.shape.kind != "function":
+            self._close_shaped_call(call, call.shape, status)
+            return
+        arguments = self._done_arguments(call)
+        item = (_function_call_item(call, status) if call.shape is None
+                else call_item(call.shape, call.item_id, call.call_id, arguments, status))
+        self._done_item(call.output_index, item)
+
+    def _done_arguments(self, call: ToolCall) -> str:
+        """Announce a call's arguments as done; a call that streamed none has `{}`."""
+        arguments = call.arguments or "{}"
+        done_event = (call.delta_event or _ARGUMENTS_DELTA).removesuffix("delta") + "done"
+        self._emit({"type": done_event, "item_id": call.item_id,
+                    "output_index": call.output_index, "arguments": arguments})
+        call.argument_pieces = [arguments]
+        return arguments
 
     def _close_shaped_call(self, call: ToolCall, shape: ClientTool, status: str) -> None:
         assert call.item_id is not None and call.output_index is not None
@@ -654,6 +717,20 @@ def _part_body(
 
 def _reasoning_part(text: str) -> dict[str, Any]:
     return {"type": "reasoning_text", "text": text}
+
+
+def _arguments_whole(call: ToolCall) -> bool:
+    """Whether a call's arguments so far are a complete JSON object. A native custom tool's input
+    is free text: it is whole only when the upstream call ends."""
+    if call.shape is not None and call.shape.native_custom:
+        return False
+    arguments = call.arguments
+    if not arguments.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(arguments), dict)
+    except ValueError:
+        return False
 
 
 def _function_call_item(call: ToolCall, status: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from typing import Any, Final
 from pydantic import BaseModel
 from typing_extensions import TypeIs
 
+from riposte.engine.client_tools import ITEM_TYPES as CLIENT_CALL_ITEM_TYPES
+
 __all__ = ["TERMINAL_EVENT_TYPES", "assert_valid_stream", "stream_grammar_errors"]
 
 Event = Mapping[str, Any]
@@ -41,8 +43,9 @@ _STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label",
 # Items whose text stream always ends with its .done event before the item is done, even when
 # nothing was streamed (OpenAI sends `response.custom_tool_call_input.done` for every custom call).
 _ITEMS_WITH_REQUIRED_DONE_TEXT: Final = frozenset({"custom_tool_call"})
-# Items that are done before the next item is added.
-_SEQUENTIAL_ITEM_TYPES: Final = frozenset({"message", "reasoning"})
+# Items that are done before the next item is added: messages, reasoning and the calls a client
+# runs (a server-side call may stay open while it runs).
+_SEQUENTIAL_ITEM_TYPES: Final = frozenset({"message", "reasoning", *CLIENT_CALL_ITEM_TYPES.values()})
 # Events that address their item by output_index alone, and the item type they belong to.
 _INDEXED_ITEM_EVENTS: Final = {"response.shell_call_command": "shell_call"}
 # Item types whose wire form has no `status` (the MCP listing and approval items).
@@ -145,7 +148,7 @@ class _Checker:
         self.items: dict[str, _Item] = {}
         self.by_index: dict[int, _Item] = {}
         self.order: list[str] = []  # item ids in order of addition
-        self.open_sequential: dict[str, _Item] = {}  # messages and reasoning items added and not yet done
+        self.open_sequential: dict[str, _Item] = {}  # _SEQUENTIAL_ITEM_TYPES added and not yet done
 
     def run(self) -> list[str]:
         if not self.events:
@@ -330,8 +333,8 @@ class _Checker:
         index = output_index if _is_index(output_index) else len(self.order)
         if item.get("status") not in (None, "", "in_progress"):
             self._error(position, event, f"an added item should be in_progress, not {item.get('status')!r}")
-        # OpenAI writes output one item after another: a message is done before the next item opens
-        # (tool calls may overlap: a server-side call stays open while it runs).
+        # OpenAI writes output one item after another: a message or a client's call is done before
+        # the next item opens (a server-side call may stay open while it runs).
         for open_item in self.open_sequential.values():
             self._error(position, event, f"item added while {open_item.type} item {open_item.id!r} is still open")
         state = _Item(id=item_id, output_index=index, type=str(item.get("type")), added=item)
