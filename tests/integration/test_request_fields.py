@@ -131,6 +131,12 @@ def _include(walk: Walk) -> None:
     reply = httpx.post(f"{walk.server.base_url}/responses", json={
         "model": "fake/m", "input": "hi", "include": ["reasoning.encrypted_content"]}, timeout=30)
     assert reply.json()["output"][0]["encrypted_content"]
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "auto"}
+    response, sent = walk.ok(include=["message.input_image.image_url"],
+                             input=[{"role": "user", "content": [{"type": "input_text", "text": "what is it"}, image]}])
+    assert sent["messages"][0]["content"][1]["image_url"]["url"] == image["image_url"]
+    listed = httpx.get(f"{walk.server.base_url}/responses/{response['id']}/input_items", timeout=30).json()
+    assert listed["data"][0]["content"][1]["image_url"] == image["image_url"]
     walk.rejected("include", ["computer_call_output.output.image_url"], param="include[0]")
 
 

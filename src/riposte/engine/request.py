@@ -13,10 +13,10 @@ from riposte.metadata import metadata_within_limits
 from riposte.param_path import printable
 
 # Logprobs come whenever top_logprobs asks for them; file_search results and web_search sources
-# need their include.
+# need their include; input image URLs are always stored and listed with the input items.
 SUPPORTED_INCLUDES: frozenset[str] = frozenset({
-    "file_search_call.results", "message.output_text.logprobs", "reasoning.encrypted_content",
-    "web_search_call.action.sources",
+    "file_search_call.results", "message.input_image.image_url", "message.output_text.logprobs",
+    "reasoning.encrypted_content", "web_search_call.action.sources",
 })
 
 MAX_MODEL_LENGTH = 256

@@ -43,8 +43,9 @@ REQUEST_FIELDS: dict[str, FieldHandling] = {
         "(added to the server default); unknown names 400"),
     "image": FieldHandling(Handling.REJECTED, "request-level image options need an image tool, which Riposte lacks"),
     "include": FieldHandling(
-        Handling.PARTLY, "`file_search_call.results`, `message.output_text.logprobs`, "
-        "`reasoning.encrypted_content`, `web_search_call.action.sources`; other values 400"),
+        Handling.PARTLY, "`file_search_call.results`, `message.input_image.image_url` (always kept), "
+        "`message.output_text.logprobs`, `reasoning.encrypted_content`, `web_search_call.action.sources`; "
+        "other values 400"),
     "input": FieldHandling(Handling.HONOURED, "string or items, translated to chat messages"),
     "instructions": FieldHandling(Handling.HONOURED, "system message first; never inherited through a chain"),
     "max_infer_iters": FieldHandling(Handling.HONOURED, "Riposte extension: upstream calls per turn (1–100)"),
