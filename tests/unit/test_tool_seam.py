@@ -84,3 +84,22 @@ def test_client_function_calls_still_stream_function_call_arguments() -> None:
     events += stream.drain() + stream.complete(USAGE)
     assert_valid_stream(events)
     assert "response.function_call_arguments.done" in [e["type"] for e in events]
+
+
+def test_a_client_call_is_done_before_a_server_call_after_it_is_added() -> None:
+    stream = mcp_stream()
+    events = stream.start()
+    client_call = {"index": 0, "id": "call_0", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+    server_call = {"index": 1, "id": "call_1", "function": {"name": "get_boiling_point", "arguments": "{}"}}
+    for delta in ({"tool_calls": [client_call]}, {"tool_calls": [server_call]}):
+        stream.feed({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    result = stream.finish_call()
+    item = stream.streamed_tool_item(result.tool_calls[1])
+    assert item is not None
+    stream.close_tool_item(item, {**MCP_CALL.fields, "arguments": "{}", "status": "completed", "output": "1"})
+    events += stream.drain() + stream.complete(USAGE)
+
+    assert_valid_stream(events)
+    items = [(e["type"].rsplit(".", 1)[-1], e["item"]["type"]) for e in events if "item" in e]
+    assert items == [("added", "function_call"), ("done", "function_call"), ("added", "mcp_call"),
+                     ("done", "mcp_call")]

@@ -389,6 +389,7 @@ class ResponseStream:
                 self._waiting_calls.append(call)
             elif call.name in self._argument_streams:
                 self._end_message()
+                self._end_live_call()
                 self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
             if call.closed:
@@ -416,8 +417,9 @@ class ResponseStream:
             self._open_function_call(call)
 
     def _end_live_call(self) -> None:
-        """A message or reasoning item is about to open: the live client call is done first when
-        its arguments are whole (if not, the backend is still writing them and the items overlap)."""
+        """A message, reasoning or server-side call item is about to open: the live client call is
+        done first when its arguments are whole (if not, the backend is still writing them and the
+        items overlap)."""
         live = self._live_call
         if live is not None and _arguments_whole(live):
             self._close_client_call(live, "completed")
