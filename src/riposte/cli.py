@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
-from riposte import __version__
+from riposte import __version__, worker_sockets
 from riposte.api.websocket_settings import uvicorn_websocket_options
 from riposte.auth.cli import add_key_commands, check_serve_posture, run_keys
 from riposte.auth.posture import InsecureBindError
@@ -20,6 +23,9 @@ from riposte.inference.router import ModelNames
 from riposte.observability.logs import configure_logging
 from riposte.observability.startup import log_summary
 from riposte.sealing import KEY_FILE_NAME, load_keyring, rotate_key_file
+
+# Imported by each worker process (by name: uvicorn's workers and its reloader take a name).
+_APP = "riposte.app:app_from_environment"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         _share_metrics_between_workers()
     configure_logging(settings.log_level, settings.log_format)
     log_summary(settings)
-    uvicorn.run(
-        "riposte.app:app_from_environment",
+    options: dict[str, Any] = dict(
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -100,6 +105,29 @@ def main(argv: list[str] | None = None) -> int:
         **uvicorn_websocket_options(settings.websocket, settings.max_request_bytes),
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+    if settings.workers > 1 and worker_sockets.SUPPORTED:
+        return _serve_workers(uvicorn.Config(_APP, **options))
+    uvicorn.run(_APP, **options)
+    return 0
+
+
+def _serve_workers(config: uvicorn.Config) -> int:
+    """The workers under uvicorn's supervisor, each accepting on a socket of its own
+    (`riposte.worker_sockets`)."""
+    try:
+        listener = worker_sockets.worker_listener(config.host, config.port)
+    except OSError as exc:
+        print(f"riposte: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    host, port = listener.getsockname()[:2]
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d with %d workers, each accepting "
+                                            "its own connections", host, port, config.workers)
+    try:
+        Multiprocess(config, sockets=[listener]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
     return 0
 
 

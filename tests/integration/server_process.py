@@ -32,6 +32,16 @@ class ServerProcess:
         self._reader: threading.Thread | None = None
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment the server runs in (its sources first on the path)."""
+        return dict(self._env)
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -297,6 +301,56 @@ def test_metrics_add_up_across_two_workers(tmp_path: Path, upstream: ScriptedUps
         totals = [metric(metric_samples(server), "riposte_http_requests_total", route="/v1/responses")
                   for _ in range(4)]
         assert totals == [12.0] * 4, "every scrape, whichever worker answers it, sums both workers"
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
+    # Each worker accepts on a socket of its own (riposte.worker_sockets): with one shared socket, a
+    # burst of keep-alive connections went mostly to one worker (8/56 of 64 measured).
+    with ServerProcess("--workers", "2", data_dir=tmp_path / "data") as server:
+        deadline = time.monotonic() + 120
+        while len(listening := _sockets_per_child(server.pid, server.port, "0A")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # /health answered once the first worker was up
+        assert len(listening) == 2 and not set.intersection(*listening), listening
+
+        async def burst() -> list[int]:
+            clients = [httpx.AsyncClient(base_url=server.root_url) for _ in range(64)]
+            try:
+                await asyncio.gather(*(client.get("/health") for client in clients))
+                return [len(held) for held in _sockets_per_child(server.pid, server.port, "01")]
+            finally:
+                await asyncio.gather(*(client.aclose() for client in clients))
+
+        held = asyncio.run(burst())
+        assert len(held) == 2 and sum(held) == 64, held
+        # Hashed by the kernel: each takes about half (under 12 would happen once in ~10^7 bursts).
+        assert min(held) >= 12, held
+        taken = subprocess.run([sys.executable, "-m", "riposte", "serve", "--workers", "2", "--host", "127.0.0.1",
+                                "--port", str(server.port), "--data-dir", str(tmp_path / "other")],
+                               capture_output=True, text=True, timeout=120, env=server.env)
+        assert taken.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{server.port}: already in use" in taken.stderr
+
+
+def _sockets_per_child(parent: int, port: int, state: str) -> list[set[str]]:
+    """The sockets on `port` in a TCP `state` ("01" established, "0A" listening) that each child
+    process of `parent` holds (from /proc), for the children that hold any."""
+    wanted = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+            wanted.add(f"socket:[{fields[9]}]")
+    held = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            sockets = {os.readlink(fd) for fd in (stat.parent / "fd").iterdir()} & wanted
+        except OSError:  # a process that ended meanwhile
+            continue
+        if sockets:
+            held.append(sockets)
+    return held
 
 
 class _Collector(BaseHTTPRequestHandler):
