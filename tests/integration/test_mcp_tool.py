@@ -68,6 +68,24 @@ def test_an_mcp_call_runs_on_the_server_with_its_events_header_and_token(
     assert seen[-1].method == "DELETE"
 
 
+def test_two_calls_in_one_model_turn_run_one_item_after_another(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
+) -> None:
+    mcp_model.enqueue(tool_calls_reply([("call_1", "get_boiling_point", BOILING_ARGS),
+                                        ("call_2", "get_boiling_point", BOILING_ARGS)]),
+                      text_reply("Both boil at -100 degrees."))
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp)])
+
+    assert_valid_stream(events)
+    calls = [(event.type, event.item.id) for event in events
+             if event.type.startswith("response.output_item.") and event.item.type == "mcp_call"]
+    first, second = calls[0][1], calls[2][1]
+    assert calls == [("response.output_item.added", first), ("response.output_item.done", first),
+                     ("response.output_item.added", second), ("response.output_item.done", second)]
+    outputs = [item for item in events[-1].response.output if item.type == "mcp_call"]
+    assert [(item.arguments, item.output, item.status) for item in outputs] == [(BOILING_ARGS, "-100", "completed")] * 2
+
+
 def test_the_non_streaming_response_parses_and_is_stored(
     mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.response_object import new_response_object
-from riposte.engine.stream_state import ArgumentStream, ResponseStream
+from riposte.engine.stream_state import ArgumentStream, ResponseStream, ToolCall
 from riposte.testing.grammar import assert_valid_stream
 
 USAGE = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
@@ -32,6 +32,16 @@ def call_chunks(arguments: list[str]) -> list[dict[str, Any]]:
     return [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
 
 
+def run_as_the_turn_does(stream: ResponseStream, call: ToolCall, output: str) -> None:
+    """The turn's part for a streamed server call: its item, its phases, its result."""
+    item = stream.streamed_tool_item(call)
+    assert item is not None and item.item_type == "mcp_call"
+    stream.tool_phase(item, "in_progress")
+    stream.tool_phase(item, "completed")
+    stream.close_tool_item(item, {**MCP_CALL.fields, "arguments": call.arguments, "status": "completed",
+                                  "output": output})
+
+
 def test_a_streamed_server_call_opens_its_item_and_streams_mcp_arguments() -> None:
     stream = mcp_stream()
     events = stream.start()
@@ -40,13 +50,7 @@ def test_a_streamed_server_call_opens_its_item_and_streams_mcp_arguments() -> No
     events += stream.drain()
     result = stream.finish_call()
     events += stream.drain()
-    call = result.tool_calls[0]
-    item = stream.streamed_tool_item(call)
-    assert item is not None and item.item_type == "mcp_call"
-    stream.tool_phase(item, "in_progress")
-    stream.tool_phase(item, "completed")
-    stream.close_tool_item(item, {**MCP_CALL.fields, "arguments": call.arguments, "status": "completed",
-                                  "output": "-100"})
+    run_as_the_turn_does(stream, result.tool_calls[0], "-100")
     events += stream.drain() + stream.complete(USAGE)
 
     assert_valid_stream(events)
@@ -103,3 +107,47 @@ def test_a_client_call_is_done_before_a_server_call_after_it_is_added() -> None:
     items = [(e["type"].rsplit(".", 1)[-1], e["item"]["type"]) for e in events if "item" in e]
     assert items == [("added", "function_call"), ("done", "function_call"), ("added", "mcp_call"),
                      ("done", "mcp_call")]
+
+
+def _two_server_calls(stream: ResponseStream) -> list[dict[str, Any]]:
+    events = stream.start()
+    name = "get_boiling_point"
+    first = {"index": 0, "id": "call_a", "function": {"name": name, "arguments": '{"liquid_name": '}}
+    second = {"index": 1, "id": "call_b", "function": {"name": name, "arguments": '{"liquid_name": "y"}'}}
+    for delta in ({"tool_calls": [first]}, {"tool_calls": [second]},
+                  {"tool_calls": [{"index": 0, "function": {"arguments": '"x"}'}}]}):
+        stream.feed({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    return events
+
+
+def test_a_second_server_call_is_announced_when_it_runs_after_the_first_is_done() -> None:
+    # OpenAI's items come one after another; a streamed mcp_call stays open until it has run, so
+    # the next one waits to be added until then, with its arguments whole.
+    stream = mcp_stream()
+    events = _two_server_calls(stream)
+    result = stream.finish_call()
+    for call in result.tool_calls:  # in order, as the turn runs them
+        run_as_the_turn_does(stream, call, "1")
+    events += stream.drain() + stream.complete(USAGE)
+
+    assert_valid_stream(events)
+    per_item = [(e["type"].removeprefix("response."), e["output_index"]) for e in events if "output_index" in e]
+    assert per_item == [
+        ("output_item.added", 0), ("mcp_call_arguments.delta", 0), ("mcp_call_arguments.delta", 0),
+        ("mcp_call_arguments.done", 0), ("mcp_call.in_progress", 0), ("mcp_call.completed", 0),
+        ("output_item.done", 0),
+        ("output_item.added", 1), ("mcp_call_arguments.delta", 1), ("mcp_call_arguments.done", 1),
+        ("mcp_call.in_progress", 1), ("mcp_call.completed", 1), ("output_item.done", 1),
+    ]
+    assert [i["arguments"] for i in stream.response["output"]] == ['{"liquid_name": "x"}', '{"liquid_name": "y"}']
+    for event in events[2:-1]:
+        EVENT.validate_python(event)
+
+
+def test_a_failing_turn_closes_a_server_call_still_waiting_to_be_announced() -> None:
+    stream = mcp_stream()
+    events = _two_server_calls(stream)
+    stream.finish_call()
+    events += stream.drain() + stream.fail("server_error", "server_error", "boom", USAGE)
+    assert_valid_stream(events)
+    assert [(i["type"], i["status"]) for i in stream.response["output"]] == [("mcp_call", "incomplete")] * 2

@@ -167,6 +167,9 @@ class ResponseStream:
         self._argument_streams = argument_streams or {}
         # Server-side tool items announced and not yet done, by item id (closed on failure).
         self._open_tool_items: dict[str, ToolItem] = {}
+        # Server-side calls whose item streams (ArgumentStream) named while another such item was
+        # open: announced when the turn runs them (`streamed_tool_item`), one item after another.
+        self._waiting_server_calls: list[ToolCall] = []
         self._client_shapes = client_shapes or {}
         self._citable_files: dict[str, str] = {}
         self._citable_urls = CitableUrls()
@@ -390,7 +393,11 @@ class ResponseStream:
             elif call.name in self._argument_streams:
                 self._end_message()
                 self._end_live_call()
-                self._open_streamed_tool_call(call, self._argument_streams[call.name])
+                if self._open_tool_items:
+                    call.queued, call.streamed = True, self._argument_streams[call.name]
+                    self._waiting_server_calls.append(call)
+                else:
+                    self._open_streamed_tool_call(call, self._argument_streams[call.name])
         if fragment:
             if call.closed:
                 self._late_fragment(call, fragment)
@@ -602,8 +609,18 @@ class ResponseStream:
         return item
 
     def streamed_tool_item(self, call: ToolCall) -> ToolItem | None:
-        """The item opened while the model streamed this call, if it was (ArgumentStream)."""
+        """The item opened while the model streamed this call, if it was (ArgumentStream); a call
+        that waited for another's item to be done is announced now, its arguments whole."""
+        if any(waiting is call for waiting in self._waiting_server_calls):
+            self._open_waiting_server_call(call)
         return self._open_tool_items.get(call.item_id) if call.item_id is not None else None
+
+    def _open_waiting_server_call(self, call: ToolCall) -> None:
+        assert call.streamed is not None
+        self._waiting_server_calls = [waiting for waiting in self._waiting_server_calls if waiting is not call]
+        self._open_streamed_tool_call(call, call.streamed)
+        assert call.output_index is not None
+        self.response["output"][call.output_index]["arguments"] = self._done_arguments(call)
 
     def tool_phase(self, item: ToolItem, phase: str) -> None:
         """A progress event such as `response.file_search_call.searching`."""
@@ -622,7 +639,10 @@ class ResponseStream:
         self.close_tool_item(item, fields)
 
     def _close_tool_items(self, status: str) -> None:
-        """The turn ended while tool items were open: close them as they stand."""
+        """The turn ended while tool items were open: close them as they stand, and the calls
+        still waiting to be announced with them."""
+        for call in list(self._waiting_server_calls):
+            self._open_waiting_server_call(call)
         for item in list(self._open_tool_items.values()):
             self.close_tool_item_as_is(item, status)
 
