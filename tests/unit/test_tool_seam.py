@@ -151,3 +151,17 @@ def test_a_failing_turn_closes_a_server_call_still_waiting_to_be_announced() -> 
     events += stream.drain() + stream.fail("server_error", "server_error", "boom", USAGE)
     assert_valid_stream(events)
     assert [(i["type"], i["status"]) for i in stream.response["output"]] == [("mcp_call", "incomplete")] * 2
+
+
+def test_a_call_cut_at_the_output_limit_is_closed_as_incomplete_with_the_response() -> None:
+    # The turn runs no call of an answer cut short; its item, opened as the model wrote it, is done.
+    stream = mcp_stream()
+    events = stream.start()
+    chunks = call_chunks(['{"liquid_name":'])
+    chunks[-1]["choices"][0]["finish_reason"] = "length"
+    for chunk in chunks:
+        stream.feed(chunk)
+    stream.finish_call()
+    events += stream.drain() + stream.incomplete("max_output_tokens", USAGE)
+    assert_valid_stream(events)
+    assert [(item["type"], item["status"]) for item in stream.response["output"]] == [("mcp_call", "incomplete")]

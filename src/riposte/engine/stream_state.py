@@ -710,6 +710,9 @@ class ResponseStream:
         self.response["usage"] = usage
 
     def _terminal(self, event_type: str, status: str, usage: dict[str, Any]) -> list[Event]:
+        # A call the turn did not run (the answer was cut at the output limit, or refused, while the
+        # model was writing it) ends with the response, not open.
+        self._close_tool_items("incomplete")
         self.response["status"] = status
         self.response["usage"] = usage
         if status == "completed":
