@@ -113,8 +113,9 @@ class ToolCall:
     # The event that streams the arguments as they come; None for client shapes whose item is only
     # known once the call is complete (a custom tool's JSON wrapper, the built-ins' fields).
     delta_event: str | None = _ARGUMENTS_DELTA
-    # A client call is queued to open once named, and closed once its item is done, which can be
-    # before the upstream call ends.
+    # Queued once named, to open in turn (client calls one after another; a server call named while
+    # another's item is open, when the turn runs it); closed once a client call's item is done,
+    # which can be before the upstream call ends.
     queued: bool = False
     closed: bool = False
 
