@@ -86,6 +86,33 @@ def test_two_calls_in_one_model_turn_run_one_item_after_another(
     assert [(item.arguments, item.output, item.status) for item in outputs] == [(BOILING_ARGS, "-100", "completed")] * 2
 
 
+def test_a_client_call_after_an_mcp_call_in_one_model_turn_is_added_once_the_mcp_call_has_run(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
+) -> None:
+    # The mcp_call item stays open until the server has run the call; the client's call named after
+    # it is added then, not beside it, and the next turn hands both results to the model.
+    lookup = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    mcp_model.enqueue(tool_calls_reply([("call_1", "get_boiling_point", BOILING_ARGS), ("call_2", "lookup", "{}")]),
+                      text_reply("Done."))
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), lookup])
+
+    assert_valid_stream(events)
+    items = [(event.type.rsplit(".", 1)[-1], event.item.type) for event in events
+             if event.type.startswith("response.output_item.") and event.item.type != "mcp_list_tools"]
+    assert items == [("added", "mcp_call"), ("done", "mcp_call"), ("added", "function_call"),
+                     ("done", "function_call")]
+    response = events[-1].response
+    call = response.output[-1]
+    assert (call.type, call.call_id, call.name, call.status) == ("function_call", "call_2", "lookup", "completed")
+    assert response.status == "completed" and len(mcp_model.requests) == 1
+
+    strict_create(mcp_riposte, model=MODEL, previous_response_id=response.id, tools=[mcp_tool(toolbox_mcp), lookup],
+                  input=[{"type": "function_call_output", "call_id": "call_2", "output": "found"}])
+    messages = mcp_model.requests[1]["messages"]
+    assert [c["id"] for c in messages[-3]["tool_calls"]] == ["call_1", "call_2"]
+    assert [(m["role"], m["tool_call_id"]) for m in messages[-2:]] == [("tool", "call_1"), ("tool", "call_2")]
+
+
 def test_the_non_streaming_response_parses_and_is_stored(
     mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, boiling_mcp: McpTestServer
 ) -> None:

@@ -3,15 +3,17 @@ their argument events, and items closed on every path."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from riposte.engine.client_tools import ClientTool
 from riposte.engine.request import CreateResponseRequest
 from riposte.engine.response_object import new_response_object
 from riposte.engine.stream_state import ArgumentStream, ResponseStream, ToolCall
-from riposte.testing.grammar import assert_valid_stream
+from riposte.testing.grammar import assert_valid_stream, stream_grammar_errors
 
 USAGE = {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
 EVENT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
@@ -165,3 +167,83 @@ def test_a_call_cut_at_the_output_limit_is_closed_as_incomplete_with_the_respons
     events += stream.drain() + stream.incomplete("max_output_tokens", USAGE)
     assert_valid_stream(events)
     assert [(item["type"], item["status"]) for item in stream.response["output"]] == [("mcp_call", "incomplete")]
+
+
+def _server_call_then_client_call(stream: ResponseStream, client_call: dict[str, Any],
+                                  finish_reason: str | None = None) -> list[dict[str, Any]]:
+    events = stream.start()
+    server_call = {"index": 0, "id": "call_0", "function": {"name": "get_boiling_point",
+                                                            "arguments": '{"liquid_name": "x"}'}}
+    for delta in ({"tool_calls": [server_call]}, {"tool_calls": [client_call]}):
+        stream.feed({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    stream.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason or "tool_calls"}]})
+    return events
+
+
+def test_a_client_call_named_while_a_server_call_is_open_is_added_once_that_call_has_run() -> None:
+    # The mcp_call item stays open until the turn has run it, so a client call the model names after
+    # it waits: its item is added after the mcp_call's is done, never beside it.
+    stream = mcp_stream()
+    client_call = {"index": 1, "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+    events = _server_call_then_client_call(stream, client_call)
+    result = stream.finish_call()
+    events += stream.drain()
+    assert [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"] == ["mcp_call"]
+    # The history the turn keeps now already has the call as the client will see it.
+    waiting = result.tool_calls[1]
+    assert waiting.call_id.startswith("call_") and waiting.arguments == '{"q": 1}'
+    run_as_the_turn_does(stream, result.tool_calls[0], "-100")
+    events += stream.drain() + stream.complete(USAGE)
+
+    assert_valid_stream(events)
+    per_item = [(e["type"].removeprefix("response."), e["output_index"]) for e in events if "output_index" in e]
+    assert per_item[-4:] == [("output_item.added", 1), ("function_call_arguments.delta", 1),
+                             ("function_call_arguments.done", 1), ("output_item.done", 1)]
+    assert [(i["type"], i["status"]) for i in stream.response["output"]] == [
+        ("mcp_call", "completed"), ("function_call", "completed")]
+    assert stream.response["output"][1]["call_id"] == waiting.call_id
+    for event in events[2:-1]:
+        EVENT.validate_python(event)
+
+
+def test_a_client_call_waiting_behind_a_call_that_never_runs_ends_incomplete_after_it() -> None:
+    stream = mcp_stream()
+    client_call = {"index": 1, "id": "call_1", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+    events = _server_call_then_client_call(stream, client_call, finish_reason="length")
+    stream.finish_call()
+    events += stream.drain() + stream.incomplete("max_output_tokens", USAGE)
+    assert_valid_stream(events)
+    assert [(i["type"], i["status"]) for i in stream.response["output"]] == [
+        ("mcp_call", "incomplete"), ("function_call", "incomplete")]
+
+
+def test_a_native_custom_call_waiting_behind_a_server_call_keeps_its_input_raw_and_its_history_in_function_form(
+) -> None:
+    request = CreateResponseRequest(model="m", input="x")
+    shape = ClientTool("custom", "apply_patch", native_custom=True)
+    stream = ResponseStream(new_response_object(request, "resp_test"), frozenset({"get_boiling_point"}),
+                            argument_streams={"get_boiling_point": MCP_CALL}, client_shapes={"apply_patch": shape})
+    client_call = {"index": 1, "id": "call_1", "custom": {"name": "apply_patch", "input": "*** Begin Patch"}}
+    events = _server_call_then_client_call(stream, client_call)
+    result = stream.finish_call()
+    assert json.loads(result.tool_calls[1].arguments) == {"input": "*** Begin Patch"}
+    run_as_the_turn_does(stream, result.tool_calls[0], "-100")
+    events += stream.drain() + stream.complete(USAGE)
+    assert_valid_stream(events)
+    assert [e.get("delta") for e in events if e["type"] == "response.custom_tool_call_input.delta"] == [
+        "*** Begin Patch"]
+    assert stream.response["output"][1]["input"] == "*** Begin Patch"
+    assert json.loads(result.tool_calls[1].arguments) == {"input": "*** Begin Patch"}
+
+
+def test_the_validator_refuses_an_item_added_while_a_server_call_is_open() -> None:
+    stream = mcp_stream()
+    events = _two_server_calls(stream)
+    result = stream.finish_call()
+    for call in result.tool_calls:
+        run_as_the_turn_does(stream, call, "1")
+    events += stream.drain() + stream.complete(USAGE)
+    added = [i for i, e in enumerate(events) if e["type"] == "response.output_item.added"]
+    first_done = next(i for i, e in enumerate(events) if e["type"] == "response.output_item.done")
+    events.insert(first_done, events.pop(added[1]))  # the second call added before the first is done
+    assert any("item added while mcp_call item" in error for error in stream_grammar_errors(events))

@@ -113,7 +113,8 @@ class ToolCall:
     # The event that streams the arguments as they come; None for client shapes whose item is only
     # known once the call is complete (a custom tool's JSON wrapper, the built-ins' fields).
     delta_event: str | None = _ARGUMENTS_DELTA
-    # Queued once named, to open in turn (client calls one after another; a server call named while
+    # Queued once named, to open in turn (client calls one after another, and after the server
+    # calls whose items were open or waiting when they were named; a server call named while
     # another's item is open, when the turn runs it); closed once a client call's item is done,
     # which can be before the upstream call ends.
     queued: bool = False
@@ -171,6 +172,11 @@ class ResponseStream:
         # Server-side calls whose item streams (ArgumentStream) named while another such item was
         # open: announced when the turn runs them (`streamed_tool_item`), one item after another.
         self._waiting_server_calls: list[ToolCall] = []
+        # Client calls named while a server-side call's item was open or waiting: added once every
+        # such item is done (the turn runs the server calls after the upstream call ends), so that
+        # no item is added beside an open one; with their arguments as the model wrote them, once
+        # the upstream call has ended (None before).
+        self._calls_after_server_items: list[tuple[ToolCall, str | None]] = []
         self._client_shapes = client_shapes or {}
         self._citable_files: dict[str, str] = {}
         self._citable_urls = CitableUrls()
@@ -390,7 +396,10 @@ class ResponseStream:
             if self._is_client_call(call.name):
                 self._end_message()
                 call.queued = True
-                self._waiting_calls.append(call)
+                if self._open_tool_items or self._waiting_server_calls or self._calls_after_server_items:
+                    self._calls_after_server_items.append((call, None))
+                else:
+                    self._waiting_calls.append(call)
             elif call.name in self._argument_streams:
                 self._end_message()
                 self._end_live_call()
@@ -557,6 +566,33 @@ class ResponseStream:
             self._open_function_call(call)
             self._close_client_call(call, status)
         self._waiting_calls = []
+        self._calls_after_server_items = [(call, self._settle_for_history(call) if raw is None else raw)
+                                          for call, raw in self._calls_after_server_items]
+
+    def _settle_for_history(self, call: ToolCall) -> str:
+        """A client call whose item is added only after the server calls have run: its id and its
+        arguments become now what announcing it will leave them (the turn keeps the upstream call's
+        history before it runs them); returns the arguments as the model wrote them, to announce."""
+        written = call.arguments
+        if not call.call_id:
+            call.call_id = ids.call_id()
+        shape = call.shape = self._client_shapes.get(call.name)
+        if shape is not None and shape.native_custom:
+            call.argument_pieces = [_function_form(shape, written)]
+        elif shape is None or shape.kind == "function":
+            call.argument_pieces = [written or "{}"]
+        return written
+
+    def _open_calls_after_server_items(self, status: str) -> None:
+        """Add and close the client calls that waited for the server-side items, once none is open
+        or waiting any more."""
+        if self._open_tool_items or self._waiting_server_calls:
+            return
+        for call, written in self._calls_after_server_items:
+            call.argument_pieces = [written] if written else []
+            self._open_function_call(call)
+            self._close_client_call(call, status)
+        self._calls_after_server_items = []
 
     def _close_client_call(self, call: ToolCall, status: str) -> None:
         assert call.item_id is not None and call.output_index is not None
@@ -592,7 +628,7 @@ class ResponseStream:
         self._done_item(call.output_index, call_item(shape, call.item_id, call.call_id, call.arguments, status))
         if shape.native_custom:
             # History keeps every call in function form (`client_items.native_custom_calls`).
-            call.argument_pieces = [json.dumps({CUSTOM_INPUT_KEY: custom_input(shape, call.arguments)})]
+            call.argument_pieces = [_function_form(shape, call.arguments)]
 
     def add_finished_item(self, item: dict[str, Any]) -> None:
         """An item that is complete when announced (a compaction): added and done at once."""
@@ -629,23 +665,34 @@ class ResponseStream:
                     "output_index": item.output_index})
 
     def close_tool_item(self, item: ToolItem, fields: dict[str, Any]) -> None:
-        self._open_tool_items.pop(item.item_id, None)
-        self._done_item(item.output_index, {"id": item.item_id, **fields})
+        self._done_tool_item(item, fields)
+        self._open_calls_after_server_items("completed")
 
     def close_tool_item_as_is(self, item: ToolItem, status: str) -> None:
         """Close a tool item as it stands, e.g. a call that will not run."""
+        self.close_tool_item(item, self._as_it_stands(item, status))
+
+    def _done_tool_item(self, item: ToolItem, fields: dict[str, Any]) -> None:
+        self._open_tool_items.pop(item.item_id, None)
+        self._done_item(item.output_index, {"id": item.item_id, **fields})
+
+    def _as_it_stands(self, item: ToolItem, status: str) -> dict[str, Any]:
         fields = dict(self.response["output"][item.output_index])
         if "status" in fields:
             fields["status"] = status
-        self.close_tool_item(item, fields)
+        return fields
 
     def _close_tool_items(self, status: str) -> None:
         """The turn ended while tool items were open: close them as they stand, and the calls
-        still waiting to be announced with them."""
+        still waiting to be announced with them, server-side calls first."""
+        for item in list(self._open_tool_items.values()):
+            self._done_tool_item(item, self._as_it_stands(item, status))
         for call in list(self._waiting_server_calls):
             self._open_waiting_server_call(call)
-        for item in list(self._open_tool_items.values()):
-            self.close_tool_item_as_is(item, status)
+            assert call.item_id is not None  # announced just now
+            item = self._open_tool_items[call.item_id]
+            self._done_tool_item(item, self._as_it_stands(item, status))
+        self._open_calls_after_server_items(status)
 
     # -- ending a call and the response ----------------------------------------------------
 
@@ -757,6 +804,11 @@ def _arguments_whole(call: ToolCall) -> bool:
         return isinstance(json.loads(arguments), dict)
     except ValueError:
         return False
+
+
+def _function_form(shape: ClientTool, written: str) -> str:
+    """A native custom call's input as history keeps it: in function form (`client_items`)."""
+    return json.dumps({CUSTOM_INPUT_KEY: custom_input(shape, written)})
 
 
 def _function_call_item(call: ToolCall, status: str) -> dict[str, Any]:

@@ -25,8 +25,6 @@ from typing import Any, Final
 from pydantic import BaseModel
 from typing_extensions import TypeIs
 
-from riposte.engine.client_tools import ITEM_TYPES as CLIENT_CALL_ITEM_TYPES
-
 __all__ = ["TERMINAL_EVENT_TYPES", "assert_valid_stream", "stream_grammar_errors"]
 
 Event = Mapping[str, Any]
@@ -43,9 +41,6 @@ _STABLE_ITEM_FIELDS: Final = ("type", "role", "call_id", "name", "server_label",
 # Items whose text stream always ends with its .done event before the item is done, even when
 # nothing was streamed (OpenAI sends `response.custom_tool_call_input.done` for every custom call).
 _ITEMS_WITH_REQUIRED_DONE_TEXT: Final = frozenset({"custom_tool_call"})
-# Items that are done before the next item is added: messages, reasoning and the calls a client
-# runs (a server-side call may stay open while it runs).
-_SEQUENTIAL_ITEM_TYPES: Final = frozenset({"message", "reasoning", *CLIENT_CALL_ITEM_TYPES.values()})
 # Events that address their item by output_index alone, and the item type they belong to.
 _INDEXED_ITEM_EVENTS: Final = {"response.shell_call_command": "shell_call"}
 # Item types whose wire form has no `status` (the MCP listing and approval items).
@@ -148,7 +143,7 @@ class _Checker:
         self.items: dict[str, _Item] = {}
         self.by_index: dict[int, _Item] = {}
         self.order: list[str] = []  # item ids in order of addition
-        self.open_sequential: dict[str, _Item] = {}  # _SEQUENTIAL_ITEM_TYPES added and not yet done
+        self.open_items: dict[str, _Item] = {}  # added and not yet done
 
     def run(self) -> list[str]:
         if not self.events:
@@ -333,14 +328,13 @@ class _Checker:
         index = output_index if _is_index(output_index) else len(self.order)
         if item.get("status") not in (None, "", "in_progress"):
             self._error(position, event, f"an added item should be in_progress, not {item.get('status')!r}")
-        # OpenAI writes output one item after another: a message or a client's call is done before
-        # the next item opens (a server-side call may stay open while it runs).
-        for open_item in self.open_sequential.values():
+        # OpenAI writes output one item after another: each item, a server-side call too (open while
+        # it runs), is done before the next is added; clients that track one current item rely on it.
+        for open_item in self.open_items.values():
             self._error(position, event, f"item added while {open_item.type} item {open_item.id!r} is still open")
         state = _Item(id=item_id, output_index=index, type=str(item.get("type")), added=item)
         self.items[item_id] = state
-        if state.type in _SEQUENTIAL_ITEM_TYPES:
-            self.open_sequential[item_id] = state
+        self.open_items[item_id] = state
         self.by_index[index] = state
         self.order.append(item_id)
 
@@ -379,7 +373,7 @@ class _Checker:
         self._check_done_item_text(position, event, state, item)
         self._check_tool_completed(position, event, state, item)
         state.done = item
-        self.open_sequential.pop(state.id, None)
+        self.open_items.pop(state.id, None)
 
     def _check_parts_closed(self, position: int, event: Event, state: _Item) -> None:
         for (family, index), part in state.parts.items():
