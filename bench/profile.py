@@ -7,6 +7,10 @@ shares times the cell's measured CPU per token give microseconds per token per s
 
     python -m bench.profile --concurrency 64 --delay 5 [--riposte-src /path/to/before/src]
 
+`--burst-first 256` loads the server with 0 ms streams at that concurrency before the profiled
+cell, as `python -m bench` serves its 0 ms cells before the paced ones: a paced token cost more in
+a server that had served them (bench/RESULTS.md, "Issue 16, twenty-second pass").
+
 py-spy comes with the dev extra; it needs ptrace rights over its child (it is run as the parent
 of nothing: it attaches by pid, which works for our own child processes under the default Yama
 setting only when run as root or with `kernel.yama.ptrace_scope=0`).
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=0, help="also list the N functions with the most own samples")
     parser.add_argument("--riposte-src", type=Path)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
+    parser.add_argument("--burst-first", type=int, default=0, metavar="CONCURRENCY",
+                        help="first load the server with 0 ms streams at this concurrency for --seconds")
     args = parser.parse_args(argv)
     # Also next to this interpreter: run as .venv/bin/python, the venv's bin is often not on PATH.
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
@@ -119,6 +125,10 @@ def _profile(py_spy: str, server: servers.ManagedProcess, args: argparse.Namespa
     scenario = Scenario(Mode.STREAM, concurrency, delay, args.tokens, store=store)
     # Paced cells start their connections one by one over a response's time, as `python -m bench` does.
     ramp_s = delay * args.tokens / 1000
+    if args.burst_first:
+        burst = Scenario(Mode.STREAM, args.burst_first, 0.0, args.tokens, store=store)
+        asyncio.run(warm_up(target, burst))
+        asyncio.run(run_cell(target, burst, seconds))
     asyncio.run(warm_up(target, scenario))
     spy = subprocess.Popen([py_spy, "record", "--gil", "--nonblocking", "--rate", "250", "--format", "raw",
                             "--output", str(raw_path), "--duration", str(int(seconds + ramp_s + 2)),
