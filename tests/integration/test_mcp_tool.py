@@ -13,7 +13,7 @@ from riposte.testing.grammar import assert_valid_stream
 from riposte.testing.server import RunningServer
 from riposte.tools.mcp_tool import DECLINED_MESSAGE
 from tests.fakes.mcp_server import McpTestServer
-from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply, tool_calls_reply
+from tests.fakes.scripted_upstream import Reply, ScriptedUpstream, text_reply, tool_calls_reply
 from tests.integration.mcp_fixtures import TOKEN, mcp_tool
 from tests.integration.sdk import stream_events, strict_create
 
@@ -111,6 +111,35 @@ def test_a_client_call_after_an_mcp_call_in_one_model_turn_is_added_once_the_mcp
     messages = mcp_model.requests[1]["messages"]
     assert [c["id"] for c in messages[-3]["tool_calls"]] == ["call_1", "call_2"]
     assert [(m["role"], m["tool_call_id"]) for m in messages[-2:]] == [("tool", "call_1"), ("tool", "call_2")]
+
+
+def test_an_mcp_call_named_while_a_client_calls_arguments_are_unfinished_is_added_after_that_call(
+    mcp_riposte: RunningServer, mcp_model: ScriptedUpstream, toolbox_mcp: McpTestServer
+) -> None:
+    # A backend that interleaves parallel calls names the MCP call before the client call's arguments
+    # are whole: the function_call item is done first, then the mcp_call is added and run, in the
+    # model's order, never one beside the other.
+    lookup = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
+    interleaved = Reply(deltas=(
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": '}}]},
+        {"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
+                         "function": {"name": "get_boiling_point", "arguments": BOILING_ARGS}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"x"}'}}]},
+    ), finish_reason="tool_calls")
+    mcp_model.enqueue(interleaved)
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), lookup])
+
+    assert_valid_stream(events)
+    items = [(event.type.rsplit(".", 1)[-1], event.item.type) for event in events
+             if event.type.startswith("response.output_item.") and event.item.type != "mcp_list_tools"]
+    assert items == [("added", "function_call"), ("done", "function_call"), ("added", "mcp_call"),
+                     ("done", "mcp_call")]
+    response = events[-1].response
+    call, mcp_call = response.output[-2:]
+    assert (call.call_id, call.arguments, call.status) == ("call_1", '{"q": "x"}', "completed")
+    assert (mcp_call.arguments, mcp_call.output, mcp_call.status) == (BOILING_ARGS, "-100", "completed")
+    assert response.status == "completed" and len(mcp_model.requests) == 1
 
 
 def test_the_non_streaming_response_parses_and_is_stored(

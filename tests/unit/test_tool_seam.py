@@ -247,3 +247,30 @@ def test_the_validator_refuses_an_item_added_while_a_server_call_is_open() -> No
     first_done = next(i for i, e in enumerate(events) if e["type"] == "response.output_item.done")
     events.insert(first_done, events.pop(added[1]))  # the second call added before the first is done
     assert any("item added while mcp_call item" in error for error in stream_grammar_errors(events))
+
+
+def test_a_server_call_named_while_a_client_calls_arguments_are_unfinished_is_added_after_that_call() -> None:
+    # A backend that interleaves calls names the MCP call before the client call's arguments are a
+    # whole JSON object: the client call's item is still open then, so the mcp_call waits to be
+    # added until the turn runs it, after the client call is done, and keeps the model's order.
+    stream = mcp_stream()
+    events = stream.start()
+    client = {"index": 0, "id": "call_0", "function": {"name": "lookup", "arguments": '{"q": '}}
+    server = {"index": 1, "id": "call_1", "function": {"name": "get_boiling_point",
+                                                       "arguments": '{"liquid_name": "x"}'}}
+    rest = {"index": 0, "function": {"arguments": "1}"}}
+    for delta in ({"tool_calls": [client]}, {"tool_calls": [server]}, {"tool_calls": [rest]}):
+        stream.feed({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    stream.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    result = stream.finish_call()
+    events += stream.drain()
+    run_as_the_turn_does(stream, result.tool_calls[1], "-100")
+    events += stream.drain() + stream.complete(USAGE)
+
+    assert_valid_stream(events)
+    assert [(i["type"], i["status"]) for i in stream.response["output"]] == [
+        ("function_call", "completed"), ("mcp_call", "completed")]
+    assert stream.response["output"][0]["arguments"] == '{"q": 1}'
+    assert stream.response["output"][1]["arguments"] == '{"liquid_name": "x"}'
+    for event in events[2:-1]:
+        EVENT.validate_python(event)

@@ -169,8 +169,9 @@ class ResponseStream:
         self._argument_streams = argument_streams or {}
         # Server-side tool items announced and not yet done, by item id (closed on failure).
         self._open_tool_items: dict[str, ToolItem] = {}
-        # Server-side calls whose item streams (ArgumentStream) named while another such item was
-        # open: announced when the turn runs them (`streamed_tool_item`), one item after another.
+        # Server-side calls whose item streams (ArgumentStream) named while another item was still
+        # open (a server call's, or a client call's with unfinished arguments): announced when the
+        # turn runs them (`streamed_tool_item`), one item after another.
         self._waiting_server_calls: list[ToolCall] = []
         # Client calls named while a server-side call's item was open or waiting: added once every
         # such item is done (the turn runs the server calls after the upstream call ends), so that
@@ -403,7 +404,9 @@ class ResponseStream:
             elif call.name in self._argument_streams:
                 self._end_message()
                 self._end_live_call()
-                if self._open_tool_items:
+                # A client call whose arguments are not whole yet stays open (an interleaving
+                # backend): like an open server item, it makes this call wait to be announced.
+                if self._open_tool_items or self._waiting_server_calls or self._live_call is not None:
                     call.queued, call.streamed = True, self._argument_streams[call.name]
                     self._waiting_server_calls.append(call)
                 else:
