@@ -20,6 +20,8 @@ from tests.integration.sdk import stream_events, strict_create
 MODEL = "fake/m"
 QUESTION = "What is the boiling point of myawesomeliquid in Celsius?"
 BOILING_ARGS = '{"liquid_name":"myawesomeliquid","celsius":true}'
+# A client function tool, offered next to the MCP server's.
+LOOKUP = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
 
 
 def boiling_call(call_id: str = "call_1") -> Any:
@@ -28,6 +30,12 @@ def boiling_call(call_id: str = "call_1") -> Any:
 
 def types_of(events: list[Any]) -> list[str]:
     return [event.type for event in events]
+
+
+def call_items(events: list[Any]) -> list[tuple[str, str]]:
+    """Each call item's added and done events, in order, as (added or done, item type)."""
+    return [(event.type.rsplit(".", 1)[-1], event.item.type) for event in events
+            if event.type.startswith("response.output_item.") and event.item.type != "mcp_list_tools"]
 
 
 def test_an_mcp_call_runs_on_the_server_with_its_events_header_and_token(
@@ -91,22 +99,19 @@ def test_a_client_call_after_an_mcp_call_in_one_model_turn_is_added_once_the_mcp
 ) -> None:
     # The mcp_call item stays open until the server has run the call; the client's call named after
     # it is added then, not beside it, and the next turn hands both results to the model.
-    lookup = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
     mcp_model.enqueue(tool_calls_reply([("call_1", "get_boiling_point", BOILING_ARGS), ("call_2", "lookup", "{}")]),
                       text_reply("Done."))
-    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), lookup])
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), LOOKUP])
 
     assert_valid_stream(events)
-    items = [(event.type.rsplit(".", 1)[-1], event.item.type) for event in events
-             if event.type.startswith("response.output_item.") and event.item.type != "mcp_list_tools"]
-    assert items == [("added", "mcp_call"), ("done", "mcp_call"), ("added", "function_call"),
-                     ("done", "function_call")]
+    assert call_items(events) == [("added", "mcp_call"), ("done", "mcp_call"), ("added", "function_call"),
+                                 ("done", "function_call")]
     response = events[-1].response
     call = response.output[-1]
     assert (call.type, call.call_id, call.name, call.status) == ("function_call", "call_2", "lookup", "completed")
     assert response.status == "completed" and len(mcp_model.requests) == 1
 
-    strict_create(mcp_riposte, model=MODEL, previous_response_id=response.id, tools=[mcp_tool(toolbox_mcp), lookup],
+    strict_create(mcp_riposte, model=MODEL, previous_response_id=response.id, tools=[mcp_tool(toolbox_mcp), LOOKUP],
                   input=[{"type": "function_call_output", "call_id": "call_2", "output": "found"}])
     messages = mcp_model.requests[1]["messages"]
     assert [c["id"] for c in messages[-3]["tool_calls"]] == ["call_1", "call_2"]
@@ -119,7 +124,6 @@ def test_an_mcp_call_named_while_a_client_calls_arguments_are_unfinished_is_adde
     # A backend that interleaves parallel calls names the MCP call before the client call's arguments
     # are whole: the function_call item is done first, then the mcp_call is added and run, in the
     # model's order, never one beside the other.
-    lookup = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
     interleaved = Reply(deltas=(
         {"role": "assistant", "content": None, "tool_calls": [
             {"index": 0, "id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": '}}]},
@@ -128,13 +132,11 @@ def test_an_mcp_call_named_while_a_client_calls_arguments_are_unfinished_is_adde
         {"tool_calls": [{"index": 0, "function": {"arguments": '"x"}'}}]},
     ), finish_reason="tool_calls")
     mcp_model.enqueue(interleaved)
-    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), lookup])
+    events = stream_events(mcp_riposte, model=MODEL, input=QUESTION, tools=[mcp_tool(toolbox_mcp), LOOKUP])
 
     assert_valid_stream(events)
-    items = [(event.type.rsplit(".", 1)[-1], event.item.type) for event in events
-             if event.type.startswith("response.output_item.") and event.item.type != "mcp_list_tools"]
-    assert items == [("added", "function_call"), ("done", "function_call"), ("added", "mcp_call"),
-                     ("done", "mcp_call")]
+    assert call_items(events) == [("added", "function_call"), ("done", "function_call"), ("added", "mcp_call"),
+                                 ("done", "mcp_call")]
     response = events[-1].response
     call, mcp_call = response.output[-2:]
     assert (call.call_id, call.arguments, call.status) == ("call_1", '{"q": "x"}', "completed")
