@@ -155,6 +155,8 @@ def test_additional_tools_stay_for_later_turns_of_a_chain_and_of_a_conversation(
      "tools[0].format.syntax"),
     ({"input": [{"type": "additional_tools", "role": "developer", "tools": [{"type": "file_search"}]}]},
      "input[0].tools[0].type"),
+    ({"input": [{"type": "additional_tools", "role": "developer", "tools": [{"type": "function", "name": "a.b"}]}]},
+     "input[0].tools[0].name"),
     ({"input": [{"type": "shell_call_output", "call_id": "nope", "output": []}]}, "input[0].call_id"),
     ({"input": [{"type": "apply_patch_call_output", "call_id": "c", "status": "maybe"}]}, "input[0].status"),
 ])
@@ -198,6 +200,15 @@ def test_custom_tool_grammar_goes_upstream_natively_where_the_provider_constrain
     ({"type": "custom", "name": 7}, "tools[0].name"),
     ({"type": "namespace", "name": "ns", "tools": []}, "tools[0].description"),
     ({"type": "namespace", "name": "ns", "description": "", "tools": [{"type": "shell"}]}, "tools[0].tools[0].type"),
+    # Tool names as OpenAI takes them: letters, digits, '_' and '-', up to 128 (a namespace's, 64).
+    ({"type": "function", "name": "get.weather"}, "tools[0].name"),
+    ({"type": "function", "name": "get weather"}, "tools[0].name"),
+    ({"type": "custom", "name": "p" * 129}, "tools[0].name"),
+    ({"type": "namespace", "name": "n" * 65, "description": "", "tools": [{"type": "function", "name": "f"}]},
+     "tools[0].name"),
+    ({"type": "namespace", "name": "ns", "description": "", "tools": [{"type": "function", "name": "f"},
+                                                                      {"type": "custom", "name": "ap/ply"}]},
+     "tools[0].tools[1].name"),
 ])
 def test_malformed_client_tool_definitions_are_400s_naming_the_field(
     fake_server: RunningServer, tool: dict[str, Any], param: str

@@ -82,6 +82,8 @@ def test_every_item_model_says_its_type_and_id_prefix() -> None:
         ({"type": 3, "name": "f"}, "tools[0].type"),
         ({"type": "function"}, "tools[0].name"),
         ({"type": "function", "name": ""}, "tools[0].name"),
+        ({"type": "function", "name": "search.web"}, "tools[0].name"),
+        ({"type": "function", "name": "f" * 129}, "tools[0].name"),
         ({"type": "function", "name": {}}, "tools[0].name"),
         ({"type": "function", "name": "f", "parameters": []}, "tools[0].parameters"),
         ({"type": "function", "name": "f", "strict": "yes"}, "tools[0].strict"),
@@ -92,6 +94,12 @@ def test_a_malformed_function_tool_is_a_400_naming_its_json_path(tool: dict[str,
     with pytest.raises(InvalidRequestError) as raised:
         validate_tools([tool])
     assert raised.value.param == param
+
+
+def test_tool_names_take_what_openai_takes() -> None:
+    validate_tools([{"type": "function", "name": "Get-weather_2"}, {"type": "custom", "name": "p" * 128},
+                    {"type": "namespace", "name": "n" * 64, "description": "", "tools": [
+                        {"type": "function", "name": "spawn"}]}])
 
 
 def test_tool_types_without_a_model_are_left_to_their_builders() -> None:

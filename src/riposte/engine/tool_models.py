@@ -8,12 +8,35 @@ with `type: Literal["..."]` to `TOOL_MODELS`. Permissive about extra fields, str
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from riposte.errors import InvalidRequestError
-from riposte.param_path import Name, invalid_value, join
+from riposte.param_path import invalid_value, join
+
+# OpenAI's contract for the names of the tools a request declares (function and custom tools, up
+# to 128 characters; namespaces, up to 64): OpenAI refuses any other name with a 400. Checked here
+# so that a client which works against this server works against OpenAI too: a backend such as
+# vLLM takes a dotted name, and a client built on that would break the day it moved. The names
+# the server gives its own tools (MCP, file_search) are not the client's to write.
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]+")
+TOOL_NAME_MAX = 128
+NAMESPACE_NAME_MAX = 64
+
+
+def _tool_name(limit: int) -> AfterValidator:
+    def check(name: str) -> str:
+        if not name or len(name) > limit or _TOOL_NAME.fullmatch(name) is None:
+            raise ValueError(f"expected 1 to {limit} letters, digits, underscores or dashes "
+                             f"(the pattern '^[a-zA-Z0-9_-]+$')")
+        return name
+    return AfterValidator(check)
+
+
+ToolName = Annotated[str, _tool_name(TOOL_NAME_MAX)]
+NamespaceName = Annotated[str, _tool_name(NAMESPACE_NAME_MAX)]
 
 
 class ToolModel(BaseModel):
@@ -24,7 +47,7 @@ class ToolModel(BaseModel):
 
 class FunctionTool(ToolModel):
     type: Literal["function"]
-    name: Name
+    name: ToolName
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
@@ -32,7 +55,7 @@ class FunctionTool(ToolModel):
 
 class CustomTool(ToolModel):
     type: Literal["custom"]
-    name: Name
+    name: ToolName
     description: str | None = None
     # Its values (text, or a lark/regex grammar) are checked where it is translated (client_tools).
     format: dict[str, Any] | None = None
@@ -40,7 +63,7 @@ class CustomTool(ToolModel):
 
 class NamespaceTool(ToolModel):
     type: Literal["namespace"]
-    name: Name
+    name: NamespaceName
     description: str
     tools: list[dict[str, Any]]
 
@@ -64,15 +87,23 @@ TOOL_MODELS: dict[str, type[ToolModel]] = {
 def validate_tools(tools: list[dict[str, Any]], param: str = "tools") -> None:
     """A 400 naming the JSON path of the first malformed tool definition of a known type."""
     for index, tool in enumerate(tools):
-        at = f"{param}[{index}]"
-        kind = tool.get("type")
-        if not isinstance(kind, str):
-            raise InvalidRequestError("Each tool needs a 'type' string.", param=join(at, "type"),
-                                      code="missing_required_parameter" if kind is None else "invalid_type")
-        model = TOOL_MODELS.get(kind)
-        if model is None:
-            continue
-        try:
-            model.model_validate(tool)
-        except ValidationError as exc:
-            raise invalid_value(exc, tool, at) from exc
+        validate_tool(tool, f"{param}[{index}]")
+
+
+def validate_tool(tool: dict[str, Any], at: str) -> None:
+    """A 400 naming the JSON path below `at` if `tool`, of a known type, is malformed."""
+    kind = tool.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequestError("Each tool needs a 'type' string.", param=join(at, "type"),
+                                  code="missing_required_parameter" if kind is None else "invalid_type")
+    model = TOOL_MODELS.get(kind)
+    if model is None:
+        return
+    try:
+        validated = model.model_validate(tool)
+    except ValidationError as exc:
+        raise invalid_value(exc, tool, at) from exc
+    if isinstance(validated, NamespaceTool):
+        # Its members are function and custom tools, checked as any other (`client_tools`
+        # refuses a member of another type).
+        validate_tools(validated.tools, join(at, "tools"))
