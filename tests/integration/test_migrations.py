@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import Connection, MetaData, Table, select, text
@@ -16,7 +18,7 @@ from riposte.config import ProviderConfig
 from riposte.store import schema
 from riposte.store.database import create_engine, migrate
 from riposte.store.migrations import MIGRATIONS
-from tests.conftest import ADMIN_URL, run_admin_sql, server_factory
+from tests.conftest import ADMIN_URL, run_admin_sql, scratch_postgres_database, server_factory
 from tests.fakes.scripted_upstream import ScriptedUpstream, text_reply
 from tests.integration.sdk import sdk
 
@@ -121,3 +123,32 @@ def _old_response(output: list[dict[str, object]]) -> dict[str, object]:
             "output": output, "error": None, "incomplete_details": None, "instructions": None, "metadata": {},
             "parallel_tool_calls": True, "temperature": None, "tool_choice": "auto", "tools": [], "top_p": None,
             "previous_response_id": "resp_older"}
+
+
+def test_a_row_looked_up_by_id_in_its_project_is_found_by_its_id_on_a_new_postgres_database() -> None:
+    """Before the first ANALYZE, PostgreSQL's plan for `id = $1 AND project = $2` under an index on
+    the project alone read every row of the project (all of them, on a single-team server), and
+    a prepared statement keeps its plan. The plan must use the id, as a generic plan would."""
+    with scratch_postgres_database("riposte_plans") as url:
+        async def plans() -> dict[str, str]:
+            engine = create_engine(url)
+            try:
+                await migrate(engine)
+            finally:
+                await engine.dispose()
+            connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+            try:
+                await connection.execute("SET plan_cache_mode = force_generic_plan")
+                found: dict[str, str] = {}
+                for name in schema.OWNED_TABLE_NAMES:
+                    await connection.execute(
+                        f"PREPARE by_id_{name}(text, text) AS SELECT id FROM {name} WHERE id = $1 AND project = $2")
+                    rows = await connection.fetch(f"EXPLAIN EXECUTE by_id_{name}('x', 'default')")
+                    found[name] = "\n".join(row[0] for row in rows)
+                return found
+            finally:
+                await connection.close()
+
+        for name, plan in asyncio.run(plans()).items():
+            [condition] = [line for line in plan.splitlines() if "Index Cond" in line]
+            assert re.search(r"\bid\b", condition), (name, plan)

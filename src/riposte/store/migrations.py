@@ -108,6 +108,19 @@ def _background_limit_key(connection: Connection) -> None:
         index.create(connection, checkfirst=True)
 
 
+def _project_indexes_lead_to_ids(connection: Connection) -> None:
+    """Each owned table's index on `project` alone becomes one on (project, id). Every row of a
+    single-team server is in the project 'default', and on a table without statistics yet (a new
+    database's first minute, before autovacuum's first ANALYZE) PostgreSQL answered `id = ? AND
+    project = ?` through the project index, reading every row of the project; a prepared statement
+    kept that plan, so each stored response cost a scan of all the others (bench/RESULTS.md, "Issue
+    16, twenty-fourth pass"). With the id in the same index the lookup is one probe whatever the
+    statistics say, and the index still serves a filter on the project alone."""
+    for name in schema.OWNED_TABLE_NAMES:
+        connection.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{name}_project_id ON {name} (project, id)"))
+        connection.execute(text(f"DROP INDEX IF EXISTS ix_{name}_project"))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_create_responses", _create_responses),
     ("0002_create_conversations", _create_conversations),
@@ -121,6 +134,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0010_background_and_event_log", _background_and_event_log),
     ("0011_event_batches", _event_batches),
     ("0012_background_limit_key", _background_limit_key),
+    ("0013_project_indexes_lead_to_ids", _project_indexes_lead_to_ids),
 ]
 
 
