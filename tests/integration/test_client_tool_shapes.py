@@ -196,6 +196,15 @@ def test_custom_tool_grammar_goes_upstream_natively_where_the_provider_constrain
         {"id": "call_n", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch\n"}}]
 
 
+def test_additional_tools_added_to_a_conversation_are_named_as_a_request_s_tools(fake_server: RunningServer) -> None:
+    conversation = httpx.post(f"{fake_server.base_url}/conversations", json={}).json()
+    item = {"type": "additional_tools", "role": "developer", "tools": [
+        {"type": "function", "name": "ok"}, {"type": "function", "name": "search.web"}]}
+    reply = httpx.post(f"{fake_server.base_url}/conversations/{conversation['id']}/items", json={"items": [item]})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["param"] == "items[0].tools[1].name"
+
+
 @pytest.mark.parametrize(("tool", "param"), [
     ({"type": "custom", "name": 7}, "tools[0].name"),
     ({"type": "namespace", "name": "ns", "tools": []}, "tools[0].description"),

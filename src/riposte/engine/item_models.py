@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
+from riposte.engine.tool_models import validate_tools
 from riposte.errors import InvalidRequestError
 from riposte.param_path import Name, invalid_value, join, printable
 
@@ -379,6 +380,11 @@ class AdditionalTools(ItemModel):
     type: Literal["additional_tools"]
     role: Literal["developer"]
     tools: list[dict[str, Any]]
+
+    def check(self, param: str) -> None:
+        # Checked as a request's own tools are, in a request's input or added to a conversation:
+        # a turn offers them to the model alike.
+        validate_tools(self.tools, join(param, "tools"))
 
 
 # Every item type the server knows, by its `type` tag.

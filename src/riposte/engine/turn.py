@@ -43,7 +43,7 @@ from riposte.engine.stream_state import (
     ToolCall,
 )
 from riposte.engine.tool_choice import ChatToolChoice, echoed_tool_choice, resolve_tool_choice
-from riposte.engine.tool_models import validate_tool, validate_tools
+from riposte.engine.tool_models import validate_tools
 from riposte.engine.translate import Message, chat_request_body, items_to_messages, tool_call
 from riposte.engine.turn_tools import ToolFactory, TurnTools, additional_tools_in, build_turn_tools
 from riposte.engine.turn_trace import TurnTrace, UpstreamStep
@@ -637,9 +637,6 @@ async def prepare_turn(
     assert request.input is not None  # reject_unsupported guarantees it
     lookups: list[ItemLookup] = [store] if conversations is None else [store, conversations]
     items = input_as_items(await resolve_item_references(request.input, lookups))
-    offered_in_input = additional_tools_in(items, "input")
-    for param, tool in offered_in_input:
-        validate_tool(tool, param)
     new_items = stored_items(items)
     previous = await load_previous(request.previous_response_id, store, recent)
     sync = await open_conversation(request.conversation, conversations, new_items, keyring or _NO_KEYS)
@@ -661,7 +658,7 @@ async def prepare_turn(
         # An additional_tools item offers its tools from that item on: for the rest of a chain
         # or of a conversation.
         additional_tools_in(context.prior_items, "previous_response_id" if previous else "conversation")
-        + offered_in_input,
+        + additional_tools_in(items, "input"),
         native_grammar=route.provider.constrained_custom_tools,
     )
     inherited = Inheritance(previous.response["id"], len(prior_items), len(history)) if previous else None
