@@ -28,7 +28,7 @@ NAMESPACE_NAME_MAX = 64
 
 def _tool_name(limit: int) -> AfterValidator:
     def check(name: str) -> str:
-        if not name or len(name) > limit or _TOOL_NAME.fullmatch(name) is None:
+        if len(name) > limit or _TOOL_NAME.fullmatch(name) is None:
             raise ValueError(f"expected 1 to {limit} letters, digits, underscores or dashes "
                              f"(the pattern '^[a-zA-Z0-9_-]+$')")
         return name
@@ -87,23 +87,19 @@ TOOL_MODELS: dict[str, type[ToolModel]] = {
 def validate_tools(tools: list[dict[str, Any]], param: str = "tools") -> None:
     """A 400 naming the JSON path of the first malformed tool definition of a known type."""
     for index, tool in enumerate(tools):
-        validate_tool(tool, f"{param}[{index}]")
-
-
-def validate_tool(tool: dict[str, Any], at: str) -> None:
-    """A 400 naming the JSON path below `at` if `tool`, of a known type, is malformed."""
-    kind = tool.get("type")
-    if not isinstance(kind, str):
-        raise InvalidRequestError("Each tool needs a 'type' string.", param=join(at, "type"),
-                                  code="missing_required_parameter" if kind is None else "invalid_type")
-    model = TOOL_MODELS.get(kind)
-    if model is None:
-        return
-    try:
-        validated = model.model_validate(tool)
-    except ValidationError as exc:
-        raise invalid_value(exc, tool, at) from exc
-    if isinstance(validated, NamespaceTool):
-        # Its members are function and custom tools, checked as any other (`client_tools`
-        # refuses a member of another type).
-        validate_tools(validated.tools, join(at, "tools"))
+        at = f"{param}[{index}]"
+        kind = tool.get("type")
+        if not isinstance(kind, str):
+            raise InvalidRequestError("Each tool needs a 'type' string.", param=join(at, "type"),
+                                      code="missing_required_parameter" if kind is None else "invalid_type")
+        model = TOOL_MODELS.get(kind)
+        if model is None:
+            continue
+        try:
+            validated = model.model_validate(tool)
+        except ValidationError as exc:
+            raise invalid_value(exc, tool, at) from exc
+        if isinstance(validated, NamespaceTool):
+            # Its members are function and custom tools, checked as any other (`client_tools`
+            # refuses a member of another type).
+            validate_tools(validated.tools, join(at, "tools"))
